@@ -1,0 +1,37 @@
+"""Backends by URL: a folder path or file:// URL, memory://NAME, s3://BUCKET/PREFIX."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from urllib.parse import unquote, urlparse
+
+from ..errors import ConfigError
+from .base import Backend, ObjectInfo, validate_key
+
+__all__ = ["Backend", "ObjectInfo", "validate_key", "open_backend"]
+
+
+def open_backend(url: str) -> Backend:
+    """The backend a repository URL names."""
+    if url.startswith("memory://"):
+        from .memory import MemoryBackend
+
+        return MemoryBackend.named(url[len("memory://") :])
+    if url.startswith("s3://"):
+        from .s3 import S3Backend
+
+        return S3Backend.from_url(url)
+    if url.startswith("file://"):
+        parsed = urlparse(url)
+        if parsed.netloc not in ("", "localhost"):
+            raise ConfigError(f"file URL {url!r} names a host; use file:///absolute/path")
+        return _folder(Path(unquote(parsed.path)))
+    if "://" in url:
+        raise ConfigError(f"unsupported repository URL {url!r}; use a path, file://, s3:// or memory://")
+    return _folder(Path(url).expanduser())
+
+
+def _folder(path: Path) -> Backend:
+    from .folder import FolderBackend
+
+    return FolderBackend(path)

@@ -1,0 +1,93 @@
+"""The Backend contract: a dumb, immutable-object store of key -> bytes.
+
+Backends know keys and bytes only: nothing of chunks, xorbs or the index.
+Every method raises only xetstore errors: `ObjectNotFound` for a missing key,
+`AccessDenied` (permanent), `DiskFull`, `TransientBackendError` (safe to retry)
+or `BackendError`.
+"""
+
+from __future__ import annotations
+
+import re
+from abc import ABC, abstractmethod
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+from ..errors import ConfigError
+
+__all__ = ["Backend", "ObjectInfo", "validate_key"]
+
+_KEY = re.compile(r"[a-z0-9][a-z0-9_.-]*(/[a-z0-9][a-z0-9_.-]*)*")
+_MAX_KEY = 512
+
+
+def validate_key(key: str) -> str:
+    """Refuse anything but lowercase relative keys without dot-segments.
+
+    Keys come from hashes we computed or names we chose; anything else (a
+    listing that returns `../x`, an absolute path, a NUL) is refused before
+    it can reach a filesystem path or an S3 request.
+    """
+    if not isinstance(key, str) or len(key) > _MAX_KEY or not _KEY.fullmatch(key):
+        raise ConfigError(f"invalid backend key {key!r}")
+    return key
+
+
+@dataclass(frozen=True, slots=True)
+class ObjectInfo:
+    key: str
+    size: int
+    mtime: float  # seconds since the epoch, as the backend reports it
+
+
+class Backend(ABC):
+    """Key -> bytes. Objects are written once, atomically, and never modified."""
+
+    url: str
+
+    @abstractmethod
+    def get(self, key: str, start: int = 0, end: int | None = None) -> bytes:
+        """Bytes [start, end) of an object (end None = to the end).
+
+        A range past the end yields the bytes that exist, possibly none, like
+        slicing. Raises ObjectNotFound if the key does not exist.
+        """
+
+    @abstractmethod
+    def put(self, key: str, data: bytes) -> bool:
+        """Store an object atomically unless the key exists; return whether it wrote.
+
+        An existing key is left untouched: keys are content-derived, so an
+        existing object already holds these bytes. No reader ever sees a
+        partial object, even if the writer dies mid-put.
+        """
+
+    @abstractmethod
+    def stat(self, key: str) -> ObjectInfo:
+        """Size and time of an object; raises ObjectNotFound."""
+
+    @abstractmethod
+    def delete(self, key: str) -> None:
+        """Remove an object; a missing key is not an error."""
+
+    @abstractmethod
+    def list(self, prefix: str = "") -> Iterator[ObjectInfo]:
+        """Every object whose key starts with `prefix`, in no particular order."""
+
+    def exists(self, key: str) -> bool:
+        from ..errors import ObjectNotFound
+
+        try:
+            self.stat(key)
+        except ObjectNotFound:
+            return False
+        return True
+
+    def close(self) -> None:
+        """Release connections; the default has nothing to release."""
+
+    def __enter__(self) -> Backend:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

@@ -1,0 +1,143 @@
+"""A folder backend: one file per key, written to a temp name, then linked into place.
+
+Only immutable, complete files ever appear under their final names, so a shared
+or network folder is safe for many writers; readers ignore the dot-named temps.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import secrets
+from collections.abc import Iterator
+from pathlib import Path
+
+from ..errors import AccessDenied, BackendError, DiskFull, ObjectNotFound
+from .base import Backend, ObjectInfo, validate_key
+
+__all__ = ["FolderBackend"]
+
+_TEMP_PREFIX = ".tmp-"
+
+
+def _translate(key: str, exc: OSError) -> BackendError:
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG):
+        return DiskFull(key, os.strerror(exc.errno or 0))
+    if exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+        return AccessDenied(key, f"permission denied ({exc.strerror})")
+    return BackendError(key, str(exc))
+
+
+class FolderBackend(Backend):
+    def __init__(self, root: Path) -> None:
+        self.root = Path(os.path.abspath(root))
+        self.url = f"file://{self.root}"
+
+    def _path(self, key: str) -> Path:
+        return self.root / validate_key(key)
+
+    def get(self, key: str, start: int = 0, end: int | None = None) -> bytes:
+        path = self._path(key)
+        try:
+            with open(path, "rb") as f:
+                if start:
+                    f.seek(start)
+                return f.read() if end is None else f.read(max(0, end - start))
+        except FileNotFoundError:
+            raise ObjectNotFound(key, self.url) from None
+        except OSError as exc:
+            raise _translate(key, exc) from None
+
+    def put(self, key: str, data: bytes) -> bool:
+        path = self._path(key)
+        if path.exists():
+            return False
+        tmp = path.parent / f"{_TEMP_PREFIX}{secrets.token_hex(8)}"
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            _write_durably(tmp, data)
+            return _publish(tmp, path)
+        except OSError as exc:
+            raise _translate(key, exc) from None
+        finally:
+            tmp.unlink(missing_ok=True)
+
+    def stat(self, key: str) -> ObjectInfo:
+        try:
+            st = self._path(key).stat()
+        except FileNotFoundError:
+            raise ObjectNotFound(key, self.url) from None
+        except OSError as exc:
+            raise _translate(key, exc) from None
+        return ObjectInfo(key, st.st_size, st.st_mtime)
+
+    def delete(self, key: str) -> None:
+        try:
+            self._path(key).unlink(missing_ok=True)
+        except OSError as exc:
+            raise _translate(key, exc) from None
+
+    def list(self, prefix: str = "") -> Iterator[ObjectInfo]:
+        folder, _, _ = prefix.rpartition("/")
+        start = self.root / folder if folder else self.root
+        yield from (info for info in self._walk(start) if info.key.startswith(prefix))
+
+    def _walk(self, folder: Path) -> Iterator[ObjectInfo]:
+        try:
+            entries = list(os.scandir(folder))
+        except FileNotFoundError:
+            return
+        except OSError as exc:
+            raise _translate(str(folder), exc) from None
+        for entry in entries:
+            if entry.name.startswith("."):
+                continue  # temps of puts in progress (or of crashed ones)
+            if entry.is_dir(follow_symlinks=False):
+                yield from self._walk(Path(entry.path))
+            elif entry.is_file(follow_symlinks=False):
+                key = Path(entry.path).relative_to(self.root).as_posix()
+                st = entry.stat(follow_symlinks=False)
+                yield ObjectInfo(key, st.st_size, st.st_mtime)
+
+    def temp_files(self) -> Iterator[tuple[Path, float]]:
+        """Leftover temps of interrupted puts, with their times (for cleanup)."""
+        for dirpath, _dirs, files in os.walk(self.root):
+            for name in files:
+                if name.startswith(_TEMP_PREFIX):
+                    p = Path(dirpath) / name
+                    try:
+                        yield p, p.stat().st_mtime
+                    except FileNotFoundError:
+                        continue
+
+
+def _write_durably(tmp: Path, data: bytes) -> None:
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+    try:
+        view = memoryview(data)
+        while view:
+            written = os.write(fd, view)
+            view = view[written:]
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _publish(tmp: Path, path: Path) -> bool:
+    """Link the complete temp under its final name; never replace an existing object."""
+    try:
+        os.link(tmp, path)
+    except FileExistsError:
+        return False
+    except OSError as exc:
+        if exc.errno not in (errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EXDEV):
+            raise
+        # No hard links here (some FUSE/SMB mounts): a rename may replace an
+        # object written meanwhile, which holds the same content-named bytes.
+        os.replace(tmp, path)
+    dir_fd = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(dir_fd)
+    finally:
+        os.close(dir_fd)
+    return True

@@ -1,0 +1,178 @@
+"""Clean: files -> chunks -> deduplicated xorbs + manifests, in one add session.
+
+A session dedups every chunk against the index and against the chunks it has
+already packed, packs the new ones into xorbs (several files share xorbs) and
+publishes each xorb as soon as it is sealed. `finish` returns the shard that
+records the session's manifests and xorbs; the caller makes it durable and
+only then commits it to the index (docs/format.md, "Write ordering").
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import BinaryIO
+
+from .backends import Backend
+from .chunking import Chunker, iter_chunks, make_chunker
+from .errors import HashMismatch
+from .faults import fault_point
+from .hashing import Sha256, chunk_hash, file_hash, range_hash, xet_hex
+from .index import Index
+from .params import READ_BLOCK, RepositoryParams
+from .shard import Manifest, Shard, ShardXorb, Term
+from .xorb import SealedXorb, XorbBuilder, verify_xorb
+
+__all__ = ["CleanSession", "Cleaned", "Progress", "hash_stream"]
+
+Progress = Callable[[int], None]  # called with the bytes consumed since the last call
+
+# A term refers to a sealed xorb by hash, or to the session's n-th xorb by int.
+_XorbRef = bytes | int
+
+
+@dataclass(frozen=True, slots=True)
+class Cleaned:
+    """What cleaning one stream produced."""
+
+    file_hash: bytes
+    sha256: bytes
+    size: int
+    new_bytes: int  # plain bytes of chunks this session stored for the stream
+
+
+@dataclass(slots=True)
+class _OpenTerm:
+    xorb: _XorbRef
+    first: int
+    end: int
+    size: int
+    chunk_from: int  # index of the term's first chunk in the file's chunk list
+
+
+class CleanSession:
+    """One add: any number of streams, shared xorbs, one shard at the end."""
+
+    def __init__(self, backend: Backend, index: Index, params: RepositoryParams, chunker: Chunker) -> None:
+        self._backend = backend
+        self._index = index
+        self._params = params
+        self._chunker = chunker
+        self._builder = self._new_builder()
+        self._sealed: list[SealedXorb] = []
+        self._session_chunks: dict[bytes, tuple[_XorbRef, int]] = {}
+        self._manifests: dict[bytes, Manifest] = {}
+        self._pending: list[tuple[bytes, bytes, list[_OpenTerm], list[tuple[bytes, int]]]] = []
+        self.uploaded_bytes = 0  # serialized xorb bytes this session wrote
+
+    def _new_builder(self) -> XorbBuilder:
+        p = self._params
+        return XorbBuilder(p.zstd_level, p.frame_bytes, compress=p.compression == "zstd")
+
+    def add_stream(
+        self,
+        stream: BinaryIO,
+        expected_sha256: bytes | None = None,
+        progress: Progress | None = None,
+        block_size: int = READ_BLOCK,
+    ) -> Cleaned:
+        """Clean one stream; its manifest is final once `finish` has run.
+
+        With `expected_sha256` the stream's sha256 is checked while it is read,
+        and a mismatch raises HashMismatch before anything refers to it.
+        """
+        sha = Sha256()
+        chunks: list[tuple[bytes, int]] = []
+        terms: list[_OpenTerm] = []
+        new_bytes = 0
+        for chunk in iter_chunks(stream, self._chunker, block_size):
+            sha.update(chunk)
+            h = chunk_hash(chunk)
+            ref, index, is_new = self._place(h, chunk)
+            new_bytes += len(chunk) if is_new else 0
+            _extend_terms(terms, ref, index, len(chunk), len(chunks))
+            chunks.append((h, len(chunk)))
+            if progress:
+                progress(len(chunk))
+        digest = sha.digest()
+        if expected_sha256 is not None and digest != expected_sha256:
+            raise HashMismatch("input", expected_sha256.hex(), digest.hex(), "the file changed or is not the object named")
+        fh = file_hash(chunks)
+        self._pending.append((fh, digest, terms, chunks))
+        return Cleaned(fh, digest, sum(n for _, n in chunks), new_bytes)
+
+    def _place(self, h: bytes, chunk: memoryview) -> tuple[_XorbRef, int, bool]:
+        """Where chunk h lives: an existing location, or a new slot in the open xorb."""
+        known = self._session_chunks.get(h)
+        if known is not None:
+            return known[0], known[1], False
+        (located,) = self._index.chunk_locations([h])
+        if located is not None:
+            return located[0], located[1], False
+        if not self._builder.fits(len(chunk)):
+            self._seal()
+        index = self._builder.add(h, chunk)
+        ref = len(self._sealed)  # the open xorb becomes the session's next sealed one
+        self._session_chunks[h] = (ref, index)
+        return ref, index, True
+
+    def _seal(self) -> None:
+        if self._builder.num_chunks == 0:
+            return
+        fault_point("clean.before_xorb")
+        sealed = self._builder.seal()
+        # Verify before publishing: a compression bug must not store bad data.
+        verify_xorb(sealed.data, f"new xorb {xet_hex(sealed.hash)}")
+        self._backend.put(sealed.key, sealed.data)
+        self.uploaded_bytes += len(sealed.data)
+        self._sealed.append(sealed)
+        self._builder = self._new_builder()
+        fault_point("clean.after_xorb")
+
+    def finish(self, created: int) -> Shard | None:
+        """Seal and publish the last xorb; return the session's shard, or None if
+        every stream was already in the index."""
+        self._seal()
+        hashes = [s.hash for s in self._sealed]
+        for fh, digest, terms, chunks in self._pending:
+            resolved = tuple(_resolve(t, hashes, chunks) for t in terms)
+            self._manifests[fh] = Manifest(fh, digest, resolved)
+        manifests = [m for m in self._manifests.values() if self._is_new(m)]
+        if not manifests and not self._sealed:
+            return None
+        xorbs = tuple(ShardXorb(s.footer, len(s.data)) for s in self._sealed)
+        return Shard(tuple(manifests), xorbs, created)
+
+    def manifest(self, fh: bytes) -> Manifest:
+        """A stream's final manifest (after `finish`)."""
+        return self._manifests[fh]
+
+    def _is_new(self, m: Manifest) -> bool:
+        return self._index.manifest(m.file_hash) is None
+
+
+def _extend_terms(terms: list[_OpenTerm], ref: _XorbRef, index: int, size: int, chunk_no: int) -> None:
+    last = terms[-1] if terms else None
+    if last is not None and last.xorb == ref and last.end == index:
+        last.end += 1
+        last.size += size
+    else:
+        terms.append(_OpenTerm(ref, index, index + 1, size, chunk_no))
+
+
+def _resolve(t: _OpenTerm, sealed: list[bytes], chunks: list[tuple[bytes, int]]) -> Term:
+    xorb = sealed[t.xorb] if isinstance(t.xorb, int) else t.xorb
+    hashes = (h for h, _ in chunks[t.chunk_from : t.chunk_from + t.end - t.first])
+    return Term(xorb, t.first, t.end, t.size, range_hash(hashes))
+
+
+def hash_stream(stream: BinaryIO, chunker: str | Chunker = "fastcdc", block_size: int = READ_BLOCK) -> tuple[str, str, int]:
+    """(file hash, sha256, size) of a stream, as hex, without storing anything."""
+    if isinstance(chunker, str):
+        chunker = make_chunker(chunker)
+    sha = Sha256()
+    chunks: list[tuple[bytes, int]] = []
+    for chunk in iter_chunks(stream, chunker, block_size):
+        sha.update(chunk)
+        chunks.append((chunk_hash(chunk), len(chunk)))
+    return xet_hex(file_hash(chunks)), sha.hexdigest(), sum(n for _, n in chunks)

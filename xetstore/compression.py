@@ -1,0 +1,116 @@
+"""Compression of chunk payloads: pure functions over bytes.
+
+Scheme ids are those of the xorb chunk header. Xet's own ids (0-2) are kept;
+xetstore adds zstd and byte-grouped (BG4) zstd, compressed as *frames* that may
+cover several consecutive chunks (see docs/format.md, "Frames").
+"""
+
+from __future__ import annotations
+
+from enum import IntEnum
+
+import numpy as np
+import zstandard
+
+from .errors import DecompressionError
+
+__all__ = [
+    "Scheme",
+    "compress_frame",
+    "decompress_frame",
+    "bg4_split",
+    "bg4_join",
+    "prefers_bg4",
+]
+
+
+class Scheme(IntEnum):
+    NONE = 0  # payload is the chunk's plain bytes
+    LZ4 = 1  # Xet: LZ4 frame (read by Xet's clients; xetstore never writes it)
+    BG4_LZ4 = 2  # Xet: byte-grouped, then LZ4 frame (likewise)
+    ZSTD = 3  # xetstore: zstd frame of this chunk and the IN_FRAME chunks after it
+    BG4_ZSTD = 4  # xetstore: as ZSTD, over the byte-grouped frame bytes
+    IN_FRAME = 5  # xetstore: no payload; the bytes are in the frame that precedes
+
+
+_FRAME_STARTS = (Scheme.ZSTD, Scheme.BG4_ZSTD)
+_KL_THRESHOLD = 0.02  # Xet's BG4 predictor threshold
+_POPCOUNT = np.array([bin(i).count("1") for i in range(256)], dtype=np.uint8)
+
+
+def bg4_split(data: bytes | memoryview) -> bytes:
+    """Byte grouping: bytes 0,4,8.. then 1,5,9.. then 2,.. then 3,.. (Xet's BG4)."""
+    arr = np.frombuffer(data, dtype=np.uint8)
+    return b"".join(arr[k::4].tobytes() for k in range(4))
+
+
+def bg4_join(data: bytes | memoryview) -> bytes:
+    """Inverse of bg4_split."""
+    arr = np.frombuffer(data, dtype=np.uint8)
+    n = len(arr)
+    out = np.empty(n, dtype=np.uint8)
+    q, r = divmod(n, 4)
+    pos = 0
+    for k in range(4):
+        size = q + (1 if k < r else 0)
+        out[k::4] = arr[pos : pos + size]
+        pos += size
+    return out.tobytes()
+
+
+def prefers_bg4(sample: bytes | memoryview) -> bool:
+    """Xet's BG4 predictor: do the 4 byte lanes have different bit statistics?
+
+    Builds a popcount histogram per byte position mod 4 and compares each with
+    the pooled histogram (KL divergence); float tensors score high, text low.
+    """
+    arr = np.frombuffer(sample, dtype=np.uint8)
+    if len(arr) < 64:
+        return False
+    pops = _POPCOUNT[arr]
+    lanes = np.stack([np.bincount(pops[k::4], minlength=9)[:9] for k in range(4)])
+    pooled = lanes.sum(axis=0) + 1.0
+    q = pooled / pooled.sum()
+    best = 0.0
+    for lane in lanes:
+        p = lane / lane.sum()
+        mask = p > 0
+        best = max(best, float(np.sum(p[mask] * np.log(p[mask] / q[mask]))))
+    return best > _KL_THRESHOLD
+
+
+def compress_frame(data: bytes | memoryview, level: int, bg4: bool) -> tuple[Scheme, bytes]:
+    """Compress one frame; return (NONE, b"") when compression does not shrink it.
+
+    The caller stores the frame's chunks raw in that case.
+    """
+    scheme = Scheme.BG4_ZSTD if bg4 else Scheme.ZSTD
+    plain = bg4_split(data) if bg4 else data
+    payload = zstandard.ZstdCompressor(level=level, write_checksum=False).compress(plain)
+    if len(payload) >= len(data):
+        return Scheme.NONE, b""
+    return scheme, payload
+
+
+def decompress_frame(scheme: int, payload: bytes | memoryview, size: int, what: str) -> bytes:
+    """Decompress a frame payload that must yield exactly `size` bytes.
+
+    The size comes from the (bounded) xorb footer, never from the payload, so a
+    forged frame header cannot make this allocate more than `size`.
+    """
+    if scheme == Scheme.NONE:
+        if len(payload) != size:
+            raise DecompressionError(what, f"raw payload is {len(payload)} bytes, expected {size}")
+        return bytes(payload)
+    if scheme not in _FRAME_STARTS:
+        raise DecompressionError(what, f"compression scheme {scheme} is not supported")
+    try:
+        declared = zstandard.frame_content_size(payload)
+        if declared not in (-1, size):
+            raise DecompressionError(what, f"frame declares {declared} bytes, expected {size}")
+        plain = zstandard.ZstdDecompressor().decompress(payload, max_output_size=size)
+    except zstandard.ZstdError as exc:
+        raise DecompressionError(what, str(exc)) from None
+    if len(plain) != size:
+        raise DecompressionError(what, f"got {len(plain)} bytes, expected {size}")
+    return bg4_join(plain) if scheme == Scheme.BG4_ZSTD else plain

@@ -1,0 +1,76 @@
+"""Tunables and format limits: the only place numbers that shape data are chosen."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from .errors import ConfigError
+
+__all__ = [
+    "MIN_CHUNK",
+    "AVG_CHUNK",
+    "MAX_CHUNK",
+    "MAX_XORB_BYTES",
+    "MAX_XORB_CHUNKS",
+    "FORMAT_VERSION",
+    "CHUNKERS",
+    "COMPRESSIONS",
+    "DEFAULT_FRAME_BYTES",
+    "READ_BLOCK",
+    "RepositoryParams",
+    "default_cache_root",
+]
+
+# Chunk sizes shared by both chunkers (Xet's constants).
+MIN_CHUNK = 8 * 1024
+AVG_CHUNK = 64 * 1024
+MAX_CHUNK = 128 * 1024
+
+# Xorb limits (Xet's): a xorb is cut before a chunk that would exceed either.
+MAX_XORB_BYTES = 64 * 1024 * 1024
+MAX_XORB_CHUNKS = 8192
+
+FORMAT_VERSION = 1
+CHUNKERS = ("fastcdc", "xet")
+COMPRESSIONS = ("none", "zstd")
+
+# Consecutive new chunks are compressed together in frames of about this many
+# uncompressed bytes: a 64 KiB chunk alone is too small a compression window.
+DEFAULT_FRAME_BYTES = 1024 * 1024
+
+# Size of one read from an input file while cleaning it.
+READ_BLOCK = 8 * 1024 * 1024
+
+
+@dataclass(frozen=True, slots=True)
+class RepositoryParams:
+    """What a repository's `config` fixes for every later add."""
+
+    chunker: str = "fastcdc"
+    compression: str = "zstd"
+    zstd_level: int = 3
+    frame_bytes: int = DEFAULT_FRAME_BYTES
+
+    def __post_init__(self) -> None:
+        if self.chunker not in CHUNKERS:
+            raise ConfigError(f"unknown chunker {self.chunker!r}; choose one of {', '.join(CHUNKERS)}")
+        if self.compression not in COMPRESSIONS:
+            raise ConfigError(
+                f"unknown compression {self.compression!r}; choose one of {', '.join(COMPRESSIONS)}"
+            )
+        if not 1 <= self.zstd_level <= 22:
+            raise ConfigError(f"zstd level must be 1..22, not {self.zstd_level}")
+        if not 0 <= self.frame_bytes <= 16 * 1024 * 1024:
+            raise ConfigError(f"frame_bytes must be 0..16 MiB, not {self.frame_bytes}")
+
+
+def default_cache_root() -> Path:
+    """Where per-repository caches live: $XETSTORE_CACHE, else the XDG cache dir."""
+    explicit = os.environ.get("XETSTORE_CACHE")
+    if explicit:
+        return Path(explicit)
+    xdg = os.environ.get("XDG_CACHE_HOME")
+    base = Path(xdg) if xdg else Path.home() / ".cache"
+    return base / "xetstore"

@@ -1,0 +1,332 @@
+"""The repository: the one object that ties backend, index, clean and smudge together."""
+
+from __future__ import annotations
+
+import io
+import logging
+import os
+import shutil
+import tempfile
+import time
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import BinaryIO
+
+from .backends import Backend, open_backend
+from .chunking import make_chunker
+from .clean import CleanSession, Cleaned
+from .config import RepositoryConfig, decode_config, encode_config
+from .errors import (
+    ConfigError,
+    FileNotInRepository,
+    FormatError,
+    InputError,
+    IntegrityError,
+    ObjectNotFound,
+    RepositoryNotFound,
+)
+from .faults import fault_point
+from .hashing import from_xet_hex, shard_hash, xet_hex
+from .index import Index
+from .params import RepositoryParams, default_cache_root
+from .shard import Manifest, decode_shard, encode_shard, shard_key
+from .smudge import FileReader, Reconstructor
+
+__all__ = ["Repository", "AddResult", "FileInfo", "RepositoryStats"]
+
+log = logging.getLogger("xetstore")
+
+Progress = Callable[[int], None]
+
+
+@dataclass(frozen=True, slots=True)
+class AddResult:
+    file_hash: str
+    size: int
+    sha256: str
+    new_bytes: int  # plain bytes of the chunks this add stored
+    stored_bytes: int  # xorb bytes this add wrote, shared in proportion to new_bytes
+    path: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class FileInfo:
+    file_hash: str
+    size: int
+    sha256: str
+
+
+@dataclass(frozen=True, slots=True)
+class RepositoryStats:
+    logical_bytes: int  # sum of the sizes of all stored files
+    unique_bytes: int  # plain bytes of all stored chunks
+    stored_bytes: int  # bytes of all xorbs and shards on the backend
+    files: int
+    chunks: int
+    xorbs: int
+    shards: int
+
+    @property
+    def dedup_ratio(self) -> float:
+        return self.logical_bytes / self.unique_bytes if self.unique_bytes else 1.0
+
+    @property
+    def compression_ratio(self) -> float:
+        return self.unique_bytes / self.stored_bytes if self.stored_bytes else 1.0
+
+
+class Repository:
+    """A xetstore repository on a backend, with its local index."""
+
+    def __init__(self, backend: Backend, config: RepositoryConfig, index: Index, cache_dir: Path, owns_cache: bool) -> None:
+        self.backend = backend
+        self.config = config
+        self.index = index
+        self.cache_dir = cache_dir
+        self._owns_cache = owns_cache
+        self._chunker = make_chunker(config.params.chunker)
+        self._reconstructor = Reconstructor(backend, index)
+
+    # -- lifecycle -----------------------------------------------------------
+
+    @classmethod
+    def init(
+        cls,
+        url: str | Backend,
+        chunker: str = "fastcdc",
+        compression: str = "zstd",
+        zstd_level: int = 3,
+        frame_bytes: int | None = None,
+        cache_dir: str | Path | None = None,
+    ) -> Repository:
+        """Create a repository; refuses a URL that already holds one."""
+        params = RepositoryParams(chunker, compression, zstd_level)
+        if frame_bytes is not None:
+            params = RepositoryParams(chunker, compression, zstd_level, frame_bytes)
+        backend = url if isinstance(url, Backend) else open_backend(url)
+        config = RepositoryConfig.new(params)
+        if not backend.put("config", encode_config(config)):
+            raise ConfigError(f"{backend.url} already holds a repository; open it instead")
+        return cls._attach(backend, config, cache_dir)
+
+    @classmethod
+    def open(cls, url: str | Backend, cache_dir: str | Path | None = None) -> Repository:
+        """Open an existing repository and merge shards other clients added."""
+        backend = url if isinstance(url, Backend) else open_backend(url)
+        try:
+            raw = backend.get("config")
+        except ObjectNotFound:
+            raise RepositoryNotFound(backend.url, "it has no config") from None
+        config = decode_config(raw, f"config of {backend.url}")
+        return cls._attach(backend, config, cache_dir)
+
+    @classmethod
+    def _attach(cls, backend: Backend, config: RepositoryConfig, cache_dir: str | Path | None) -> Repository:
+        owns = False
+        if cache_dir is not None:
+            root = Path(cache_dir)
+        elif backend.url.startswith("memory://"):
+            root, owns = Path(tempfile.mkdtemp(prefix="xetstore-cache-")), True
+        else:
+            root = default_cache_root() / config.id
+        repo = cls(backend, config, Index.open(root / "index"), root, owns)
+        try:
+            repo.sync()
+        except BaseException:
+            repo.close()
+            raise
+        return repo
+
+    def close(self) -> None:
+        self.index.close()
+        self.backend.close()
+        if self._owns_cache:
+            shutil.rmtree(self.cache_dir, ignore_errors=True)
+
+    def __enter__(self) -> Repository:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @property
+    def url(self) -> str:
+        return self.backend.url
+
+    def sync(self) -> int:
+        """Merge shards the index has not seen (other processes or machines wrote them)."""
+        seen = self.index.shard_keys()
+        merged = 0
+        for info in self.backend.list("shards/"):
+            if info.key in seen:
+                continue
+            try:
+                self._merge_shard(info.key)
+                merged += 1
+            except IntegrityError as exc:
+                log.warning("skipping damaged shard %s: %s", info.key, exc)
+        return merged
+
+    def _merge_shard(self, key: str) -> None:
+        data = self.backend.get(key)
+        if shard_key(data) != key:
+            raise FormatError(key, f"content hash is {xet_hex(shard_hash(data))}, not its name")
+        self.index.add_shard(key, decode_shard(data, key))
+
+    # -- adding --------------------------------------------------------------
+
+    def add_files(self, paths: Iterable[str | os.PathLike[str]], progress: Progress | None = None) -> list[AddResult]:
+        """Add files in one session: shared xorbs, one shard."""
+        paths = list(paths)
+        for path in paths:  # refuse bad input before writing anything
+            _open_input(path).close()
+        session = self._session()
+        cleaned: list[tuple[Cleaned, str | None]] = []
+        for path in paths:
+            with _open_input(path) as f:
+                cleaned.append((session.add_stream(f, progress=progress), os.fspath(path)))
+        return self._commit(session, cleaned)
+
+    def add_file(self, path: str | os.PathLike[str], progress: Progress | None = None) -> AddResult:
+        return self.add_files([path], progress)[0]
+
+    def add_stream(
+        self, stream: BinaryIO, expected_sha256: str | None = None, progress: Progress | None = None
+    ) -> AddResult:
+        """Add one binary stream; with `expected_sha256`, refuse other content."""
+        session = self._session()
+        expected = bytes.fromhex(expected_sha256) if expected_sha256 else None
+        cleaned = session.add_stream(stream, expected, progress)
+        return self._commit(session, [(cleaned, None)])[0]
+
+    def add_bytes(self, data: bytes) -> AddResult:
+        return self.add_stream(io.BytesIO(data))
+
+    def _session(self) -> CleanSession:
+        return CleanSession(self.backend, self.index, self.config.params, self._chunker)
+
+    def _commit(self, session: CleanSession, cleaned: list[tuple[Cleaned, str | None]]) -> list[AddResult]:
+        """Write ordering: xorbs (already durable) -> shard -> index -> return."""
+        shard = session.finish(int(time.time()))
+        fault_point("repository.after_xorbs")
+        if shard is not None:
+            data = encode_shard(shard)
+            key = shard_key(data)
+            self.backend.put(key, data)
+            fault_point("repository.after_shard")
+            self.index.add_shard(key, shard)
+            fault_point("repository.after_index")
+        return _results(cleaned, session.uploaded_bytes)
+
+    # -- reading -------------------------------------------------------------
+
+    def manifest(self, file_hash: str) -> Manifest:
+        raw = _parse_file_hash(file_hash)
+        m = self.index.manifest(raw)
+        if m is None:
+            self.sync()
+            m = self.index.manifest(raw)
+        if m is None:
+            raise FileNotInRepository(file_hash)
+        return m
+
+    def read_file(self, file_hash: str, dest_path: str | os.PathLike[str], progress: Progress | None = None) -> None:
+        """Write a file to `dest_path` via a temp file: no partial output on failure."""
+        manifest = self.manifest(file_hash)
+        dest = Path(dest_path)
+        fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".xetstore-tmp", dir=dest.parent)
+        try:
+            with os.fdopen(fd, "wb") as out:
+                self._reconstructor.write_file(manifest, out, progress)
+            os.replace(tmp, dest)
+        except BaseException:
+            os.unlink(tmp)
+            raise
+
+    def write_to(self, file_hash: str, out: BinaryIO, progress: Progress | None = None) -> None:
+        """Stream a file's bytes into an open binary stream."""
+        self._reconstructor.write_file(self.manifest(file_hash), out, progress)
+
+    def iter_file(self, file_hash: str) -> Iterator[bytes]:
+        return self._reconstructor.iter_file(self.manifest(file_hash))
+
+    def open_file(self, file_hash: str) -> io.BufferedReader:
+        """A seekable binary file object that fetches only the chunks reads need."""
+        raw = FileReader(self._reconstructor, self.manifest(file_hash))
+        return io.BufferedReader(raw, buffer_size=256 * 1024)
+
+    def read_bytes(self, file_hash: str, start: int = 0, end: int | None = None) -> bytes:
+        """Bytes [start, end) of a file (end None = to the end)."""
+        with self.open_file(file_hash) as f:
+            size = f.raw.size  # type: ignore[attr-defined]
+            stop = size if end is None else min(end, size)
+            if start >= stop:
+                return b""
+            f.seek(start)
+            return f.read(stop - start)
+
+    # -- listing -------------------------------------------------------------
+
+    def files(self) -> Iterator[FileInfo]:
+        for m in self.index.manifests():
+            yield FileInfo(xet_hex(m.file_hash), m.size, m.sha256.hex())
+
+    def find(self, sha256: str) -> str | None:
+        """The file hash of the stored file with this sha256 (a git-lfs oid), or None."""
+        try:
+            raw = bytes.fromhex(sha256)
+        except ValueError:
+            return None
+        found = self.index.file_by_sha256(raw)
+        return None if found is None else xet_hex(found)
+
+    def stats(self) -> RepositoryStats:
+        logical = files = 0
+        for m in self.index.manifests():
+            logical += m.size
+            files += 1
+        unique = stored = chunks = xorbs = 0
+        for footer, size in self.index.xorbs():
+            unique += footer.unpacked_ends[-1]
+            stored += size
+            chunks += footer.num_chunks
+            xorbs += 1
+        shard_bytes = sum(i.size for i in self.backend.list("shards/"))
+        shards = len(self.index.shard_keys())
+        return RepositoryStats(logical, unique, stored + shard_bytes, files, chunks, xorbs, shards)
+
+
+def _parse_file_hash(text: str) -> bytes:
+    try:
+        return from_xet_hex(text)
+    except FormatError:
+        raise FileNotInRepository(text, "a file hash is 64 hex digits, as `xetstore ls` prints") from None
+
+
+def _open_input(path: str | os.PathLike[str]) -> BinaryIO:
+    p = os.fspath(path)
+    if os.path.isdir(p):
+        raise InputError(p, "is a directory (the command line adds directories recursively)")
+    try:
+        return open(p, "rb")
+    except FileNotFoundError:
+        raise InputError(p, "no such file") from None
+    except PermissionError:
+        raise InputError(p, "permission denied") from None
+    except OSError as exc:
+        raise InputError(p, exc.strerror or str(exc)) from None
+
+
+def _results(cleaned: list[tuple[Cleaned, str | None]], uploaded: int) -> list[AddResult]:
+    """One result per stream; the session's xorb bytes are shared by new bytes."""
+    total_new = sum(c.new_bytes for c, _ in cleaned)
+    results, given = [], 0
+    for n, (c, path) in enumerate(cleaned):
+        if n == len(cleaned) - 1:
+            share = uploaded - given
+        else:
+            share = uploaded * c.new_bytes // total_new if total_new else 0
+        given += share
+        results.append(AddResult(xet_hex(c.file_hash), c.size, c.sha256.hex(), c.new_bytes, share, path))
+    return results

@@ -1,0 +1,166 @@
+"""Smudge: manifests -> file bytes, fetching only the chunk ranges a read needs.
+
+Every chunk is re-hashed against the xorb footer, and every term's chunk list
+against the manifest's verification hash, before a byte is returned.
+"""
+
+from __future__ import annotations
+
+import bisect
+import io
+from collections import OrderedDict
+from collections.abc import Callable, Iterator
+from typing import BinaryIO
+
+from .backends import Backend
+from .errors import FormatError, HashMismatch, MissingData, ObjectNotFound
+from .hashing import ZERO_HASH, range_hash, xet_hex
+from .index import Index
+from .shard import Manifest, Term
+from .xorb import HEADER_SIZE, XorbFooter, read_chunks
+
+__all__ = ["Reconstructor", "FileReader"]
+
+_WINDOW = 8 * 1024 * 1024  # plain bytes fetched per request while streaming a file
+_FOOTER_CACHE = 64
+
+
+class Reconstructor:
+    """Reads chunk ranges of terms from a backend, verified."""
+
+    def __init__(self, backend: Backend, index: Index) -> None:
+        self._backend = backend
+        self._index = index
+        self._footers: OrderedDict[bytes, XorbFooter] = OrderedDict()
+
+    def footer(self, xorb_hash: bytes, file: str = "") -> XorbFooter:
+        cached = self._footers.get(xorb_hash)
+        if cached is not None:
+            self._footers.move_to_end(xorb_hash)
+            return cached
+        entry = self._index.xorb(xorb_hash)
+        if entry is None:
+            raise MissingData(f"xorb {xet_hex(xorb_hash)}", file)
+        self._footers[xorb_hash] = entry[0]
+        if len(self._footers) > _FOOTER_CACHE:
+            self._footers.popitem(last=False)
+        return entry[0]
+
+    def check_term(self, term: Term, file: str) -> XorbFooter:
+        """The footer of a term's xorb, after checking the term against it."""
+        footer = self.footer(term.xorb_hash, file)
+        what = f"file {file} term in xorb {xet_hex(term.xorb_hash)}"
+        if term.end > footer.num_chunks:
+            raise FormatError(what, f"chunks [{term.first}, {term.end}) past the xorb's {footer.num_chunks}")
+        start = footer.unpacked_ends[term.first - 1] if term.first else 0
+        if footer.unpacked_ends[term.end - 1] - start != term.size:
+            raise FormatError(what, "term size disagrees with the xorb")
+        if term.range_hash != ZERO_HASH:
+            actual = range_hash(footer.chunk_hashes[term.first : term.end])
+            if actual != term.range_hash:
+                raise HashMismatch(what, xet_hex(term.range_hash), xet_hex(actual))
+        return footer
+
+    def chunks(self, xorb_hash: bytes, first: int, end: int, file: str = "") -> list[bytes]:
+        """Chunks [first, end) of a xorb, each verified against its hash."""
+        footer = self.footer(xorb_hash, file)
+        start, stop = footer.byte_range(first, end)
+        key = f"xorbs/{xet_hex(xorb_hash)}"
+        try:
+            raw = self._backend.get(key, start, stop)
+        except ObjectNotFound:
+            raise MissingData(key, file) from None
+        what = f"xorb {xet_hex(xorb_hash)}" + (f" (file {file})" if file else "")
+        if len(raw) != stop - start:
+            raise FormatError(what, f"xorb is truncated: got {len(raw)} of {stop - start} bytes at {start}")
+        return read_chunks(raw, footer, first, end, what)
+
+    def iter_file(self, manifest: Manifest) -> Iterator[bytes]:
+        """The file's bytes in order, fetched a window at a time."""
+        file = xet_hex(manifest.file_hash)
+        for term in manifest.terms:
+            footer = self.check_term(term, file)
+            for first, end in _windows(footer, term.first, term.end):
+                yield from self.chunks(term.xorb_hash, first, end, file)
+
+    def write_file(self, manifest: Manifest, out: BinaryIO, progress: Callable[[int], None] | None = None) -> None:
+        for data in self.iter_file(manifest):
+            out.write(data)
+            if progress:
+                progress(len(data))
+
+
+def _windows(footer: XorbFooter, first: int, end: int) -> Iterator[tuple[int, int]]:
+    """Split chunks [first, end) into runs of about _WINDOW bytes that end at frame ends."""
+    start = first
+    base = footer.unpacked_ends[first - 1] if first else 0
+    for i in range(first, end - 1):
+        next_is_frame = footer.serialized_ends[i + 1] - footer.serialized_ends[i] > HEADER_SIZE
+        if next_is_frame and footer.unpacked_ends[i] - base >= _WINDOW:
+            yield start, i + 1
+            start, base = i + 1, footer.unpacked_ends[i]
+    yield start, end
+
+
+class FileReader(io.RawIOBase):
+    """A seekable, read-only file over a manifest; fetches only the chunks a read needs."""
+
+    def __init__(self, reconstructor: Reconstructor, manifest: Manifest) -> None:
+        super().__init__()
+        self._rec = reconstructor
+        self._manifest = manifest
+        self._file = xet_hex(manifest.file_hash)
+        self._starts = [0]
+        for t in manifest.terms:
+            self._starts.append(self._starts[-1] + t.size)
+        self.size = self._starts[-1]
+        self._pos = 0
+        self._cached: tuple[int, bytes] = (0, b"")  # (file offset, bytes) of the last chunk run
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def tell(self) -> int:
+        return self._pos
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        base = {io.SEEK_SET: 0, io.SEEK_CUR: self._pos, io.SEEK_END: self.size}[whence]
+        if base + offset < 0:
+            raise ValueError(f"negative seek position {base + offset}")
+        self._pos = base + offset
+        return self._pos
+
+    def readinto(self, buffer: bytearray | memoryview) -> int:  # type: ignore[override]
+        view = memoryview(buffer).cast("B")
+        if self._pos >= self.size or not len(view):
+            return 0
+        data = self._span(self._pos)
+        n = min(len(view), len(data))
+        view[:n] = data[:n]
+        self._pos += n
+        return n
+
+    def _span(self, pos: int) -> memoryview:
+        """Bytes from `pos` to the end of the cached chunk run, fetching it if needed."""
+        at, data = self._cached
+        if not at <= pos < at + len(data):
+            self._cached = self._fetch(pos)
+            at, data = self._cached
+        return memoryview(data)[pos - at :]
+
+    def _fetch(self, pos: int) -> tuple[int, bytes]:
+        t = bisect.bisect_right(self._starts, pos) - 1
+        term = self._manifest.terms[t]
+        footer = self._rec.check_term(term, self._file)
+        base = footer.unpacked_ends[term.first - 1] if term.first else 0
+        within = pos - self._starts[t] + base
+        i = bisect.bisect_right(footer.unpacked_ends, within, term.first, term.end)
+        # Take the chunk's whole frame (within the term): it is decompressed anyway.
+        first = max(footer.frame_start(i), term.first)
+        end = min(footer.frame_end(i), term.end)
+        chunk_start = footer.unpacked_ends[first - 1] if first else 0
+        data = b"".join(self._rec.chunks(term.xorb_hash, first, end, self._file))
+        return self._starts[t] + chunk_start - base, data
