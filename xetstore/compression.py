@@ -35,6 +35,7 @@ class Scheme(IntEnum):
 
 _FRAME_STARTS = (Scheme.ZSTD, Scheme.BG4_ZSTD)
 _KL_THRESHOLD = 0.02  # Xet's BG4 predictor threshold
+_MIN_BG4_SAMPLE = 4096
 _POPCOUNT = np.array([bin(i).count("1") for i in range(256)], dtype=np.uint8)
 
 
@@ -65,8 +66,8 @@ def prefers_bg4(sample: bytes | memoryview) -> bool:
     the pooled histogram (KL divergence); float tensors score high, text low.
     """
     arr = np.frombuffer(sample, dtype=np.uint8)
-    if len(arr) < 64:
-        return False
+    if len(arr) < _MIN_BG4_SAMPLE:
+        return False  # too few bytes for the lane statistics to mean anything
     pops = _POPCOUNT[arr]
     lanes = np.stack([np.bincount(pops[k::4], minlength=9)[:9] for k in range(4)])
     pooled = lanes.sum(axis=0) + 1.0

@@ -1,0 +1,1 @@
+"""Measurements of xetstore: dedup, throughput and memory, against baselines run alongside."""

@@ -1,0 +1,197 @@
+"""Compression, xorb and shard codecs: round trips, frames, and garbage in -> our errors out."""
+
+from __future__ import annotations
+
+import struct
+
+import numpy as np
+import pytest
+import zstandard
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from xetstore.compression import Scheme, bg4_join, bg4_split, compress_frame, decompress_frame, prefers_bg4
+from xetstore.config import RepositoryConfig, decode_config, encode_config
+from xetstore.errors import ConfigError, DecompressionError, FormatError, HashMismatch, XetStoreError
+from xetstore.hashing import chunk_hash, file_hash
+from xetstore.params import MAX_CHUNK, RepositoryParams
+from xetstore.shard import Manifest, Shard, ShardXorb, Term, decode_shard, encode_shard
+from xetstore.xorb import HEADER_SIZE, XorbBuilder, XorbFooter, decode_xorb, read_chunks, verify_xorb
+
+from .samples import random_bytes
+from .xet_vectors import build
+
+
+def build_xorb(chunks: list[bytes], frame_bytes: int = 1 << 20, compress: bool = True):
+    builder = XorbBuilder(3, frame_bytes, compress)
+    for c in chunks:
+        builder.add(chunk_hash(c), c)
+    return builder.seal()
+
+
+def text_chunks(n: int) -> list[bytes]:
+    return [b"".join(b"row %d,%d,hello\n" % (i, j) for j in range(3000))[:60000] for i in range(n)]
+
+
+def float_chunks(n: int) -> list[bytes]:
+    rng = np.random.default_rng(1)
+    return [rng.normal(0, 0.02, 16000).astype("<f4").tobytes() for _ in range(n)]
+
+
+@given(st.binary(max_size=5000))
+def test_bg4_round_trip(data: bytes) -> None:
+    assert bg4_join(bg4_split(data)) == data
+
+
+def test_bg4_predictor_tells_floats_from_text() -> None:
+    assert prefers_bg4(float_chunks(1)[0])
+    assert not prefers_bg4(build({"kind": "numbered_text", "size": 65536}))
+
+
+def test_incompressible_frame_is_stored_raw() -> None:
+    assert compress_frame(random_bytes(100_000), 3, False) == (Scheme.NONE, b"")
+
+
+def test_decompression_refuses_a_bomb() -> None:
+    bomb = zstandard.ZstdCompressor().compress(bytes(50 << 20))
+    with pytest.raises(DecompressionError):
+        decompress_frame(Scheme.ZSTD, bomb, MAX_CHUNK, "bomb")
+    no_size = zstandard.ZstdCompressor(write_content_size=False).compress(bytes(50 << 20))
+    with pytest.raises(DecompressionError):
+        decompress_frame(Scheme.ZSTD, no_size, MAX_CHUNK, "bomb")
+
+
+@pytest.mark.parametrize(
+    "chunks,frame_bytes",
+    [
+        (text_chunks(40), 1 << 20),
+        (text_chunks(40), 0),
+        (float_chunks(20), 1 << 20),
+        ([random_bytes(70000, s) for s in range(10)], 1 << 20),
+        (text_chunks(3) + [random_bytes(50000, 7)] + text_chunks(5), 200_000),
+    ],
+    ids=["text-frames", "text-per-chunk", "floats-bg4", "random-raw", "mixed"],
+)
+def test_xorb_round_trip_and_random_access(chunks: list[bytes], frame_bytes: int) -> None:
+    sealed = build_xorb(chunks, frame_bytes)
+    footer = verify_xorb(sealed.data, "test")
+    assert footer == sealed.footer
+    assert decode_xorb(sealed.data, "test") == footer
+    assert read_chunks(sealed.data[: footer.serialized_ends[-1]], footer, 0, len(chunks), "t") == chunks
+    for first in range(0, len(chunks), 3):
+        end = min(len(chunks), first + 2)
+        start, stop = footer.byte_range(first, end)
+        assert read_chunks(sealed.data[start:stop], footer, first, end, "t") == chunks[first:end]
+
+
+def test_frames_shrink_text_more_than_per_chunk_compression() -> None:
+    chunks = text_chunks(40)
+    framed = len(build_xorb(chunks, 1 << 20).data)
+    alone = len(build_xorb(chunks, 0).data)
+    assert framed < alone
+
+
+def test_flipped_byte_is_a_hash_mismatch_or_format_error() -> None:
+    chunks = text_chunks(5)
+    sealed = build_xorb(chunks, 0)
+    damaged = bytearray(sealed.data)
+    damaged[HEADER_SIZE + 10] ^= 0xFF
+    with pytest.raises((HashMismatch, DecompressionError)):
+        verify_xorb(bytes(damaged), "damaged")
+    raw = bytearray(build_xorb([random_bytes(20000, 1)], compress=False).data)
+    raw[HEADER_SIZE + 5] ^= 1
+    with pytest.raises(HashMismatch, match="chunk 0"):
+        verify_xorb(bytes(raw), "damaged")
+
+
+def test_forged_footer_length_is_a_format_error() -> None:
+    sealed = build_xorb(text_chunks(2))
+    forged = sealed.data[:-4] + struct.pack("<I", 0xFFFFFFF0)
+    with pytest.raises(FormatError):
+        decode_xorb(forged, "forged")
+    with pytest.raises(FormatError):
+        decode_xorb(sealed.data[: len(sealed.data) // 2], "truncated")
+
+
+@settings(max_examples=200, suppress_health_check=[HealthCheck.too_slow])
+@given(st.binary(max_size=4000))
+def test_xorb_decoder_fed_garbage_raises_only_our_errors(data: bytes) -> None:
+    try:
+        verify_xorb(data, "garbage")
+    except XetStoreError:
+        pass
+
+
+@settings(max_examples=200)
+@given(st.binary(min_size=0, max_size=200), st.integers(0, 3))
+def test_mutated_xorb_raises_only_our_errors(noise: bytes, where: int) -> None:
+    data = bytearray(build_xorb(text_chunks(3), 0).data)
+    at = [0, len(data) // 2, len(data) - 100, len(data) - 8][where]
+    data[at : at + len(noise)] = noise
+    try:
+        verify_xorb(bytes(data), "mutated")
+    except XetStoreError:
+        pass
+
+
+def sample_shard() -> Shard:
+    chunks = text_chunks(4)
+    sealed = build_xorb(chunks)
+    entries = [(chunk_hash(c), len(c)) for c in chunks]
+    term = Term(sealed.hash, 0, 4, sum(len(c) for c in chunks))
+    m = Manifest(file_hash(entries), b"\x11" * 32, (term,))
+    empty = Manifest(bytes(32), b"\x22" * 32, ())
+    return Shard((m, empty), (ShardXorb(sealed.footer, len(sealed.data)),), created=1700000000)
+
+
+def test_shard_round_trip() -> None:
+    shard = sample_shard()
+    decoded = decode_shard(encode_shard(shard), "s")
+    assert sorted(decoded.manifests, key=lambda m: m.file_hash) == sorted(shard.manifests, key=lambda m: m.file_hash)
+    assert decoded.xorbs == shard.xorbs
+    assert decoded.created == shard.created
+
+
+@settings(max_examples=200)
+@given(st.binary(max_size=3000))
+def test_shard_decoder_fed_garbage_raises_only_our_errors(data: bytes) -> None:
+    try:
+        decode_shard(data, "garbage")
+    except XetStoreError:
+        pass
+
+
+@settings(max_examples=200)
+@given(st.integers(0, 10_000), st.binary(min_size=1, max_size=16))
+def test_mutated_shard_raises_only_our_errors(at: int, noise: bytes) -> None:
+    data = bytearray(encode_shard(sample_shard()))
+    at %= len(data)
+    data[at : at + len(noise)] = noise
+    try:
+        decode_shard(bytes(data), "mutated")
+    except XetStoreError:
+        pass
+
+
+def test_config_round_trip_and_newer_version() -> None:
+    config = RepositoryConfig.new(RepositoryParams(chunker="xet"))
+    assert decode_config(encode_config(config)) == config
+    newer = encode_config(config).replace(b'"version": 1', b'"version": 99')
+    with pytest.raises(ConfigError, match="upgrade xetstore"):
+        decode_config(newer)
+
+
+@given(st.binary(max_size=500))
+def test_config_decoder_fed_garbage_raises_only_our_errors(data: bytes) -> None:
+    try:
+        decode_config(data)
+    except XetStoreError:
+        pass
+
+
+def test_footer_sizes_match_xet() -> None:
+    sealed = build_xorb(text_chunks(3))
+    n = sealed.footer.num_chunks
+    (info_len,) = struct.unpack("<I", sealed.data[-4:])
+    assert info_len == 92 + 40 * n
+    assert XorbFooter.decode(sealed.data[-4 - info_len :], "f") == sealed.footer

@@ -1,0 +1,99 @@
+"""DESIGN §5: imports point down the layers, and each third-party library has one home."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+PACKAGE = Path(__file__).resolve().parent.parent / "xetstore"
+
+# Module (path relative to xetstore/, without .py) -> layer. Lower layers never import higher.
+LAYERS = {
+    "errors": 0, "params": 0, "faults": 0,
+    "chunking": 1, "gear": 1, "hashing": 1, "compression": 1,
+    "xorb": 2, "shard": 2, "config": 2, "lfs/protocol": 2,
+    "index": 3, "backends": 3,
+    "repository": 4, "clean": 4, "smudge": 4, "check": 4, "gc": 4,
+    "cli": 5, "progress": 5, "lfs": 5, "__init__": 5, "__main__": 5,
+}  # fmt: skip
+
+# Third-party library -> the only module allowed to import it.
+OWNERS = {
+    "fastcdc": "chunking", "blake3": "hashing", "zstandard": "compression",
+    "lmdb": "index", "boto3": "backends/s3", "botocore": "backends/s3", "tqdm": "progress",
+}  # fmt: skip
+
+
+def layer_of(module: str) -> int:
+    if module in LAYERS:
+        return LAYERS[module]
+    top = module.split("/")[0]
+    if top in LAYERS:
+        return LAYERS[top]
+    raise AssertionError(f"xetstore/{module}.py has no layer in tests/test_layers.py: add it to DESIGN §5")
+
+
+def modules() -> list[Path]:
+    return sorted(PACKAGE.rglob("*.py"))
+
+
+def name_of(path: Path) -> str:
+    rel = path.relative_to(PACKAGE).with_suffix("").as_posix()
+    return rel[: -len("/__init__")] if rel.endswith("/__init__") else rel
+
+
+def imported(path: Path) -> list[tuple[str, int]]:
+    """(absolute dotted name, level) of every import in a module."""
+    tree = ast.parse(path.read_text())
+    package = name_of(path).split("/")
+    if not path.name == "__init__.py":
+        package = package[:-1]
+    found = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            found += [(a.name, 0) for a in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            if node.level == 0:
+                found.append((node.module or "", 0))
+            else:
+                base = package[: len(package) - node.level + 1]
+                target = "/".join([*base, *(node.module or "").split(".")]).strip("/")
+                if node.module:
+                    found.append((target, node.level))
+                else:
+                    found += [(resolve(f"{target}/{a.name}".strip("/")), node.level) for a in node.names]
+    return found
+
+
+def resolve(target: str) -> str:
+    """`from . import y` names module y if there is one, else the package itself."""
+    if (PACKAGE / f"{target}.py").exists() or (PACKAGE / target).is_dir():
+        return target
+    return target.rsplit("/", 1)[0] if "/" in target else "__init__"
+
+
+@pytest.mark.parametrize("path", modules(), ids=name_of)
+def test_imports_point_down(path: Path) -> None:
+    me = name_of(path)
+    for target, level in imported(path):
+        if level == 0:
+            continue
+        if target.split("/")[0] == me.split("/")[0] and layer_of(target) == layer_of(me):
+            continue
+        assert layer_of(target) <= layer_of(me), f"{me} (L{layer_of(me)}) imports {target} (L{layer_of(target)})"
+
+
+@pytest.mark.parametrize("path", modules(), ids=name_of)
+def test_third_party_libraries_have_one_home(path: Path) -> None:
+    me = name_of(path)
+    for target, level in imported(path):
+        lib = target.split(".")[0]
+        if level == 0 and lib in OWNERS:
+            assert OWNERS[lib] == me, f"{me} imports {lib}; only {OWNERS[lib]} may"
+
+
+def test_no_grab_bag_modules() -> None:
+    banned = {"utils", "helpers", "common", "misc", "manager"}
+    assert not [p for p in modules() if p.stem in banned]

@@ -1,0 +1,198 @@
+"""The library API: round trips, dedup, packing, ranges, stats, and bad input."""
+
+from __future__ import annotations
+
+import io
+import os
+import random
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from xetstore import (
+    ConfigError,
+    FileNotInRepository,
+    HashMismatch,
+    InputError,
+    IntegrityError,
+    MissingData,
+    Repository,
+    RepositoryNotFound,
+)
+from xetstore.backends.memory import MemoryBackend
+
+from .samples import random_bytes, tree_size, write_file
+
+
+@pytest.fixture(scope="module")
+def shared_repo():
+    with Repository.init(MemoryBackend("memory://props")) as r:
+        yield r
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(data=st.one_of(st.binary(max_size=2000), st.binary(min_size=100_000, max_size=400_000)), seed=st.integers(0, 1000))
+def test_round_trip_whole_and_ranges(shared_repo: Repository, data: bytes, seed: int) -> None:
+    res = shared_repo.add_bytes(data)
+    assert res.size == len(data)
+    assert shared_repo.read_bytes(res.file_hash) == data
+    rng = random.Random(seed)
+    for _ in range(5):
+        a = rng.randint(0, len(data))
+        b = rng.randint(a, len(data) + 10)
+        assert shared_repo.read_bytes(res.file_hash, a, b) == data[a:b]
+
+
+@pytest.mark.parametrize("data", [b"", b"\x00", bytes(range(256)) * 1000, random_bytes(3 << 20, 1)], ids=["empty", "one-byte", "every-byte", "3MiB"])
+def test_read_file_writes_identical_bytes(repo: Repository, tmp_path: Path, data: bytes) -> None:
+    src = write_file(tmp_path / "in.bin", data)
+    res = repo.add_file(src)
+    repo.read_file(res.file_hash, tmp_path / "out.bin")
+    assert (tmp_path / "out.bin").read_bytes() == data
+    assert res.sha256 == __import__("hashlib").sha256(data).hexdigest()
+    assert repo.find(res.sha256) == res.file_hash
+
+
+def test_open_file_is_seekable_and_reads_like_a_file(repo: Repository) -> None:
+    data = random_bytes(2 << 20, 2) + b"tail line\n"
+    res = repo.add_bytes(data)
+    with repo.open_file(res.file_hash) as f:
+        f.seek(1_000_000)
+        assert f.read(5000) == data[1_000_000:1_005_000]
+        f.seek(-10, io.SEEK_END)
+        assert f.readline() == b"tail line\n"
+        assert f.tell() == len(data)
+        assert f.read() == b""
+
+
+def test_second_add_of_the_same_file_stores_nothing(repo: Repository) -> None:
+    data = random_bytes(5 << 20, 3)
+    first = repo.add_bytes(data)
+    before = repo.stats()
+    second = repo.add_bytes(data)
+    assert first.file_hash == second.file_hash
+    assert (second.new_bytes, second.stored_bytes) == (0, 0)
+    assert repo.stats().stored_bytes == before.stored_bytes
+
+
+def test_an_insert_in_the_middle_stores_little(repo: Repository) -> None:
+    data = random_bytes(20 << 20, 4)
+    repo.add_bytes(data)
+    mid = len(data) // 2
+    res = repo.add_bytes(data[:mid] + random_bytes(1024, 5) + data[mid:])
+    assert res.new_bytes < 0.05 * len(data)
+    assert res.stored_bytes < 0.05 * len(data)
+
+
+def test_many_small_files_share_xorbs_and_one_shard(repo: Repository, tmp_path: Path) -> None:
+    paths = [write_file(tmp_path / f"f{i}.txt", f"file {i}\n".encode() * 50) for i in range(200)]
+    results = repo.add_files(paths)
+    stats = repo.stats()
+    assert len(results) == 200 and stats.files == 200
+    assert (stats.xorbs, stats.shards) == (1, 1)
+    for p, r in zip(paths, results):
+        assert repo.read_bytes(r.file_hash) == p.read_bytes()
+    assert sum(r.stored_bytes for r in results) == sum(i.size for i in repo.backend.list("xorbs/"))
+
+
+def test_stats_report_dedup_and_compression(repo: Repository) -> None:
+    text = b"".join(b"%08d some repetitive log line\n" % i for i in range(100_000))
+    repo.add_bytes(text)
+    repo.add_bytes(text)
+    s = repo.stats()
+    assert s.logical_bytes == len(text) and s.files == 1
+    repo.add_bytes(text + b"more")
+    s = repo.stats()
+    assert s.logical_bytes == 2 * len(text) + 4 and s.files == 2
+    assert s.dedup_ratio > 1.8
+    assert s.compression_ratio > 2
+    assert s.stored_bytes == tree_size(Path(repo.backend.root)) - len(repo.backend.get("config"))
+
+
+def test_another_process_shard_is_merged_on_open(tmp_path: Path) -> None:
+    url = str(tmp_path / "repo")
+    Repository.init(url, cache_dir=tmp_path / "cache-a").close()
+    data = random_bytes(1 << 20, 6)
+    with Repository.open(url, cache_dir=tmp_path / "cache-a") as a:
+        fh = a.add_bytes(data).file_hash
+    with Repository.open(url, cache_dir=tmp_path / "cache-b") as b:
+        assert b.read_bytes(fh) == data
+        assert b.add_bytes(data).new_bytes == 0
+
+
+def test_flipped_byte_names_the_xorb_chunk_and_file(repo: Repository) -> None:
+    res = repo.add_bytes(random_bytes(1 << 20, 7))
+    (xorb,) = repo.backend.list("xorbs/")
+    path = Path(repo.backend.root) / xorb.key
+    damaged = bytearray(path.read_bytes())
+    damaged[100_000] ^= 0x40
+    path.chmod(0o644)
+    path.write_bytes(bytes(damaged))
+    with pytest.raises(HashMismatch) as err:
+        repo.read_bytes(res.file_hash)
+    message = str(err.value)
+    assert xorb.key.split("/")[1] in message and res.file_hash in message and "chunk" in message
+    with pytest.raises(IntegrityError):
+        repo.read_file(res.file_hash, Path(repo.backend.root).parent / "out")
+    assert not (Path(repo.backend.root).parent / "out").exists()
+
+
+def test_missing_xorb_names_the_file(repo: Repository) -> None:
+    res = repo.add_bytes(random_bytes(300_000, 8))
+    (xorb,) = repo.backend.list("xorbs/")
+    repo.backend.delete(xorb.key)
+    with pytest.raises(MissingData, match=res.file_hash):
+        repo.read_bytes(res.file_hash)
+
+
+def test_expected_sha256_is_enforced(repo: Repository) -> None:
+    with pytest.raises(HashMismatch):
+        repo.add_stream(io.BytesIO(b"content"), expected_sha256="00" * 32)
+    assert list(repo.files()) == []
+
+
+class TestBadInput:
+    def test_missing_path_writes_nothing(self, repo: Repository, tmp_path: Path) -> None:
+        good = write_file(tmp_path / "good", random_bytes(100_000, 9))
+        with pytest.raises(InputError, match="no such file"):
+            repo.add_files([good, tmp_path / "missing"])
+        assert list(repo.backend.list("xorbs/")) == [] and list(repo.backend.list("shards/")) == []
+
+    @pytest.mark.skipif(os.geteuid() == 0, reason="root reads unreadable files")
+    def test_unreadable_path(self, repo: Repository, tmp_path: Path) -> None:
+        p = write_file(tmp_path / "secret", b"x")
+        p.chmod(0)
+        with pytest.raises(InputError, match="permission denied"):
+            repo.add_file(p)
+
+    def test_directory_path(self, repo: Repository, tmp_path: Path) -> None:
+        with pytest.raises(InputError, match="directory"):
+            repo.add_file(tmp_path)
+
+    def test_unknown_file_hash(self, repo: Repository) -> None:
+        with pytest.raises(FileNotInRepository):
+            repo.read_bytes("ab" * 32)
+        with pytest.raises(FileNotInRepository, match="64 hex digits"):
+            repo.read_bytes("not-a-hash")
+
+    def test_not_a_repository(self, tmp_path: Path) -> None:
+        with pytest.raises(RepositoryNotFound, match="xetstore init"):
+            Repository.open(str(tmp_path / "nothing"))
+        assert not (tmp_path / "nothing").exists()
+
+    def test_newer_format_version(self, tmp_path: Path) -> None:
+        url = tmp_path / "repo"
+        Repository.init(str(url)).close()
+        config = url / "config"
+        config.write_bytes(config.read_bytes().replace(b'"version": 1', b'"version": 7'))
+        before = sorted(p.name for p in url.rglob("*"))
+        with pytest.raises(ConfigError, match="newer"):
+            Repository.open(str(url))
+        assert sorted(p.name for p in url.rglob("*")) == before
+
+    def test_init_twice_is_refused(self, tmp_path: Path) -> None:
+        Repository.init(str(tmp_path / "r")).close()
+        with pytest.raises(ConfigError, match="already"):
+            Repository.init(str(tmp_path / "r"))
