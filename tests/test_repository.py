@@ -33,7 +33,14 @@ def shared_repo():
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(data=st.one_of(st.binary(max_size=2000), st.binary(min_size=100_000, max_size=400_000)), seed=st.integers(0, 1000))
+@given(
+    data=st.one_of(
+        st.binary(max_size=2000),
+        st.builds(random_bytes, st.integers(100_000, 400_000), st.integers(0, 100)),
+        st.builds(lambda n, b: bytes([b]) * n, st.integers(100_000, 400_000), st.integers(0, 255)),
+    ),
+    seed=st.integers(0, 1000),
+)
 def test_round_trip_whole_and_ranges(shared_repo: Repository, data: bytes, seed: int) -> None:
     res = shared_repo.add_bytes(data)
     assert res.size == len(data)
