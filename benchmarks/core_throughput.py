@@ -73,6 +73,8 @@ def measure(path: Path, runs: int, work: Path) -> dict[str, float]:
     state: dict[str, object] = {}
 
     def fresh_repo() -> None:
+        if "repo" in state:
+            state["repo"].close()  # type: ignore[attr-defined]
         shutil.rmtree(work / "repo", ignore_errors=True)
         shutil.rmtree(work / "cache", ignore_errors=True)
         state["repo"] = Repository.init(str(work / "repo"), cache_dir=work / "cache")

@@ -8,7 +8,7 @@ reads (streaming invariance). Everything here is pure: bytes in, offsets out.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import BinaryIO, Protocol
 
 from fastcdc.fastcdc_cy import fastcdc_cy
@@ -16,7 +16,11 @@ from fastcdc.fastcdc_cy import fastcdc_cy
 from .errors import ConfigError
 from .params import AVG_CHUNK, CHUNKERS, MAX_CHUNK, MIN_CHUNK, READ_BLOCK
 
-__all__ = ["Chunker", "FastCdcChunker", "make_chunker", "iter_chunks", "chunk_ends"]
+__all__ = ["Chunker", "FastCdcChunker", "make_chunker", "iter_chunks", "chunk_ends", "OnRead"]
+
+# Called with each newly read region of the stream; may return a function that the
+# reader calls before it reuses that region (so the work may run on another thread).
+OnRead = Callable[[memoryview], Callable[[], object] | None]
 
 
 class Chunker(Protocol):
@@ -70,13 +74,15 @@ def make_chunker(name: str) -> Chunker:
 
 
 def iter_chunks(
-    stream: BinaryIO, chunker: Chunker, block_size: int = READ_BLOCK
+    stream: BinaryIO, chunker: Chunker, block_size: int = READ_BLOCK, on_read: OnRead | None = None
 ) -> Iterator[memoryview]:
     """Yield the chunks of a binary stream in order, reading `block_size` at a time.
 
     Memory stays at about one block whatever the stream's size. Each chunk is a
     view into a reused buffer: it is valid until the next chunk is requested,
-    so a consumer that keeps chunk bytes must copy them.
+    so a consumer that keeps chunk bytes must copy them. `on_read` sees every
+    byte of the stream once, in order, as it is read (e.g. to hash the whole
+    stream on another thread while this one chunks).
     """
     buf = bytearray(block_size + MAX_CHUNK)
     view = memoryview(buf)
@@ -84,10 +90,13 @@ def iter_chunks(
     while True:
         filled = held + _fill(stream, view[held:])
         eof = filled < len(buf)
+        wait = on_read(view[held:filled]) if on_read and filled > held else None
         start = 0
         for end in chunker.cut_points(view[:filled], final=eof):
             yield view[start:end]
             start = end
+        if wait is not None:
+            wait()
         if eof:
             return
         held = filled - start

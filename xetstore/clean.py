@@ -9,7 +9,9 @@ only then commits it to the index (docs/format.md, "Write ordering").
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import BinaryIO
 
@@ -19,11 +21,13 @@ from .errors import HashMismatch
 from .faults import fault_point
 from .hashing import Sha256, chunk_hash, file_hash, range_hash, xet_hex
 from .index import Index
-from .params import READ_BLOCK, RepositoryParams
+from .params import MAX_CHUNK, READ_BLOCK, RepositoryParams
 from .shard import Manifest, Shard, ShardXorb, Term
-from .xorb import SealedXorb, XorbBuilder, verify_xorb
+from .xorb import FrameBuffers, SealedXorb, XorbBuilder
 
 __all__ = ["CleanSession", "Cleaned", "Progress", "hash_stream"]
+
+_WORKERS = min(4, os.cpu_count() or 2)
 
 Progress = Callable[[int], None]  # called with the bytes consumed since the last call
 
@@ -58,8 +62,12 @@ class CleanSession:
         self._index = index
         self._params = params
         self._chunker = chunker
+        self._pool: ThreadPoolExecutor | None = None
+        self._buffers = FrameBuffers(params.frame_bytes + MAX_CHUNK)
         self._builder = self._new_builder()
-        self._sealed: list[SealedXorb] = []
+        self._sealed: list[ShardXorb] = []  # xorbs this session wrote (their tables only)
+        self._publisher: ThreadPoolExecutor | None = None
+        self._publishing: Future[None] | None = None
         self._session_chunks: dict[bytes, tuple[_XorbRef, int]] = {}
         self._manifests: dict[bytes, Manifest] = {}
         self._pending: list[tuple[bytes, bytes, list[_OpenTerm], list[tuple[bytes, int]]]] = []
@@ -67,7 +75,27 @@ class CleanSession:
 
     def _new_builder(self) -> XorbBuilder:
         p = self._params
-        return XorbBuilder(p.zstd_level, p.frame_bytes, compress=p.compression == "zstd")
+        return XorbBuilder(p.zstd_level, p.frame_bytes, p.compression == "zstd", self._workers, self._buffers)
+
+    @property
+    def _workers(self) -> ThreadPoolExecutor:
+        # Compression and the whole-file sha256 run here while the caller's
+        # thread chunks and hashes chunks; both release the GIL.
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(max_workers=_WORKERS, thread_name_prefix="xetstore-clean")
+        return self._pool
+
+    def close(self) -> None:
+        for pool in (self._publisher, self._pool):
+            if pool is not None:
+                pool.shutdown(wait=True, cancel_futures=True)
+        self._pool = self._publisher = None
+
+    def __enter__(self) -> CleanSession:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
     def add_stream(
         self,
@@ -85,8 +113,11 @@ class CleanSession:
         chunks: list[tuple[bytes, int]] = []
         terms: list[_OpenTerm] = []
         new_bytes = 0
-        for chunk in iter_chunks(stream, self._chunker, block_size):
-            sha.update(chunk)
+
+        def hash_block(block: memoryview) -> Callable[[], object]:
+            return self._workers.submit(sha.update, block).result
+
+        for chunk in iter_chunks(stream, self._chunker, block_size, on_read=hash_block):
             h = chunk_hash(chunk)
             ref, index, is_new = self._place(h, chunk)
             new_bytes += len(chunk) if is_new else 0
@@ -119,29 +150,40 @@ class CleanSession:
     def _seal(self) -> None:
         if self._builder.num_chunks == 0:
             return
-        fault_point("clean.before_xorb")
         sealed = self._builder.seal()
-        # Verify before publishing: a compression bug must not store bad data.
-        verify_xorb(sealed.data, f"new xorb {xet_hex(sealed.hash)}")
-        self._backend.put(sealed.key, sealed.data)
-        self.uploaded_bytes += len(sealed.data)
-        self._sealed.append(sealed)
         self._builder = self._new_builder()
+        self._sealed.append(ShardXorb(sealed.footer, sealed.size))
+        self.uploaded_bytes += sealed.size
+        # One xorb in flight while the next one fills: memory stays bounded.
+        self._wait_published()
+        if self._publisher is None:
+            self._publisher = ThreadPoolExecutor(max_workers=1, thread_name_prefix="xetstore-publish")
+        self._publishing = self._publisher.submit(self._publish, sealed)
+
+    def _publish(self, sealed: SealedXorb) -> None:
+        fault_point("clean.before_xorb")
+        self._backend.put(sealed.key, sealed.parts)
+        self._buffers.give(sealed.buffers)
         fault_point("clean.after_xorb")
 
+    def _wait_published(self) -> None:
+        if self._publishing is not None:
+            publishing, self._publishing = self._publishing, None
+            publishing.result()
+
     def finish(self, created: int) -> Shard | None:
-        """Seal and publish the last xorb; return the session's shard, or None if
-        every stream was already in the index."""
+        """Seal and publish the last xorb, wait until every xorb is durable, and
+        return the session's shard, or None if every stream was already stored."""
         self._seal()
-        hashes = [s.hash for s in self._sealed]
+        self._wait_published()
+        hashes = [x.footer.xorb_hash for x in self._sealed]
         for fh, digest, terms, chunks in self._pending:
             resolved = tuple(_resolve(t, hashes, chunks) for t in terms)
             self._manifests[fh] = Manifest(fh, digest, resolved)
         manifests = [m for m in self._manifests.values() if self._is_new(m)]
         if not manifests and not self._sealed:
             return None
-        xorbs = tuple(ShardXorb(s.footer, len(s.data)) for s in self._sealed)
-        return Shard(tuple(manifests), xorbs, created)
+        return Shard(tuple(manifests), tuple(self._sealed), created)
 
     def manifest(self, fh: bytes) -> Manifest:
         """A stream's final manifest (after `finish`)."""

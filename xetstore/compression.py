@@ -36,7 +36,9 @@ class Scheme(IntEnum):
 _FRAME_STARTS = (Scheme.ZSTD, Scheme.BG4_ZSTD)
 _KL_THRESHOLD = 0.02  # Xet's BG4 predictor threshold
 _MIN_BG4_SAMPLE = 4096
+_SAMPLE = 64 * 1024
 _POPCOUNT = np.array([bin(i).count("1") for i in range(256)], dtype=np.uint8)
+_LANE_OFFSETS = np.array([0, 9, 18, 27], dtype=np.uint8)  # one 9-bin histogram per lane
 
 
 def bg4_split(data: bytes | memoryview) -> bytes:
@@ -68,8 +70,9 @@ def prefers_bg4(sample: bytes | memoryview) -> bool:
     arr = np.frombuffer(sample, dtype=np.uint8)
     if len(arr) < _MIN_BG4_SAMPLE:
         return False  # too few bytes for the lane statistics to mean anything
-    pops = _POPCOUNT[arr]
-    lanes = np.stack([np.bincount(pops[k::4], minlength=9)[:9] for k in range(4)])
+    m = len(arr) // 4 * 4
+    codes = (_POPCOUNT[arr[:m]].reshape(-1, 4) + _LANE_OFFSETS).ravel()
+    lanes = np.bincount(codes, minlength=36).reshape(4, 9)
     pooled = lanes.sum(axis=0) + 1.0
     q = pooled / pooled.sum()
     best = 0.0
@@ -87,10 +90,18 @@ def compress_frame(data: bytes | memoryview, level: int, bg4: bool) -> tuple[Sch
     """
     scheme = Scheme.BG4_ZSTD if bg4 else Scheme.ZSTD
     plain = bg4_split(data) if bg4 else data
+    if len(plain) >= 4 * _SAMPLE and _incompressible(memoryview(plain)[:_SAMPLE]):
+        return Scheme.NONE, b""
     payload = zstandard.ZstdCompressor(level=level, write_checksum=False).compress(plain)
     if len(payload) >= len(data):
         return Scheme.NONE, b""
     return scheme, payload
+
+
+def _incompressible(sample: memoryview) -> bool:
+    # Compressing random data costs as much as compressible data; a fast pass
+    # over a sample lets incompressible frames (media, encrypted, random) skip it.
+    return len(zstandard.ZstdCompressor(level=1).compress(sample)) >= 0.98 * len(sample)
 
 
 def decompress_frame(scheme: int, payload: bytes | memoryview, size: int, what: str) -> bytes:

@@ -37,9 +37,10 @@ _T = TypeVar("_T")
 
 ChunkLocation = tuple[bytes, int]  # (xorb hash, chunk index)
 
-# One environment per path per process (LMDB breaks its locks otherwise);
-# entries record the pid so a forked child never reuses its parent's handle.
-_OPEN: dict[str, tuple[int, lmdb.Environment, int]] = {}
+# One environment per database per process (LMDB breaks its locks otherwise),
+# keyed by the directory's device and inode so a deleted and recreated index is
+# a new one; entries record the pid so a forked child never reuses its parent's.
+_OPEN: dict[tuple[int, int], tuple[int, lmdb.Environment, int]] = {}
 
 
 def _filesystem_type(path: Path) -> str:
@@ -55,29 +56,33 @@ def _filesystem_type(path: Path) -> str:
     return fstype
 
 
+def _registry_key(path: Path) -> tuple[int, int]:
+    st = path.stat()
+    return st.st_dev, st.st_ino
+
+
 def _acquire(path: Path) -> lmdb.Environment:
-    key = str(path)
+    if _filesystem_type(path) in _NETWORK_FS:
+        raise ConfigError(f"the index at {path} is on a network filesystem; set XETSTORE_CACHE to a local disk")
+    path.mkdir(parents=True, exist_ok=True)
+    key = _registry_key(path)
     entry = _OPEN.get(key)
     if entry and entry[0] == os.getpid():
         _OPEN[key] = (entry[0], entry[1], entry[2] + 1)
         return entry[1]
-    if _filesystem_type(path) in _NETWORK_FS:
-        raise ConfigError(f"the index at {path} is on a network filesystem; set XETSTORE_CACHE to a local disk")
-    path.mkdir(parents=True, exist_ok=True)
     try:
         env = lmdb.open(
-            key, map_size=_INITIAL_MAP, max_dbs=8, writemap=False, sync=True,
+            str(path), map_size=_INITIAL_MAP, max_dbs=8, writemap=False, sync=True,
             metasync=True, lock=True, max_spare_txns=0, readahead=False,
         )  # fmt: skip
         env.reader_check()
     except lmdb.Error as exc:
-        raise IndexUnusable(key, str(exc)) from None
+        raise IndexUnusable(str(path), str(exc)) from None
     _OPEN[key] = (os.getpid(), env, 1)
     return env
 
 
-def _release(path: Path) -> None:
-    key = str(path)
+def _release(path: Path, key: tuple[int, int]) -> None:
     entry = _OPEN.get(key)
     if not entry or entry[0] != os.getpid():
         return
@@ -93,6 +98,7 @@ class Index:
 
     def __init__(self, path: Path, env: lmdb.Environment) -> None:
         self.path = path
+        self._key = _registry_key(path)
         self._env = env
         self._chunks = env.open_db(b"chunks")
         self._xorbs = env.open_db(b"xorbs")
@@ -106,11 +112,11 @@ class Index:
         try:
             return cls(path, env)
         except lmdb.Error as exc:
-            _release(path)
+            _release(path, _registry_key(path))
             raise IndexUnusable(str(path), str(exc)) from None
 
     def close(self) -> None:
-        _release(self.path)
+        _release(self.path, self._key)
 
     def __enter__(self) -> Index:
         return self

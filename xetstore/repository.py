@@ -181,12 +181,12 @@ class Repository:
         paths = list(paths)
         for path in paths:  # refuse bad input before writing anything
             _open_input(path).close()
-        session = self._session()
-        cleaned: list[tuple[Cleaned, str | None]] = []
-        for path in paths:
-            with _open_input(path) as f:
-                cleaned.append((session.add_stream(f, progress=progress), os.fspath(path)))
-        return self._commit(session, cleaned)
+        with self._session() as session:
+            cleaned: list[tuple[Cleaned, str | None]] = []
+            for path in paths:
+                with _open_input(path) as f:
+                    cleaned.append((session.add_stream(f, progress=progress), os.fspath(path)))
+            return self._commit(session, cleaned)
 
     def add_file(self, path: str | os.PathLike[str], progress: Progress | None = None) -> AddResult:
         return self.add_files([path], progress)[0]
@@ -195,10 +195,10 @@ class Repository:
         self, stream: BinaryIO, expected_sha256: str | None = None, progress: Progress | None = None
     ) -> AddResult:
         """Add one binary stream; with `expected_sha256`, refuse other content."""
-        session = self._session()
         expected = bytes.fromhex(expected_sha256) if expected_sha256 else None
-        cleaned = session.add_stream(stream, expected, progress)
-        return self._commit(session, [(cleaned, None)])[0]
+        with self._session() as session:
+            cleaned = session.add_stream(stream, expected, progress)
+            return self._commit(session, [(cleaned, None)])[0]
 
     def add_bytes(self, data: bytes) -> AddResult:
         return self.add_stream(io.BytesIO(data))

@@ -6,9 +6,9 @@ from pathlib import Path
 from urllib.parse import unquote, urlparse
 
 from ..errors import ConfigError
-from .base import Backend, ObjectInfo, validate_key
+from .base import Backend, ObjectInfo, Payload, validate_key
 
-__all__ = ["Backend", "ObjectInfo", "validate_key", "open_backend"]
+__all__ = ["Backend", "ObjectInfo", "Payload", "validate_key", "open_backend"]
 
 
 def open_backend(url: str) -> Backend:

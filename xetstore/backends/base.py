@@ -10,12 +10,25 @@ from __future__ import annotations
 
 import re
 from abc import ABC, abstractmethod
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
-from ..errors import ConfigError
+from ..errors import ConfigError, ObjectNotFound
 
-__all__ = ["Backend", "ObjectInfo", "validate_key"]
+__all__ = ["Backend", "ObjectInfo", "Payload", "validate_key", "payload_bytes"]
+
+# What put() accepts: bytes, or the object's bytes as parts in order (a sealed
+# xorb is its frames' records plus its footer; joining them would copy 64 MiB).
+Payload = bytes | bytearray | memoryview | Sequence[bytes]
+
+
+def payload_bytes(data: Payload) -> bytes:
+    """A payload as one bytes object (for backends that need it whole)."""
+    if isinstance(data, bytes):
+        return data
+    if isinstance(data, (bytearray, memoryview)):
+        return bytes(data)
+    return b"".join(data)
 
 _KEY = re.compile(r"[a-z0-9][a-z0-9_.-]*(/[a-z0-9][a-z0-9_.-]*)*")
 _MAX_KEY = 512
@@ -54,7 +67,7 @@ class Backend(ABC):
         """
 
     @abstractmethod
-    def put(self, key: str, data: bytes) -> bool:
+    def put(self, key: str, data: Payload) -> bool:
         """Store an object atomically unless the key exists; return whether it wrote.
 
         An existing key is left untouched: keys are content-derived, so an
@@ -75,8 +88,6 @@ class Backend(ABC):
         """Every object whose key starts with `prefix`, in no particular order."""
 
     def exists(self, key: str) -> bool:
-        from ..errors import ObjectNotFound
-
         try:
             self.stat(key)
         except ObjectNotFound:

@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from ..errors import AccessDenied, BackendError, DiskFull, ObjectNotFound
-from .base import Backend, ObjectInfo, validate_key
+from .base import Backend, ObjectInfo, Payload, validate_key
 
 __all__ = ["FolderBackend"]
 
@@ -48,7 +48,7 @@ class FolderBackend(Backend):
         except OSError as exc:
             raise _translate(key, exc) from None
 
-    def put(self, key: str, data: bytes) -> bool:
+    def put(self, key: str, data: Payload) -> bool:
         path = self._path(key)
         if path.exists():
             return False
@@ -111,13 +111,15 @@ class FolderBackend(Backend):
                         continue
 
 
-def _write_durably(tmp: Path, data: bytes) -> None:
+def _write_durably(tmp: Path, data: Payload) -> None:
+    parts = [data] if isinstance(data, (bytes, bytearray, memoryview)) else data
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
     try:
-        view = memoryview(data)
-        while view:
-            written = os.write(fd, view)
-            view = view[written:]
+        for part in parts:
+            view = memoryview(part)
+            while view:
+                written = os.write(fd, view)
+                view = view[written:]
         os.fsync(fd)
     finally:
         os.close(fd)

@@ -7,7 +7,7 @@ import time
 from collections.abc import Iterator
 
 from ..errors import ObjectNotFound
-from .base import Backend, ObjectInfo, validate_key
+from .base import Backend, ObjectInfo, Payload, payload_bytes, validate_key
 
 __all__ = ["MemoryBackend"]
 
@@ -39,12 +39,13 @@ class MemoryBackend(Backend):
             raise ObjectNotFound(key, self.url)
         return item[0][start:end]
 
-    def put(self, key: str, data: bytes) -> bool:
+    def put(self, key: str, data: Payload) -> bool:
         validate_key(key)
+        blob = payload_bytes(data)
         with self._lock:
             if key in self._objects:
                 return False
-            self._objects[key] = (bytes(data), time.time())
+            self._objects[key] = (blob, time.time())
             return True
 
     def stat(self, key: str) -> ObjectInfo:
