@@ -1,0 +1,159 @@
+"""`xetstore lfs ...`: run the agent, install it for git-lfs, point a git repository at a repository.
+
+Heavy modules (the repository and everything under it) are imported inside the
+commands that need them, so `python -m xetstore.lfs agent` starts fast.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shlex
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+
+from ..errors import ConfigError, XetStoreError
+from .agent import LOG_NAME
+from .agent import main as agent_main
+from .gitconfig import find_workspace, locate_repository, read_config, read_lfsconfig, run_git
+from .locator import SENTINEL, encode_locator
+
+__all__ = ["lfs", "AGENT_NAME", "install_settings"]
+
+AGENT_NAME = "xetstore"
+_AGENT_KEY = f"lfs.customtransfer.{AGENT_NAME}"
+_STANDALONE_KEY = f"lfs.{SENTINEL}.standalonetransferagent"
+
+
+def install_settings(python: str = sys.executable) -> list[tuple[str, str]]:
+    """The git config `lfs install` writes: the agent, and the URL-scoped mapping
+    that sends only sentinel endpoints to it (other remotes keep theirs)."""
+    return [
+        (f"{_AGENT_KEY}.path", shlex.quote(python)),  # git-lfs runs `sh -c '<path> <args>'`
+        (f"{_AGENT_KEY}.args", "-m xetstore.lfs agent"),
+        (f"{_AGENT_KEY}.concurrent", "true"),
+        (_STANDALONE_KEY, AGENT_NAME),
+    ]
+
+
+@click.group(name="lfs", context_settings={"help_option_names": ["-h", "--help"]})
+def lfs() -> None:
+    """git-lfs integration: push, clone and pull LFS objects through a repository.
+
+    \b
+    Once per machine:      xetstore lfs install      (and `git lfs install`)
+    Once per git project:  xetstore lfs init URL     (then commit .lfsconfig)
+    Then plain git push / git clone / git lfs pull work everywhere.
+    """
+
+
+@lfs.command()
+@click.option("--repo", help="Repository URL; default: $XETSTORE_REPO, then the git repository's lfs.url.")
+def agent(repo: str | None) -> None:
+    """Serve git-lfs on stdin/stdout (git-lfs runs this; see `lfs install`)."""
+    sys.exit(agent_main(repo))
+
+
+def _scope_option(fn: Any) -> Any:
+    fn = click.option("--local", "scope", flag_value="local", help="This git repository only.")(fn)
+    return click.option("--global", "scope", flag_value="global", default=True, help="This user (default).")(fn)
+
+
+@lfs.command()
+@_scope_option
+def install(scope: str) -> None:
+    """Configure git-lfs to use the agent for xetstore endpoints (other remotes untouched)."""
+    for key, value in install_settings():
+        run_git(["config", f"--{scope}", key, value])
+        click.echo(f"git config --{scope} {key} {value}")
+    if not read_config().get("filter.lfs.process"):
+        click.echo("note: git-lfs's own filters are not configured; run `git lfs install` once too", err=True)
+
+
+@lfs.command()
+@_scope_option
+def uninstall(scope: str) -> None:
+    """Remove exactly what `lfs install` wrote."""
+    for key, _ in install_settings():
+        done = run_git(["config", f"--{scope}", "--unset-all", key], check=False)
+        if done.returncode == 0:
+            click.echo(f"removed {key} ({scope})")
+    for section in (_AGENT_KEY, f"lfs.{SENTINEL}"):
+        pattern = "^" + section.replace(".", r"\.") + r"\."
+        if run_git(["config", f"--{scope}", "--get-regexp", pattern], check=False).returncode == 1:
+            run_git(["config", f"--{scope}", "--remove-section", section], check=False)  # now empty
+
+
+@lfs.command(name="init")
+@click.argument("repo_url")
+@click.option("--remote", help="Use the repository only for this git remote (remote.NAME.lfsurl) instead of all (lfs.url).")
+def init_(repo_url: str, remote: str | None) -> None:
+    """Point this git repository at REPO_URL: writes .lfsconfig (commit it)."""
+    from ..repository import Repository
+
+    workspace = find_workspace()
+    if workspace.top_level is None:
+        raise ConfigError(f"{workspace.git_dir} is a bare git repository; run `xetstore lfs init` in a clone")
+    url = _absolute(repo_url)
+    with Repository.open(url):
+        pass  # refuse a URL that holds no repository before anyone commits it
+    key = f"remote.{remote}.lfsurl" if remote else "lfs.url"
+    value = encode_locator(url)
+    run_git(["config", "-f", str(workspace.top_level / ".lfsconfig"), key, value])
+    click.echo(f"wrote {key} = {value} to .lfsconfig")
+    click.echo("next: git add .lfsconfig && git commit -m 'Store LFS objects in xetstore'")
+    if not read_config().get(_STANDALONE_KEY):
+        click.echo("note: the agent is not installed here; run `xetstore lfs install` (once per machine)", err=True)
+
+
+@lfs.command()
+@click.option("--repo", help="As for `lfs agent`.")
+@click.option("--remote", default="origin", show_default=True, help="Git remote whose endpoint to resolve.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+def env(repo: str | None, remote: str, as_json: bool) -> None:
+    """What the agent would use here: repository, its source, cache, log (for bug reports)."""
+    from .. import __version__
+    from ..params import default_cache_root
+
+    config = read_config()
+    fields: dict[str, Any] = {"version": __version__, "python": sys.executable}
+    fields.update({k: config.get(k, "") for k, _ in install_settings()})
+    done = run_git(["lfs", "version"], check=False)
+    fields["git_lfs"] = done.stdout.decode(errors="replace").strip() or "not installed"
+    try:
+        workspace = find_workspace(config=config)
+        fields.update(git_dir=str(workspace.git_dir), lfs_dir=str(workspace.lfs_dir),
+                      log=os.environ.get("XETSTORE_LOG") or str(workspace.logs_dir / LOG_NAME))  # fmt: skip
+        for operation in ("download", "upload"):
+            location = locate_repository(
+                repo, os.environ, config, lambda: read_lfsconfig(workspace), remote, operation
+            )  # fmt: skip
+            fields[f"{operation}_repository"] = location.url
+            fields[f"{operation}_source"] = location.source
+        fields["cache_dir"] = _cache_dir(fields["download_repository"], default_cache_root())
+    except XetStoreError as exc:
+        fields["error"] = str(exc)
+    if as_json:
+        click.echo(json.dumps(fields))
+    else:
+        click.echo("\n".join(f"{k:<40} {v}" for k, v in fields.items()))
+
+
+def _cache_dir(url: str, root: Path) -> str:
+    from ..repository import Repository
+
+    try:
+        with Repository.open(url) as r:
+            return str(r.cache_dir)
+    except XetStoreError as exc:
+        return f"{root}/<repository id> (cannot open the repository: {exc})"
+
+
+def _absolute(url: str) -> str:
+    """A URL every clone can use: relative folder paths become absolute."""
+    if "://" in url:
+        return url
+    return os.path.abspath(os.path.expanduser(url))
