@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -104,3 +105,17 @@ def test_plain_paths_in_git_config_are_accepted() -> None:
 def test_outside_a_git_repository(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="not in a git repository"):
         find_workspace(tmp_path)
+
+
+def test_workspace_honours_lfs_storage(tmp_path: Path) -> None:
+    work = tmp_path / "work"
+    subprocess.run(["git", "init", "-q", str(work)], check=True)
+    plain = find_workspace(work / ".")
+    assert plain.git_dir == work / ".git" and plain.lfs_dir == work / ".git" / "lfs" and plain.top_level == work
+    subprocess.run(["git", "-C", str(work), "config", "lfs.storage", "../lfs-objects"], check=True)
+    assert find_workspace(work).lfs_dir == work / ".git" / ".." / "lfs-objects"  # relative to the git dir
+    subprocess.run(["git", "-C", str(work), "config", "lfs.storage", str(tmp_path / "elsewhere")], check=True)
+    moved = find_workspace(work)
+    assert moved.tmp_dir == tmp_path / "elsewhere" / "tmp" and moved.logs_dir == tmp_path / "elsewhere" / "logs"
+    assert moved.contains(str(tmp_path / "elsewhere" / "objects" / "ab" / "cd" / "x"))
+    assert not moved.contains(str(tmp_path / "outside"))

@@ -273,3 +273,40 @@ def test_two_clones_pushing_at_once_lose_nothing(tmp_path: Path) -> None:
         assert_checkout_complete(fresh, tree(clone), grace)
     stats = repository_stats(repo_path, tmp_path / "stats-cache")
     assert stats.files == 40 + 40 + 10 + 2
+
+
+def test_clone_with_lfs_storage_elsewhere(project: Project, tmp_path: Path) -> None:
+    """lfs.storage moves git-lfs's objects and tmp dir: the agent follows it."""
+    carol = Machine(tmp_path, "carol")
+    storage = tmp_path / "lfs storage"
+    clone = tmp_path / "carol-clone"
+    carol.git("clone", "-c", f"lfs.storage={storage}", str(project.remote), str(clone))
+    assert_checkout_complete(clone, project.v2, carol)
+    assert (storage / "logs" / "xetstore.log").exists() and not (clone / ".git" / "lfs" / "logs").exists()
+    assert not [p for p in (storage / "tmp").iterdir() if ".xetstore-" in p.name]
+    assert len([p for p in (storage / "objects").rglob("*") if p.is_file()]) == len(lfs_oids(carol, clone))
+
+
+def test_agents_killed_mid_push_then_a_repush_completes(tmp_path: Path) -> None:
+    """SIGKILL after a xorb is written: git-lfs sees EOF, the ref is not pushed; pushing
+    again stores everything, and a clone is byte-identical."""
+    heidi = Machine(tmp_path, "heidi")
+    repo_path = tmp_path / "xet"
+    heidi.xetstore("init", str(repo_path))
+    remote = tmp_path / "remote.git"
+    heidi.git("init", "--bare", str(remote))
+    work = tmp_path / "work"
+    heidi.git("init", str(work))
+    lfs_tree(work, big_size=3_000_000, small_files=5)
+    heidi.xetstore("lfs", "init", str(repo_path), cwd=work)
+    heidi.git("add", "-A", cwd=work)
+    heidi.git("commit", "-m", "one", cwd=work)
+    heidi.git("remote", "add", "origin", str(remote), cwd=work)
+    failed = heidi.git("push", "origin", "main", cwd=work, check=False,
+                       env={"XETSTORE_FAULTPOINT": "clean.after_xorb:kill"})  # fmt: skip
+    assert failed.returncode != 0
+    assert heidi.git("ls-remote", str(remote), cwd=work).stdout == ""  # the ref was not pushed
+    heidi.git("push", "origin", "main", cwd=work)
+    clone = tmp_path / "clone"
+    heidi.git("clone", str(remote), str(clone))
+    assert_checkout_complete(clone, tree(work), heidi)

@@ -15,12 +15,12 @@ import fcntl
 import logging
 import os
 import sys
-import tempfile
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO
+from urllib.parse import unquote, urlsplit
 
 from ..errors import (
     AccessDenied,
@@ -249,6 +249,7 @@ def _rebuild(repo: Repository, file_hash: str, oid: str, tmp_dir: Path, progress
     """Write the object into git-lfs's tmp dir (same filesystem as its objects: it
     renames the file there) and check its sha256; no file is left on failure."""
     import hashlib
+    import tempfile
 
     tmp_dir.mkdir(parents=True, exist_ok=True)
     fd, name = tempfile.mkstemp(prefix=f"{oid}.xetstore-", suffix=".tmp", dir=tmp_dir)
@@ -354,7 +355,7 @@ def _check_folder(location: RepositoryLocation) -> None:
     url = location.url
     if "://" in url and not url.startswith("file://"):
         return  # remote backends are checked when first used
-    path = Path(url.removeprefix("file://")).expanduser()
+    path = Path(unquote(urlsplit(url).path) if url.startswith("file://") else url).expanduser()
     if not (path / "config").is_file():
         raise RepositoryNotFound(str(path), f"it has no config; named by {location.source}")
 

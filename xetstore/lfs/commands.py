@@ -139,7 +139,8 @@ def env(repo: str | None, remote: str, as_json: bool) -> None:
     if as_json:
         click.echo(json.dumps(fields))
     else:
-        click.echo("\n".join(f"{k:<40} {v}" for k, v in fields.items()))
+        width = max(map(len, fields))
+        click.echo("\n".join(f"{k:<{width}}  {v}" for k, v in fields.items()))
 
 
 def _cache_dir(url: str, root: Path) -> str:
