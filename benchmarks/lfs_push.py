@@ -1,6 +1,6 @@
 """git push and git clone of a versioned model file: xetstore's agent against plain git-lfs.
 
-    python -m benchmarks.lfs_push [--size-mib 256] [--versions 3] [--runs 3] [--dir PATH]
+    python -m benchmarks.lfs_push [--size-mib 256] [--versions 3] [--runs 3] [--dir PATH] [--remote-dir PATH]
 
 A float32 weight matrix of --size-mib is committed in --versions versions, each a copy of the
 last with a few rows changed (what a fine-tune step or a partial retrain does), and pushed
@@ -10,9 +10,10 @@ file:// bare remote (git-lfs's built-in standalone file transfer, which stores w
 the remote's lfs/objects). Reported, as medians of --runs: bytes each stores, the sum of the
 push times, and the clone time, with xetstore / plain-git-lfs ratios.
 
-Note: plain git-lfs hard-links objects into a file:// remote on the same filesystem, so its
-push costs almost nothing there; give --dir on another filesystem (e.g. /dev/shm) to make it
-copy, as every real remote must. Tests never assert timings; this script only measures.
+Note: plain git-lfs hard-links objects into (and out of) a file:// remote on the same
+filesystem, so its push and fetch cost almost nothing there; put the remotes on another
+filesystem with --remote-dir (e.g. /dev/shm) to make it copy, as every real remote must.
+Tests never assert timings; this script only measures.
 """
 
 from __future__ import annotations
@@ -88,9 +89,10 @@ class Machine:
         return time.perf_counter() - start
 
 
-def run_once(root: Path, versions: list[Path], with_xetstore: bool) -> Run:
+def run_once(root: Path, remotes: Path, versions: list[Path], with_xetstore: bool) -> Run:
+    """One history through one system; `remotes` holds the bare git remote and the repository."""
     machine = Machine(root, agent=with_xetstore)
-    remote, work, xet = root / "remote.git", root / "work", root / "xet repository"
+    remote, work, xet = remotes / "remote.git", root / "work", remotes / "xet repository"
     machine.git("init", "--bare", str(remote))
     machine.git("init", str(work))
     (work / ".gitattributes").write_text("*.bin filter=lfs diff=lfs merge=lfs -text\n")
@@ -124,19 +126,24 @@ def main() -> None:
     parser.add_argument("--size-mib", type=int, default=256)
     parser.add_argument("--versions", type=int, default=3)
     parser.add_argument("--runs", type=int, default=3)
-    parser.add_argument("--dir", type=Path, default=None, help="where remotes, repositories and clones go")
+    parser.add_argument("--dir", type=Path, default=None, help="where working copies and clones go")
+    parser.add_argument("--remote-dir", type=Path, default=None, help="where remotes go (default: --dir)")
     args = parser.parse_args()
     base = Path(tempfile.mkdtemp(prefix="xetstore-lfs-bench-", dir=args.dir))
+    remote_base = Path(tempfile.mkdtemp(prefix="xetstore-lfs-bench-", dir=args.remote_dir or base))
     try:
         versions = write_versions(base, args.size_mib << 20, args.versions)
         results: dict[str, list[Run]] = {"xetstore": [], "git-lfs": []}
         for n in range(args.runs):
             for name in results:  # alternate, so drift in machine load hits both
-                root = base / f"{name}-{n}"
-                results[name].append(run_once(root, versions, name == "xetstore"))
+                root, remotes = base / f"{name}-{n}", remote_base / f"{name}-{n}"
+                remotes.mkdir()
+                results[name].append(run_once(root, remotes, versions, name == "xetstore"))
                 shutil.rmtree(root)
+                shutil.rmtree(remotes)
         report(args, {name: median_run(runs) for name, runs in results.items()})
     finally:
+        shutil.rmtree(remote_base, ignore_errors=True)
         shutil.rmtree(base, ignore_errors=True)
 
 

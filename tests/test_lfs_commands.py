@@ -49,16 +49,20 @@ def test_install_writes_the_agent_and_a_url_scoped_mapping_and_uninstall_removes
     done = home.xetstore("lfs", "install")
     assert done.returncode == 0, done.stderr
     values = dict(line.split("=", 1) for line in home.git("config", "--global", "--list").splitlines())
-    assert values["lfs.customtransfer.xetstore.path"] == sys.executable
-    assert values["lfs.customtransfer.xetstore.args"] == "-m xetstore.lfs agent"
-    assert values["lfs.customtransfer.xetstore.concurrent"] == "true"
-    assert values["lfs.https://xetstore.invalid/.standalonetransferagent"] == "xetstore"
+    for name, concurrent in (("xetstore", "true"), ("xetstore-folder", "false")):
+        assert values[f"lfs.customtransfer.{name}.path"] == sys.executable
+        assert values[f"lfs.customtransfer.{name}.args"] == "-m xetstore.lfs agent"
+        assert values[f"lfs.customtransfer.{name}.concurrent"] == concurrent
     assert "lfs.standalonetransferagent" not in values  # unscoped would hijack every remote
-    # git resolves the mapping only for sentinel endpoints
-    match = home.run(["git", "config", "--get-urlmatch", "lfs.standalonetransferagent", "https://xetstore.invalid/file/x"])
-    assert match.stdout.strip() == "xetstore"
-    other = home.run(["git", "config", "--get-urlmatch", "lfs.standalonetransferagent", "https://github.com/o/r.git/info/lfs"])
-    assert other.returncode == 1
+
+    def agent_for(endpoint: str) -> str:
+        done = home.run(["git", "config", "--get-urlmatch", "lfs.standalonetransferagent", endpoint])
+        return done.stdout.strip()
+
+    # git (and git-lfs) pick the most specific URL: folders get the one-process agent
+    assert agent_for("https://xetstore.invalid/file/srv/repo") == "xetstore-folder"
+    assert agent_for("https://xetstore.invalid/s3/bucket/prefix") == "xetstore"
+    assert agent_for("https://github.com/o/r.git/info/lfs") == ""
     done = home.xetstore("lfs", "uninstall")
     assert done.returncode == 0, done.stderr
     assert home.gitconfig.read_text() == before
@@ -69,7 +73,7 @@ def test_uninstall_keeps_what_the_user_added_to_the_same_sections(home: Home) ->
     home.git("config", "--global", "lfs.customtransfer.xetstore.direction", "both")
     home.xetstore("lfs", "uninstall")
     assert home.git("config", "--global", "lfs.customtransfer.xetstore.direction").strip() == "both"
-    assert "path" not in home.gitconfig.read_text()
+    assert "path" not in home.gitconfig.read_text() and "xetstore-folder" not in home.gitconfig.read_text()
 
 
 def test_install_local_configures_one_repository(home: Home, tmp_path: Path) -> None:
@@ -94,6 +98,7 @@ def test_init_writes_the_sentinel_to_lfsconfig(home: Home, tmp_path: Path) -> No
     assert "xetstore lfs install" in done.stderr  # not installed on this machine yet
     value = home.git("config", "-f", str(work / ".lfsconfig"), "lfs.url").strip()
     assert value == encode_locator(str(repo_path))
+    assert "xetstore lfs install" in (work / ".lfsconfig").read_text()  # for whoever clones without it
 
     assert home.xetstore("lfs", "init", str(repo_path), "--remote", "origin", cwd=work).returncode == 0
     assert home.git("config", "-f", str(work / ".lfsconfig"), "remote.origin.lfsurl").strip() == value

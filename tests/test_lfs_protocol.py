@@ -214,7 +214,7 @@ def test_upload_whose_content_does_not_match_its_oid_is_refused_and_stores_nothi
     replies = world.run(init("upload"), upload(claimed, len(data), path), TERMINATE)
     code, message = error_of(completes(replies)[0])
     assert code == 422 and claimed in message and hashlib.sha256(data).hexdigest() in message
-    assert "nothing was stored" in message
+    assert "did not record it" in message
     with Repository.open(str(world.repo_path)) as repo:
         assert repo.find(claimed) is None and repo.stats().files == 0
 
@@ -281,7 +281,7 @@ def test_unusable_repository_at_init_is_an_init_error_then_requests_are_refused(
 def test_missing_repository_is_a_per_object_error_naming_it(world: World, tmp_path: Path) -> None:
     world.repo_path = tmp_path / "gone"
     replies = world.run(init("download"), download("a" * 64, 1), download("b" * 64, 1))
-    for done, oid in zip(completes(replies), ("a" * 64, "b" * 64)):
+    for done, oid in zip(completes(replies), ("a" * 64, "b" * 64), strict=True):
         code, message = error_of(done)
         assert code == 404 and oid in message and str(world.repo_path) in message
 

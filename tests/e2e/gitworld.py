@@ -25,7 +25,7 @@ def have_git_lfs() -> bool:
 class Machine:
     """One user on one computer: a HOME with its own global git config and cache."""
 
-    def __init__(self, root: Path, name: str, install: bool = True) -> None:
+    def __init__(self, root: Path, name: str, install: bool = True, eight_agents: bool = False) -> None:
         self.name = name
         self.home = root / f"home-{name}"
         self.home.mkdir(parents=True)
@@ -42,6 +42,8 @@ class Machine:
         self.git("lfs", "install")
         if install:
             self.xetstore("lfs", "install")
+        if eight_agents:  # folder repositories get one agent by default; exercise git-lfs's eight
+            self.git("config", "--global", "lfs.customtransfer.xetstore-folder.concurrent", "true")
 
     def run(self, args: list[str], cwd: Path | None = None, check: bool = True,
             env: Mapping[str, str] | None = None) -> subprocess.CompletedProcess[str]:  # fmt: skip

@@ -67,7 +67,7 @@ def edit_big_file(path: Path) -> None:
 @pytest.fixture(scope="module")
 def project(tmp_path_factory: pytest.TempPathFactory) -> Project:
     root = tmp_path_factory.mktemp("lfs-e2e")
-    alice = Machine(root, "alice")
+    alice = Machine(root, "alice", eight_agents=True)
     repo_path = root / "xet repo"
     alice.xetstore("init", str(repo_path))
     remote = root / "remote.git"
@@ -123,7 +123,7 @@ def test_zero_setup_clone(project: Project, tmp_path: Path) -> None:
     clone = tmp_path / "carol-clone"
     carol.git("clone", str(project.remote), str(clone))
     assert_checkout_complete(clone, project.v2, carol)
-    assert pids(agent_log(clone), "init download")  # it really went through the agent
+    assert len(pids(agent_log(clone), "init download")) == 1  # the folder agent: one process
 
 
 def test_skip_smudge_clone_then_configure_then_pull(project: Project, tmp_path: Path) -> None:
@@ -165,7 +165,7 @@ def test_pull_into_an_existing_clone(project: Project) -> None:
 def test_repush_of_everything_in_one_process_stores_nothing(project: Project) -> None:
     before = project.stats()
     log_start = len(agent_log(project.source))
-    project.alice.git("-c", "lfs.customtransfer.xetstore.concurrent=false", "lfs", "push", "--all", "origin",
+    project.alice.git("-c", "lfs.customtransfer.xetstore-folder.concurrent=false", "lfs", "push", "--all", "origin",
                       cwd=project.source)  # fmt: skip
     log = agent_log(project.source)[log_start:]
     assert len(pids(log, "init upload")) == 1
@@ -226,7 +226,7 @@ def test_other_remotes_keep_their_lfs_endpoint(tmp_path: Path) -> None:
 
 def test_two_clones_pushing_at_once_lose_nothing(tmp_path: Path) -> None:
     """Sixteen agents, two pushes, one repository and one index: different and shared objects."""
-    frank = Machine(tmp_path, "frank")
+    frank = Machine(tmp_path, "frank", eight_agents=True)
     repo_path = tmp_path / "xet"
     frank.xetstore("init", str(repo_path))
     remote = tmp_path / "remote.git"

@@ -10,31 +10,16 @@ to users, so the agent logs to `.git/lfs/logs/xetstore.log`.
 
 from __future__ import annotations
 
-import errno
-import fcntl
 import logging
 import os
 import sys
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO
 from urllib.parse import unquote, urlsplit
 
-from ..errors import (
-    AccessDenied,
-    BackendError,
-    DiskFull,
-    HashMismatch,
-    InputError,
-    LfsProtocolError,
-    LockedError,
-    NotFound,
-    RepositoryNotFound,
-    TransientBackendError,
-    XetStoreError,
-)
+from ..errors import LfsProtocolError, RepositoryNotFound, XetStoreError
 from .gitconfig import RepositoryLocation, Workspace, find_workspace, locate_repository, read_config, read_lfsconfig
 from .protocol import (
     CODE_INIT,
@@ -49,8 +34,8 @@ from .protocol import (
     encode_complete,
     encode_error,
     encode_init_error,
-    encode_progress,
 )
+from .transfer import Progress, download, error_code, upload
 
 if TYPE_CHECKING:
     from ..repository import Repository
@@ -63,39 +48,6 @@ Locate = Callable[[InitRequest], tuple[Workspace, RepositoryLocation]]
 
 LOG_NAME = "xetstore.log"
 _LOG_ROTATE = 16 * 1024 * 1024
-_PROGRESS_INTERVAL = 0.1  # seconds between progress lines
-# Uploads this large take turns (per repository, per machine): eight agents
-# cleaning several versions of one big file at once could not dedup them
-# against each other, since none has committed its chunks yet.
-_SERIAL_UPLOAD = 16 * 1024 * 1024
-
-
-class _Progress:
-    """Progress lines for one transfer: one at once (git-lfs holds back its other
-    workers until worker 0 reports bytes), then at most every 0.1 s, then `size`."""
-
-    def __init__(self, send: Callable[[bytes], None], oid: str, size: int) -> None:
-        self._send, self._oid, self._size = send, oid, size
-        self._done = self._sent = 0
-        self._last = 0.0
-
-    def start(self) -> None:
-        self._report(1)
-
-    def advance(self, n: int) -> None:
-        self._done += n
-        now = time.monotonic()
-        if now - self._last >= _PROGRESS_INTERVAL:
-            self._report(self._done)
-
-    def finish(self) -> None:
-        self._report(self._size)
-
-    def _report(self, so_far: int) -> None:
-        so_far = min(so_far, self._size)
-        if so_far > self._sent:
-            self._send(encode_progress(self._oid, so_far, so_far - self._sent))
-            self._sent, self._last = so_far, time.monotonic()
 
 
 class _Agent:
@@ -140,7 +92,7 @@ class _Agent:
         return self._protocol.started(request)
 
     def _transfer(self, request: TransferRequest) -> None:
-        progress = _Progress(self.send, request.oid, request.size)
+        progress = Progress(self.send, request.oid, request.size)
         progress.start()
         started = time.monotonic()
         try:
@@ -150,7 +102,7 @@ class _Agent:
                 reply = self._download(request, progress)
         except (XetStoreError, OSError) as exc:
             log.warning("%s %s failed: %s", _verb(request), request.oid, exc)
-            reply = encode_error(request.oid, _code(exc), self._describe(request, exc))
+            reply = encode_error(request.oid, error_code(exc), self._describe(request, exc))
         except Exception as exc:  # the agent's top level: one bad object must not end the session
             log.exception("%s %s failed", _verb(request), request.oid)
             cause = f"internal error: {type(exc).__name__}: {exc} (details in {LOG_NAME})"
@@ -172,37 +124,15 @@ class _Agent:
             log.info("opened repository %s (cache %s)", self._repo.url, self._repo.cache_dir)
         return self._repo
 
-    def _upload(self, request: UploadRequest, progress: _Progress) -> bytes:
+    def _upload(self, request: UploadRequest, progress: Progress) -> bytes:
         assert self._workspace is not None
-        if not self._workspace.contains(request.path):
-            raise LfsProtocolError(f"upload path {request.path} is outside this git repository ({self._workspace.git_dir})")
-        repo = self.repository()
-        if repo.find(request.oid) is not None:
-            log.info("upload %s: already in the repository", request.oid)
-        else:
-            with _open_object(request) as f, _taking_turns(repo.cache_dir, request.size):
-                if repo.find(request.oid) is None:  # another agent may have added it meanwhile
-                    _add(repo, f, request, progress)
-        progress.finish()
+        upload(self.repository(), self._workspace, request, progress)
         return encode_complete(request.oid)
 
-    def _download(self, request: DownloadRequest, progress: _Progress) -> bytes:
-        assert self._workspace is not None
-        repo = self.repository()
-        file_hash = repo.find(request.oid)
-        if file_hash is None and repo.sync():  # pushed since we opened the repository?
-            file_hash = repo.find(request.oid)
-        if file_hash is None:
-            raise NotFound(f"it is not in this repository (it was never pushed here; source: {self._location_source()})")
-        size = repo.manifest(file_hash).size
-        if size != request.size:
-            raise LfsProtocolError(f"its pointer says {request.size} bytes, but the repository holds {size} bytes")
-        path = _rebuild(repo, file_hash, request.oid, self._workspace.tmp_dir, progress)
-        progress.finish()
+    def _download(self, request: DownloadRequest, progress: Progress) -> bytes:
+        assert self._workspace is not None and self._location is not None
+        path = download(self.repository(), self._workspace, request, progress, self._location.source)
         return encode_complete(request.oid, path)
-
-    def _location_source(self) -> str:
-        return self._location.source if self._location else "?"
 
     def close(self) -> None:
         if self._repo is not None:
@@ -210,87 +140,8 @@ class _Agent:
             self._repo = None
 
 
-@contextmanager
-def _open_object(request: UploadRequest) -> Iterator[BinaryIO]:
-    """git-lfs's copy of the object, opened read-only (it owns the file)."""
-    try:
-        f = open(request.path, "rb")
-    except OSError as exc:
-        raise InputError(request.path, exc.strerror or str(exc)) from None
-    with f:
-        actual = os.fstat(f.fileno()).st_size
-        if actual != request.size:
-            raise InputError(request.path, f"has {actual} bytes, but git-lfs says the object has {request.size}")
-        yield f
-
-
-@contextmanager
-def _taking_turns(cache_dir: Path, size: int) -> Iterator[None]:
-    if size < _SERIAL_UPLOAD:
-        yield
-        return
-    with open(cache_dir / "lfs-upload.lock", "a") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)  # released by the kernel if this process dies
-        yield
-
-
-def _add(repo: Repository, f: BinaryIO, request: UploadRequest, progress: _Progress) -> None:
-    try:
-        repo.add_stream(f, expected_sha256=request.oid, progress=progress.advance)
-    except HashMismatch as exc:
-        raise HashMismatch(
-            f"{request.path}", request.oid, exc.actual,
-            "its content is not the object git-lfs named; the local LFS object is damaged or "
-            "changed while being read (run `git lfs fsck`); nothing was stored",
-        ) from None  # fmt: skip
-
-
-def _rebuild(repo: Repository, file_hash: str, oid: str, tmp_dir: Path, progress: _Progress) -> str:
-    """Write the object into git-lfs's tmp dir (same filesystem as its objects: it
-    renames the file there) and check its sha256; no file is left on failure."""
-    import hashlib
-    import tempfile
-
-    tmp_dir.mkdir(parents=True, exist_ok=True)
-    fd, name = tempfile.mkstemp(prefix=f"{oid}.xetstore-", suffix=".tmp", dir=tmp_dir)
-    try:
-        sha = hashlib.sha256()
-        with os.fdopen(fd, "wb") as out:
-            for data in repo.iter_file(file_hash):
-                sha.update(data)
-                out.write(data)
-                progress.advance(len(data))
-        if sha.hexdigest() != oid:
-            raise HashMismatch(f"object {oid} rebuilt from {repo.url}", oid, sha.hexdigest())
-        os.chmod(name, 0o666 & ~_umask())
-    except BaseException:
-        os.unlink(name)
-        raise
-    return name
-
-
-def _umask() -> int:
-    mask = os.umask(0o022)
-    os.umask(mask)
-    return mask
-
-
 def _verb(request: TransferRequest) -> str:
     return "upload" if isinstance(request, UploadRequest) else "download"
-
-
-_CODES: tuple[tuple[type[BaseException], int], ...] = (
-    (LfsProtocolError, 400), (InputError, 422), (HashMismatch, 422), (AccessDenied, 403),
-    (DiskFull, 507), (TransientBackendError, 503), (BackendError, 502), (LockedError, 423),
-    (NotFound, 404), (PermissionError, 403), (FileNotFoundError, 404),
-)  # fmt: skip
-
-
-def _code(exc: BaseException) -> int:
-    """HTTP-like codes: git-lfs prints them as `[404] ...`."""
-    if isinstance(exc, OSError) and exc.errno == errno.ENOSPC:
-        return 507
-    return next((code for kind, code in _CODES if isinstance(exc, kind)), 500)
 
 
 def _lines(stdin: BinaryIO) -> Iterator[bytes]:

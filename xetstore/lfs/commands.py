@@ -21,22 +21,33 @@ from .agent import main as agent_main
 from .gitconfig import find_workspace, locate_repository, read_config, read_lfsconfig, run_git
 from .locator import SENTINEL, encode_locator
 
-__all__ = ["lfs", "AGENT_NAME", "install_settings"]
+__all__ = ["lfs", "AGENTS", "install_settings"]
 
-AGENT_NAME = "xetstore"
-_AGENT_KEY = f"lfs.customtransfer.{AGENT_NAME}"
-_STANDALONE_KEY = f"lfs.{SENTINEL}.standalonetransferagent"
+# Two names for one agent, so git-lfs runs it differently per kind of repository
+# (it picks the most specific lfs.<url>.standalonetransferagent). Folder
+# repositories get one agent process: eight would each import the engine and
+# open the index for work a local disk does faster serially (measured 2-3x
+# slower on two cores). Others (S3) get git-lfs's eight, to overlap round trips.
+AGENTS = (("xetstore", "true", SENTINEL), ("xetstore-folder", "false", f"{SENTINEL}file/"))
+_LFSCONFIG_HEADER = """\
+# The LFS objects of this project live in a xetstore repository (lfs.url below).
+# Once per machine: `pip install xetstore`, `git lfs install`, `xetstore lfs install`.
+# Without that, git-lfs tries to reach the host xetstore.invalid and fails.
+"""
 
 
 def install_settings(python: str = sys.executable) -> list[tuple[str, str]]:
-    """The git config `lfs install` writes: the agent, and the URL-scoped mapping
-    that sends only sentinel endpoints to it (other remotes keep theirs)."""
-    return [
-        (f"{_AGENT_KEY}.path", shlex.quote(python)),  # git-lfs runs `sh -c '<path> <args>'`
-        (f"{_AGENT_KEY}.args", "-m xetstore.lfs agent"),
-        (f"{_AGENT_KEY}.concurrent", "true"),
-        (_STANDALONE_KEY, AGENT_NAME),
-    ]
+    """The git config `lfs install` writes: the agents, and the URL-scoped mappings
+    that send only sentinel endpoints to them (other remotes keep theirs)."""
+    settings = []
+    for name, concurrent, url in AGENTS:
+        settings += [
+            (f"lfs.customtransfer.{name}.path", shlex.quote(python)),  # git-lfs runs `sh -c '<path> <args>'`
+            (f"lfs.customtransfer.{name}.args", "-m xetstore.lfs agent"),
+            (f"lfs.customtransfer.{name}.concurrent", concurrent),
+            (f"lfs.{url}.standalonetransferagent", name),
+        ]
+    return settings
 
 
 @click.group(name="lfs", context_settings={"help_option_names": ["-h", "--help"]})
@@ -65,7 +76,11 @@ def _scope_option(fn: Any) -> Any:
 @lfs.command()
 @_scope_option
 def install(scope: str) -> None:
-    """Configure git-lfs to use the agent for xetstore endpoints (other remotes untouched)."""
+    """Configure git-lfs to use the agent for xetstore endpoints (other remotes untouched).
+
+    Folder repositories get one agent process per transfer, others (S3) eight;
+    change it with `git config --global lfs.customtransfer.xetstore-folder.concurrent true`.
+    """
     for key, value in install_settings():
         run_git(["config", f"--{scope}", key, value])
         click.echo(f"git config --{scope} {key} {value}")
@@ -81,7 +96,7 @@ def uninstall(scope: str) -> None:
         done = run_git(["config", f"--{scope}", "--unset-all", key], check=False)
         if done.returncode == 0:
             click.echo(f"removed {key} ({scope})")
-    for section in (_AGENT_KEY, f"lfs.{SENTINEL}"):
+    for section in [f"lfs.customtransfer.{name}" for name, _, _ in AGENTS] + [f"lfs.{url}" for _, _, url in AGENTS]:
         pattern = "^" + section.replace(".", r"\.") + r"\."
         if run_git(["config", f"--{scope}", "--get-regexp", pattern], check=False).returncode == 1:
             run_git(["config", f"--{scope}", "--remove-section", section], check=False)  # now empty
@@ -102,10 +117,13 @@ def init_(repo_url: str, remote: str | None) -> None:
         pass  # refuse a URL that holds no repository before anyone commits it
     key = f"remote.{remote}.lfsurl" if remote else "lfs.url"
     value = encode_locator(url)
-    run_git(["config", "-f", str(workspace.top_level / ".lfsconfig"), key, value])
+    lfsconfig = workspace.top_level / ".lfsconfig"
+    if not lfsconfig.exists():
+        lfsconfig.write_text(_LFSCONFIG_HEADER)  # what a machine without the agent shows its user
+    run_git(["config", "-f", str(lfsconfig), key, value])
     click.echo(f"wrote {key} = {value} to .lfsconfig")
     click.echo("next: git add .lfsconfig && git commit -m 'Store LFS objects in xetstore'")
-    if not read_config().get(_STANDALONE_KEY):
+    if not read_config().get(f"lfs.{SENTINEL}.standalonetransferagent"):
         click.echo("note: the agent is not installed here; run `xetstore lfs install` (once per machine)", err=True)
 
 

@@ -106,7 +106,7 @@ class AgentProtocol:
             doc = _decode(line)
         except LfsProtocolError as exc:
             return self._refuse("", exc.reason)
-        oid = doc.get("oid") if isinstance(doc.get("oid"), str) else ""
+        oid = doc["oid"] if isinstance(doc.get("oid"), str) else ""
         try:
             return self._accept(doc)
         except LfsProtocolError as exc:
