@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from xetstore import Repository
+from xetstore.lfs.commands import AGENT_ARGS
 from xetstore.lfs.locator import encode_locator
 
 
@@ -51,7 +52,7 @@ def test_install_writes_the_agent_and_a_url_scoped_mapping_and_uninstall_removes
     values = dict(line.split("=", 1) for line in home.git("config", "--global", "--list").splitlines())
     for name, concurrent in (("xetstore", "true"), ("xetstore-folder", "false")):
         assert values[f"lfs.customtransfer.{name}.path"] == sys.executable
-        assert values[f"lfs.customtransfer.{name}.args"] == "-m xetstore.lfs agent"
+        assert values[f"lfs.customtransfer.{name}.args"] == f"-c {AGENT_ARGS}"
         assert values[f"lfs.customtransfer.{name}.concurrent"] == concurrent
     assert "lfs.standalonetransferagent" not in values  # unscoped would hijack every remote
 
@@ -82,7 +83,7 @@ def test_install_local_configures_one_repository(home: Home, tmp_path: Path) -> 
     before = home.gitconfig.read_text()
     assert home.xetstore("lfs", "install", "--local", cwd=work).returncode == 0
     assert home.gitconfig.read_text() == before
-    assert home.git("config", "--local", "lfs.customtransfer.xetstore.args", cwd=work).strip() == "-m xetstore.lfs agent"
+    assert home.git("config", "--local", "lfs.customtransfer.xetstore.args", cwd=work).strip() == f"-c {AGENT_ARGS}"
     assert home.xetstore("lfs", "uninstall", "--local", cwd=work).returncode == 0
     assert "xetstore" not in (work / ".git" / "config").read_text()
 

@@ -10,7 +10,6 @@ import io
 import json
 import os
 import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +18,7 @@ import pytest
 from tests.samples import random_bytes
 from xetstore import ConfigError, Repository
 from xetstore.lfs.agent import run_agent
+from xetstore.lfs.commands import install_settings
 from xetstore.lfs.gitconfig import RepositoryLocation, Workspace
 from xetstore.lfs.protocol import MAX_LINE, InitRequest
 
@@ -291,16 +291,21 @@ def test_terminate_ends_the_session(world: World) -> None:
     assert replies == [{}]
 
 
-def test_agent_start_does_not_import_the_engine(tmp_path: Path) -> None:
-    """git-lfs starts eight agents serially per transfer: their start must stay cheap."""
+def test_agent_start_does_not_import_the_engine_nor_the_working_directory(tmp_path: Path) -> None:
+    """git-lfs starts eight agents serially per transfer, in the repository's top level:
+    their start must stay cheap, and a `xetstore/` folder there must not be imported."""
+    (tmp_path / "xetstore").mkdir()
+    (tmp_path / "xetstore" / "__init__.py").write_text("raise SystemExit('imported the working directory')\n")
+    settings = dict(install_settings())
+    command = f"{settings['lfs.customtransfer.xetstore.path']} -X importtime {settings['lfs.customtransfer.xetstore.args']}"
     env = {**os.environ, "XETSTORE_LOG": str(tmp_path / "agent.log")}
     done = subprocess.run(
-        [sys.executable, "-X", "importtime", "-m", "xetstore.lfs", "agent"],
-        input=json.dumps(init("download")).encode() + b"\n", capture_output=True, cwd=tmp_path, env=env, timeout=60,
+        ["sh", "-c", command], input=json.dumps(init("download")).encode() + b"\n",
+        capture_output=True, cwd=tmp_path, env=env, timeout=60,
     )  # fmt: skip
-    assert done.returncode == 0
+    assert done.returncode == 0, done.stderr.decode()[-2000:]
     reply = json.loads(done.stdout)  # stdout holds protocol lines only
     assert reply["error"]["code"] == 32 and "not in a git repository" in reply["error"]["message"]
     imported = {line.split("|")[-1].strip() for line in done.stderr.decode().splitlines() if "|" in line}
     assert "xetstore.lfs.agent" in imported
-    assert not imported & {"numpy", "lmdb", "zstandard", "xetstore.repository"}
+    assert not imported & {"numpy", "lmdb", "zstandard", "xetstore.repository", "click"}

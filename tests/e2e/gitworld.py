@@ -11,6 +11,7 @@ from pathlib import Path
 
 from tests.samples import random_bytes, write_file
 from xetstore import Repository, RepositoryStats
+from xetstore.lfs.commands import AGENT_ARGS
 
 POINTER_PREFIX = b"version https://git-lfs.github.com/spec/v1"
 TIMEOUT = 300  # seconds; a hung agent must fail the test, not hang it
@@ -60,14 +61,14 @@ class Machine:
         return self.run(["git", *args], cwd, check, env)
 
     def xetstore(self, *args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
-        return self.run([sys.executable, "-m", "xetstore", *args], cwd)
+        # The installed command, as users run it: `python -m` would import the tree's xetstore/.
+        return self.run([str(Path(sys.executable).parent / "xetstore"), *args], cwd)
 
     def agent_config(self) -> list[str]:
-        """`-c` options that configure the agent for one clone only."""
-        python = sys.executable
+        """`-c` options that configure the agent (git-lfs's eight processes) for one clone only."""
         return [
-            "-c", f"lfs.customtransfer.xetstore.path={python}",
-            "-c", "lfs.customtransfer.xetstore.args=-m xetstore.lfs agent",
+            "-c", f"lfs.customtransfer.xetstore.path={sys.executable}",
+            "-c", f"lfs.customtransfer.xetstore.args=-c {AGENT_ARGS}",
             "-c", "lfs.https://xetstore.invalid/.standalonetransferagent=xetstore",
         ]  # fmt: skip
 
@@ -86,6 +87,8 @@ def lfs_tree(root: Path, big_size: int = 24 * 1024 * 1024, small_files: int = 12
     for i in range(small_files):
         write_file(root / "small" / f"{i:04}.bin", f"small file {i}\n".encode() * (i % 7 + 1))
     write_file(root / "README.txt", b"not an LFS file\n")
+    # git-lfs runs the agent in the top level: it must not import a project's own xetstore/
+    write_file(root / "xetstore" / "__init__.py", b"raise SystemExit('imported the repository, not xetstore')\n")
 
 
 def tree(root: Path) -> dict[str, bytes]:

@@ -21,7 +21,7 @@ from .agent import main as agent_main
 from .gitconfig import find_workspace, locate_repository, read_config, read_lfsconfig, run_git
 from .locator import SENTINEL, encode_locator
 
-__all__ = ["lfs", "AGENTS", "install_settings"]
+__all__ = ["lfs", "AGENTS", "AGENT_ARGS", "install_settings"]
 
 # Two names for one agent, so git-lfs runs it differently per kind of repository
 # (it picks the most specific lfs.<url>.standalonetransferagent). Folder
@@ -36,6 +36,15 @@ _LFSCONFIG_HEADER = """\
 """
 
 
+# git-lfs runs agents in the repository's top level, and `python -m` would import a
+# `xetstore/` folder found there instead of the installed package: running code from
+# whatever repository is being cloned. So drop the working directory from sys.path.
+AGENT_ARGS = (
+    shlex.quote("import sys; sys.path = [p for p in sys.path if p]; from xetstore.lfs.__main__ import main; main()")
+    + " agent"
+)
+
+
 def install_settings(python: str = sys.executable) -> list[tuple[str, str]]:
     """The git config `lfs install` writes: the agents, and the URL-scoped mappings
     that send only sentinel endpoints to them (other remotes keep theirs)."""
@@ -43,7 +52,7 @@ def install_settings(python: str = sys.executable) -> list[tuple[str, str]]:
     for name, concurrent, url in AGENTS:
         settings += [
             (f"lfs.customtransfer.{name}.path", shlex.quote(python)),  # git-lfs runs `sh -c '<path> <args>'`
-            (f"lfs.customtransfer.{name}.args", "-m xetstore.lfs agent"),
+            (f"lfs.customtransfer.{name}.args", f"-c {AGENT_ARGS}"),
             (f"lfs.customtransfer.{name}.concurrent", concurrent),
             (f"lfs.{url}.standalonetransferagent", name),
         ]
