@@ -41,7 +41,8 @@ CHANGED_ROWS = 48  # rows changed per version
 @dataclass
 class Run:
     stored_bytes: int
-    push_seconds: float
+    push_seconds: float  # all pushes
+    first_push_seconds: float  # the first version: all data new
     clone_seconds: float
 
 
@@ -100,12 +101,12 @@ def run_once(root: Path, remotes: Path, versions: list[Path], with_xetstore: boo
         machine.run([sys.executable, "-m", "xetstore", "init", str(xet)])
         machine.run([sys.executable, "-m", "xetstore", "lfs", "init", str(xet)], cwd=work)
     machine.git("remote", "add", "origin", remote.as_uri(), cwd=work)
-    push = 0.0
+    pushes = []
     for n, version in enumerate(versions):
         shutil.copyfile(version, work / "model.bin")
         machine.git("add", "-A", cwd=work)
         machine.git("commit", "-q", "-m", f"v{n + 1}", cwd=work)
-        push += machine.timed_git("push", "-q", "origin", "main", cwd=work)
+        pushes.append(machine.timed_git("push", "-q", "origin", "main", cwd=work))
     clone = machine.timed_git("clone", "-q", remote.as_uri(), str(root / "clone"))
     if (root / "clone" / "model.bin").read_bytes() != versions[-1].read_bytes():
         raise SystemExit("the clone differs from the last version")
@@ -114,11 +115,12 @@ def run_once(root: Path, remotes: Path, versions: list[Path], with_xetstore: boo
             stored = repo.stats().stored_bytes
     else:
         stored = sum(p.stat().st_size for p in (remote / "lfs" / "objects").rglob("*") if p.is_file())
-    return Run(stored, push, clone)
+    return Run(stored, sum(pushes), pushes[0], clone)
 
 
 def median_run(runs: list[Run]) -> Run:
-    return Run(*(statistics.median(getattr(r, f) for r in runs) for f in ("stored_bytes", "push_seconds", "clone_seconds")))
+    fields = ("stored_bytes", "push_seconds", "first_push_seconds", "clone_seconds")
+    return Run(*(statistics.median(getattr(r, f) for r in runs) for f in fields))
 
 
 def main() -> None:
@@ -152,9 +154,10 @@ def report(args: argparse.Namespace, medians: dict[str, Run]) -> None:
     logical = args.versions * (args.size_mib << 20)
     print(f"{args.versions} versions of a {args.size_mib} MiB float32 file ({CHANGED_ROWS} rows of {ROW} changed "
           f"per version), pushed one by one, then cloned; medians of {args.runs} runs")  # fmt: skip
-    print(f"{'':<10} {'stored MB':>10} {'push s':>8} {'clone s':>8}")
+    print(f"{'':<10} {'stored MB':>10} {'push s':>8} {'(first)':>8} {'clone s':>8}")
     for name, r in medians.items():
-        print(f"{name:<10} {r.stored_bytes / 1e6:>10.1f} {r.push_seconds:>8.2f} {r.clone_seconds:>8.2f}")
+        print(f"{name:<10} {r.stored_bytes / 1e6:>10.1f} {r.push_seconds:>8.2f} {r.first_push_seconds:>8.2f} "
+              f"{r.clone_seconds:>8.2f}")  # fmt: skip
     ratios = {
         "stored_ratio": xet.stored_bytes / plain.stored_bytes,
         "push_ratio": xet.push_seconds / plain.push_seconds,

@@ -1,8 +1,9 @@
 """The git-lfs standalone transfer agent: read requests, move objects through a repository.
 
-git-lfs starts eight of these per transfer, one after the other, and waits for
-each `init` reply, so `init` only finds the repository's URL; the repository
-itself (index, shards, imports) is opened on the first request. Every
+git-lfs starts up to eight of these per transfer, one after the other, and waits
+for each `init` reply before it sends any request, so `init` only finds the
+repository's URL; the repository itself (index, shards, the engine's imports)
+is opened on the first request. Every
 per-object failure becomes a `complete` carrying an error that names the object
 and the cause: a crash would show users nothing but `EOF`. stderr is invisible
 to users, so the agent logs to `.git/lfs/logs/xetstore.log`.
@@ -19,7 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO
 from urllib.parse import unquote, urlsplit
 
-from ..errors import LfsProtocolError, RepositoryNotFound, XetStoreError
+from ..errors import AccessDenied, LfsProtocolError, RepositoryNotFound, XetStoreError
 from .gitconfig import RepositoryLocation, Workspace, find_workspace, locate_repository, read_config, read_lfsconfig
 from .protocol import (
     CODE_INIT,
@@ -105,7 +106,7 @@ class _Agent:
             reply = encode_error(request.oid, error_code(exc), self._describe(request, exc))
         except Exception as exc:  # the agent's top level: one bad object must not end the session
             log.exception("%s %s failed", _verb(request), request.oid)
-            cause = f"internal error: {type(exc).__name__}: {exc} (details in {LOG_NAME})"
+            cause = f"internal error: {type(exc).__name__}: {exc} (details in .git/lfs/logs/{LOG_NAME})"
             reply = encode_error(request.oid, 500, self._describe(request, cause))
         else:
             log.info("%s %s (%d bytes) in %.3f s", _verb(request), request.oid, request.size, time.monotonic() - started)
@@ -207,8 +208,12 @@ def _check_folder(location: RepositoryLocation) -> None:
     if "://" in url and not url.startswith("file://"):
         return  # remote backends are checked when first used
     path = Path(unquote(urlsplit(url).path) if url.startswith("file://") else url).expanduser()
-    if not (path / "config").is_file():
-        raise RepositoryNotFound(str(path), f"it has no config; named by {location.source}")
+    try:
+        (path / "config").stat()
+    except PermissionError:
+        raise AccessDenied(str(path), f"permission denied reading the repository; named by {location.source}") from None
+    except OSError:
+        raise RepositoryNotFound(str(path), f"it has no config; named by {location.source}") from None
 
 
 def _start_log(workspace: Workspace | None) -> None:
