@@ -8,7 +8,9 @@
 
 from __future__ import annotations
 
-from .backends import Backend, ObjectInfo, open_backend
+import importlib
+from typing import TYPE_CHECKING, Any
+
 from .errors import (
     AccessDenied,
     BackendError,
@@ -30,7 +32,31 @@ from .errors import (
     TransientBackendError,
     XetStoreError,
 )
-from .repository import AddResult, FileInfo, Repository, RepositoryStats
+
+if TYPE_CHECKING:
+    from .backends import Backend, ObjectInfo, open_backend
+    from .repository import AddResult, FileInfo, Repository, RepositoryStats
+
+# Imported on first use (PEP 562): `python -m xetstore.lfs agent`, which git-lfs
+# starts eight times per transfer, must not pay for numpy and the engine up front.
+_LAZY = {
+    "Repository": ".repository", "AddResult": ".repository", "FileInfo": ".repository",
+    "RepositoryStats": ".repository", "Backend": ".backends", "ObjectInfo": ".backends",
+    "open_backend": ".backends",
+}  # fmt: skip
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'xetstore' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module, __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY))
 
 __version__ = "0.1.0"
 

@@ -23,6 +23,7 @@ import click
 from . import __version__
 from .clean import hash_stream
 from .errors import EXIT_FAILURE, EXIT_INTERRUPTED, InputError, XetStoreError
+from .lfs.commands import lfs
 from .params import CHUNKERS, COMPRESSIONS, default_cache_root
 from .progress import progress_bar
 from .repository import Repository
@@ -184,6 +185,9 @@ def env(out: Output) -> None:
         "compressions": list(COMPRESSIONS),
     }
     out.emit("env", "\n".join(f"{k:<13} {v}" for k, v in fields.items()), **fields)
+
+
+cli.add_command(lfs)
 
 
 def _expand(paths: tuple[Path, ...]) -> Iterator[Path]:
