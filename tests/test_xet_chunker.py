@@ -83,6 +83,17 @@ def matching_windows() -> tuple[bytes, ...]:
     return tuple(data[e - 64 : e].tobytes() for e in found)
 
 
+@cache
+def dense_pattern() -> bytes:
+    """A 4-byte pattern whose repetition matches at every 4th byte (a worst case:
+    a candidate cut every few bytes), found by searching random patterns."""
+    patterns = np.random.default_rng(0).integers(0, 256, (200_000, 4), dtype=np.uint8)
+    w = np.zeros(len(patterns), np.uint64)
+    for i in range(64):
+        w = (w << np.uint64(1)) + GEAR_TABLE[patterns[:, i % 4]]
+    return patterns[np.flatnonzero(w < np.uint64(1 << 48))[0]].tobytes()
+
+
 def planted(size: int, seed: int, offsets: list[int]) -> bytes:
     """Random bytes with matching windows ending at the given offsets (where they fit)."""
     data = bytearray(random_bytes(size, seed))
@@ -133,6 +144,7 @@ STREAM_INPUTS = {
     "random_planted": planted(3 << 20, 5, [MIN_CHUNK - 1, MIN_CHUNK, 3 * MIN_CHUNK + 1, 1 << 20, (1 << 20) + 8193]),
     "numbered_text": build({"kind": "numbered_text", "size": 2 << 20}),
     "zeros": bytes(1 << 20) + b"\x01",
+    "dense_matches": dense_pattern() * 200_000 + random_bytes(300_000, 6) + dense_pattern() * 100_001,
 }
 
 
@@ -166,6 +178,13 @@ def test_matches_the_byte_loop_rule(size: int, seed: int, offsets: list[int], bl
     assert all(MIN_CHUNK <= s <= MAX_CHUNK for s in sizes[:-1]) and all(sizes <= MAX_CHUNK)
 
 
+def test_dense_matches_follow_the_byte_loop_rule() -> None:
+    """Matches every 4 bytes, including inside the ignored zone before MIN_CHUNK."""
+    for skew in range(4):
+        data = random_bytes(skew + 5000, skew) + dense_pattern() * 70_000 + random_bytes(20_000, 9)
+        assert [end for end, _ in streamed(data, 100_003)] == reference_ends(data)
+
+
 def test_undecided_tail_is_shorter_than_a_chunk() -> None:
     data = memoryview(planted(1 << 20, 7, [200_000, 500_000]))
     whole = chunk_ends(data, XetChunker())
@@ -185,9 +204,12 @@ EDGE_SIZES = [0, 1, 63, 64, 65, 8191, 8192, 8193, 131071, 131072, 131073, 139264
 def files(draw: st.DrawFn) -> bytes:
     size = draw(st.one_of(st.sampled_from(EDGE_SIZES), spread_sizes(1 << 20, 4)))
     seed = draw(st.integers(0, 2**32))
-    kind = draw(st.sampled_from(["random", "zeros", "text", "edited", "planted"]))
+    kind = draw(st.sampled_from(["random", "zeros", "text", "edited", "planted", "dense"]))
     if kind == "zeros":
         return bytes(size)
+    if kind == "dense":
+        cut = draw(st.integers(0, size))
+        return (dense_pattern() * (size // 4 + 1))[:cut] + random_bytes(size - cut, seed)
     if kind == "text":
         line = draw(st.binary(min_size=1, max_size=200))
         return (line * (size // len(line) + 1))[:size]

@@ -122,36 +122,19 @@ _U64_MASK = (1 << 64) - 1
 
 class _Scratch(threading.local):
     """Per-thread working arrays, reused so that sub-blocks do not page fresh
-    memory in."""
+    memory in: two of table indices, three of hashes."""
 
     def __init__(self) -> None:
         self.arrays: tuple[np.ndarray, ...] = ()
 
     def take(self, size: int) -> tuple[np.ndarray, ...]:
         if not self.arrays or len(self.arrays[0]) < size:
-            self.arrays = tuple(np.empty(size, np.uint64) for _ in range(3))
+            kinds = (np.intp, np.intp, np.uint64, np.uint64, np.uint64)
+            self.arrays = tuple(np.empty(size, kind) for kind in kinds)
         return tuple(a[:size] for a in self.arrays)
 
 
 _scratch = _Scratch()
-
-
-def _quad_windows(seg: np.ndarray, quads: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """W at every quad end of `seg` (W(4j + 4) at j), by doubling; plus the pair
-    hashes of each quad's first two bytes and a free array, both reused later."""
-    pairs = seg[: 4 * quads].view("<u2")
-    first, h, spare = _scratch.take(quads)
-    np.take(_PAIR_TABLE, pairs[1::2], out=spare, mode="clip")
-    np.take(_PAIR_TABLE, pairs[0::2], out=first, mode="clip")
-    np.left_shift(first, np.uint64(2), out=h)
-    h += spare
-    for step in (1, 2, 4, 8):  # quads; windows grow from 4*step to 8*step bytes
-        # Entries below `step` keep stale values: they only feed windows that
-        # start before seg, which are never reported.
-        np.left_shift(h[:-step], np.uint64(4 * step), out=spare[step:])
-        np.add(spare[step:], h[step:], out=spare[step:])
-        h, spare = spare, h
-    return h, first, spare
 
 
 def window_matches(data: np.ndarray, lo: int, hi: int) -> np.ndarray:
@@ -162,29 +145,51 @@ def window_matches(data: np.ndarray, lo: int, hi: int) -> np.ndarray:
     base = lo - WINDOW  # seg[i] is data[base + i]
     seg = data[base:hi]
     quads = len(seg) // 4
-    h, first, spare = _quad_windows(seg, quads)
+    # np.take is fastest with intp indices: make them once, from each quad as a u32.
+    low, high, first, h, spare = _scratch.take(quads)
+    words = seg[: 4 * quads].view("<u4")
+    np.bitwise_and(words, 0xFFFF, out=low)
+    np.right_shift(words, 16, out=high)
+    _quad_windows(low, high, first, h, spare)
     j0, j1 = _FIRST_QUAD, quads - 1  # quads whose next quad is whole
     found = [np.flatnonzero(h[j0:] < _MATCH_BELOW) * 4 + (base + 4 * j0 + 4)]
-    # Windows ending 1..3 bytes into the next quad, one byte at a time; the
-    # pair hash of that quad's first two bytes saves a gather for the second.
-    nxt = spare[j0:j1]
+    # Windows ending 1..3 bytes into the next quad; the pair hash of that
+    # quad's first two bytes saves a gather for the second.
+    nxt, byte = spare[j0:j1], first[j0 + 1 : j1 + 1]
     np.left_shift(h[j0:j1], np.uint64(2), out=nxt)
-    nxt += first[j0 + 1 : j1 + 1]
+    nxt += byte
     found.append(np.flatnonzero(nxt < _MATCH_BELOW) * 4 + (base + 4 * j0 + 6))
-    byte = first[j0:j1]
-    np.take(GEAR_TABLE, seg[4 * j0 + 6 : 4 * j1 + 3 : 4], out=byte, mode="clip")
+    high &= 0xFF  # now the quad's third byte
+    np.take(GEAR_TABLE, high[j0 + 1 : j1 + 1], out=byte, mode="wrap")
     nxt <<= np.uint64(1)
     nxt += byte
     found.append(np.flatnonzero(nxt < _MATCH_BELOW) * 4 + (base + 4 * j0 + 7))
+    low &= 0xFF  # now the quad's first byte
+    np.take(GEAR_TABLE, low[j0 + 1 : j1 + 1], out=byte, mode="wrap")
     cur = h[j0:j1]
-    np.take(GEAR_TABLE, seg[4 * j0 + 4 : 4 * j1 + 1 : 4], out=byte, mode="clip")
     cur <<= np.uint64(1)
     cur += byte
     found.append(np.flatnonzero(cur < _MATCH_BELOW) * 4 + (base + 4 * j0 + 5))
     found.append(_tail_matches(seg, int(h[j1]), quads, base))
     ends = np.concatenate(found)
-    ends.sort()
+    ends.sort(kind="stable")  # merges the four sorted runs
     return ends
+
+
+def _quad_windows(low: np.ndarray, high: np.ndarray, first: np.ndarray, h: np.ndarray, spare: np.ndarray) -> None:
+    """Set h[j] to W at the end of quad j, by doubling, from the pair indices of
+    each quad; leave the hash of each quad's first pair in `first`."""
+    np.take(_PAIR_TABLE, high, out=spare, mode="wrap")
+    np.take(_PAIR_TABLE, low, out=first, mode="wrap")
+    np.left_shift(first, np.uint64(2), out=h)
+    h += spare
+    for step in (1, 2, 4, 8):  # quads; windows grow from 4*step to 8*step bytes
+        # Entries below `step` keep stale values: they only feed windows that
+        # start before the segment, which are never reported.
+        np.left_shift(h[:-step], np.uint64(4 * step), out=spare[step:])
+        np.add(spare[step:], h[step:], out=spare[step:])
+        h, spare = spare, h
+    # Four levels (an even number) leave the result where it started.
 
 
 def _tail_matches(seg: np.ndarray, w: int, quads: int, base: int) -> np.ndarray:
@@ -199,29 +204,32 @@ def _tail_matches(seg: np.ndarray, w: int, quads: int, base: int) -> np.ndarray:
 
 
 _pool_lock = threading.Lock()
-_pool: tuple[int, ThreadPoolExecutor] | None = None  # (pid that made it, pool)
+_pool: tuple[tuple[int, int], ThreadPoolExecutor] | None = None  # ((pid, workers), pool)
 
 
 def _workers() -> int:
+    """CPUs this process may run on (at most 8)."""
     try:
         return min(len(os.sched_getaffinity(0)), 8)
     except AttributeError:  # not on Linux
         return min(os.cpu_count() or 1, 8)
 
 
-def _thread_pool() -> ThreadPoolExecutor | None:
-    """The shared pool that hashes sub-blocks, or None on a single core.
+def _thread_pool(workers: int) -> ThreadPoolExecutor | None:
+    """The shared pool that hashes sub-blocks, or None on a single CPU.
 
     A forked child inherits the pool object but not its threads, so a pool made
-    by another process is replaced rather than used (it would never run tasks).
+    by another process (or for another CPU count) is replaced, never used.
     """
     global _pool
-    workers = _workers()
     if workers < 2:
         return None
+    key = (os.getpid(), workers)
     with _pool_lock:
-        if _pool is None or _pool[0] != os.getpid():
-            _pool = (os.getpid(), ThreadPoolExecutor(workers, thread_name_prefix="xet-gear"))
+        if _pool is None or _pool[0] != key:
+            if _pool is not None and _pool[0][0] == key[0]:
+                _pool[1].shutdown(wait=False)
+            _pool = (key, ThreadPoolExecutor(workers, thread_name_prefix="xet-gear"))
         return _pool[1]
 
 
@@ -230,7 +238,8 @@ def _match_blocks(data: np.ndarray, first: int) -> Iterator[tuple[int, np.ndarra
     in order; up to one sub-block per worker is hashed ahead of the consumer."""
     size = len(data)
     ranges = [(lo, min(lo + SUB_BLOCK - 1, size)) for lo in range(first, size + 1, SUB_BLOCK)]
-    pool = _thread_pool() if len(ranges) > 1 else None
+    workers = _workers()
+    pool = _thread_pool(workers) if len(ranges) > 1 else None
     if pool is None:
         for lo, hi in ranges:
             yield hi, window_matches(data, lo, hi)
@@ -240,7 +249,7 @@ def _match_blocks(data: np.ndarray, first: int) -> Iterator[tuple[int, np.ndarra
     try:
         for lo, hi in todo:
             ahead.append((hi, pool.submit(window_matches, data, lo, hi)))
-            if len(ahead) > _workers():
+            if len(ahead) > workers:
                 hi0, fut = ahead.popleft()
                 yield hi0, fut.result()
         while ahead:
