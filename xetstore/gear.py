@@ -269,32 +269,34 @@ class XetChunker:
 
     name = "xet"
 
-    def cut_points(self, data: memoryview, final: bool) -> list[int]:
+    def cut_points(self, data: memoryview, final: bool) -> Iterator[int]:
+        """Yield the decided chunk ends of `data`, ascending, as soon as each is
+        known, so that the caller hashes early chunks while later sub-blocks are
+        still being searched on the pool."""
         size = len(data)
-        ends: list[int] = []
         start = 0
         if size >= MIN_CHUNK:
             array = np.frombuffer(data, dtype=np.uint8)
             pending = np.empty(0, np.int64)  # matches at or after start + MIN_CHUNK
             for hi, matches in _match_blocks(array, MIN_CHUNK):
                 pending = np.concatenate((pending, matches)) if len(pending) else matches
-                start, pending = _walk(pending, start, hi, ends)
+                cuts, pending = _walk(pending, start, hi)
+                yield from cuts
+                start = cuts[-1] if cuts else start
         if final and start < size:
-            ends.append(size)
-        return ends
+            yield size
 
 
-def _walk(matches: np.ndarray, start: int, known: int, ends: list[int]) -> tuple[int, np.ndarray]:
-    """Cut while the cut after `start` is decided by the matches known up to
-    offset `known`; append the cuts to `ends`. Returns the new start and the
-    matches that may still matter."""
+def _walk(matches: np.ndarray, start: int, known: int) -> tuple[list[int], np.ndarray]:
+    """The cuts after `start` that the matches known up to offset `known`
+    decide, and the matches that may still matter for later cuts."""
+    cuts = []
     while True:
         i = int(np.searchsorted(matches, start + MIN_CHUNK))
         if i < len(matches) and matches[i] <= start + MAX_CHUNK:
-            cut = int(matches[i])
+            start = int(matches[i])
         elif known >= start + MAX_CHUNK:
-            cut = start + MAX_CHUNK
+            start += MAX_CHUNK
         else:
-            return start, matches[i:]
-        ends.append(cut)
-        start = cut
+            return cuts, matches[i:]
+        cuts.append(start)
