@@ -3,17 +3,22 @@
 Xet (gearhash 0.1.3) rolls `h = (h << 1) + GEAR_TABLE[byte]` over the bytes and
 cuts after a byte where the top 16 bits of h are zero. A byte's contribution is
 shifted out of the 64-bit word after 64 steps, so h at an end offset e is the
-windowed hash W(e) of the 64 bytes before e, whatever came earlier. That makes
-the rule stateless (the Xet spec's "equivalent stateless form"): the next cut
-after a chunk start s is the least e in [s + MIN_CHUNK, s + MAX_CHUNK] with
-W(e) < 2**48, else s + MAX_CHUNK, else the end of the stream.
+windowed hash W(e) of the 64 bytes before e, whatever came earlier. Xet resets
+h at each cut and skips a chunk's first 8127 bytes, but a match only counts
+from 8192 bytes in, when h again covers 64 bytes of the chunk. So the rule is
+stateless: the next cut after a chunk start s is the least e in
+[s + MIN_CHUNK, s + MAX_CHUNK] with W(e) < 2**48, else s + MAX_CHUNK, else the
+end of the stream. Boundaries therefore never depend on how input is read.
 
-W is computed for every offset at once by doubling: a 65536-entry pair table
-gives the hash of each 2-byte window, then five shift-and-add passes widen the
-windows to 4, 8, 16, 32 and 64 bytes. Only windows ending at even offsets are
-doubled; those ending at odd offsets take one more byte (`(W << 1) + T[b]`).
-Buffers are cut into sub-blocks that fit in cache and are hashed on a thread
-pool (numpy releases the GIL); the cut walk itself is sequential and cheap.
+W is computed for every end offset at once, with numpy and no per-byte loop.
+A 65536-entry pair table gives the hash of each quad's two 2-byte halves,
+which combine into the hash of the quad; four shift-and-add doubling passes
+widen those windows to 8, 16, 32 and 64 bytes, giving W at every offset that
+is a multiple of 4. The three offsets in between roll on one byte at a time
+(`(W << 1) + GEAR_TABLE[b]`, or `(W << 2) + pair hash`). A buffer is cut into
+sub-blocks that are searched on a thread pool (numpy releases the GIL), and
+the cut walk, which is sequential but touches only the rare matches, yields
+each cut as soon as it is decided.
 """
 
 from __future__ import annotations
