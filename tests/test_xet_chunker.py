@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import subprocess
 import sys
 from functools import cache
@@ -193,6 +194,18 @@ def test_undecided_tail_is_shorter_than_a_chunk() -> None:
         decided = ends[-1] if ends else 0
         assert cut - decided < MAX_CHUNK
         assert ends == [e for e in whole if e <= decided]
+
+
+@pytest.mark.timeout(120)
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork")
+def test_a_forked_child_can_chunk() -> None:
+    """The child of a process that already used the thread pool gets a working one."""
+    data = random_bytes(20 << 20, seed=8)
+    expected = chunk_ends(data, XetChunker())
+    pid = os.fork()
+    if pid == 0:  # the child: report through the exit status only
+        os._exit(0 if chunk_ends(data, XetChunker()) == expected else 1)
+    assert os.waitpid(pid, 0)[1] == 0
 
 
 # -- hf_xet as the oracle ----------------------------------------------------------------------

@@ -209,7 +209,18 @@ def _tail_matches(seg: np.ndarray, w: int, quads: int, base: int) -> np.ndarray:
 
 
 _pool_lock = threading.Lock()
-_pool: tuple[tuple[int, int], ThreadPoolExecutor] | None = None  # ((pid, workers), pool)
+_pool: tuple[int, ThreadPoolExecutor] | None = None  # (workers, pool)
+
+
+def _forget_pool() -> None:
+    """In a forked child: the inherited pool has no threads and would never run a
+    task, and the lock may have been held by a thread that does not exist here."""
+    global _pool, _pool_lock
+    _pool, _pool_lock = None, threading.Lock()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_pool)
 
 
 def _workers() -> int:
@@ -221,20 +232,16 @@ def _workers() -> int:
 
 
 def _thread_pool(workers: int) -> ThreadPoolExecutor | None:
-    """The shared pool that hashes sub-blocks, or None on a single CPU.
-
-    A forked child inherits the pool object but not its threads, so a pool made
-    by another process (or for another CPU count) is replaced, never used.
-    """
+    """The shared pool that searches sub-blocks, or None on a single CPU. A new
+    CPU count (the affinity changed) gets a new pool."""
     global _pool
     if workers < 2:
         return None
-    key = (os.getpid(), workers)
     with _pool_lock:
-        if _pool is None or _pool[0] != key:
-            if _pool is not None and _pool[0][0] == key[0]:
+        if _pool is None or _pool[0] != workers:
+            if _pool is not None:
                 _pool[1].shutdown(wait=False)
-            _pool = (key, ThreadPoolExecutor(workers, thread_name_prefix="xet-gear"))
+            _pool = (workers, ThreadPoolExecutor(workers, thread_name_prefix="xet-gear"))
         return _pool[1]
 
 
