@@ -114,7 +114,8 @@ def test_vector_file_hash(case: dict) -> None:
     assert len(data) == case["size"]
     fh, sha, size = hash_stream(io.BytesIO(data), "xet")
     assert (fh, size) == (case["expected_file_hash"], case["size"])
-    assert sha == case.get("sha256", sha)  # the edge cases do not list one
+    if "sha256" in case:  # the edge cases do not list one
+        assert sha == case["sha256"]
     if "num_chunks" in case:
         assert len(chunk_ends(data, XetChunker())) == case["num_chunks"]
 
@@ -141,18 +142,24 @@ def test_vector_windows_are_matches() -> None:
 # -- streaming invariance and the reference rule ---------------------------------------------
 
 
-STREAM_INPUTS = {
-    "random_planted": planted(3 << 20, 5, [MIN_CHUNK - 1, MIN_CHUNK, 3 * MIN_CHUNK + 1, 1 << 20, (1 << 20) + 8193]),
-    "numbered_text": build({"kind": "numbered_text", "size": 2 << 20}),
-    "zeros": bytes(1 << 20) + b"\x01",
-    "dense_matches": dense_pattern() * 200_000 + random_bytes(300_000, 6) + dense_pattern() * 100_001,
-}
+STREAM_INPUTS = ["random_planted", "numbered_text", "zeros", "dense_matches"]
+
+
+@cache
+def stream_input(name: str) -> bytes:
+    if name == "random_planted":
+        return planted(3 << 20, 5, [MIN_CHUNK - 1, MIN_CHUNK, 3 * MIN_CHUNK + 1, 1 << 20, (1 << 20) + 8193])
+    if name == "numbered_text":
+        return build({"kind": "numbered_text", "size": 2 << 20})
+    if name == "zeros":
+        return bytes(1 << 20) + b"\x01"
+    return dense_pattern() * 200_000 + random_bytes(300_000, 6) + dense_pattern() * 100_001
 
 
 @pytest.mark.parametrize("block_size", BLOCK_SIZES)
-@pytest.mark.parametrize("name", list(STREAM_INPUTS))
+@pytest.mark.parametrize("name", STREAM_INPUTS)
 def test_boundaries_do_not_depend_on_read_block_size(name: str, block_size: int) -> None:
-    data = STREAM_INPUTS[name]
+    data = stream_input(name)
     if block_size < 4096:
         data = data[: 1 << 20]  # every small read re-scans the held tail: keep it quick
     got = streamed(data, block_size)
@@ -254,9 +261,9 @@ def test_file_hash_equals_hf_xet(tmp_path: Path, data: bytes) -> None:
 
 def test_cli_hash_equals_hf_xet(tmp_path: Path) -> None:
     paths = []
-    for name, data in STREAM_INPUTS.items():
+    for name in STREAM_INPUTS:
         paths.append(tmp_path / name)
-        paths[-1].write_bytes(data)
+        paths[-1].write_bytes(stream_input(name))
     out = _cli("hash", "--chunker", "xet", "--json", *map(str, paths))
     assert {(r["path"], r["file_hash"]) for r in out} == {(str(p), hf_hash(p)) for p in paths}
 
@@ -269,7 +276,7 @@ def test_repository_round_trip_with_xet_hashes(tmp_path: Path) -> None:
     inputs = {
         "base": base,
         "edited": base[: 1 << 20] + b"inserted" * 100 + base[1 << 20 :],
-        "text": STREAM_INPUTS["numbered_text"],
+        "text": stream_input("numbered_text"),
         "zeros": bytes(700_000),
         "tiny": b"x",
         "empty": b"",
