@@ -117,8 +117,8 @@ def _pair_table() -> np.ndarray:
 
 
 _PAIR_TABLE = _pair_table()
-# Windows hashed per task: small enough that the working arrays stay in cache,
-# large enough that numpy's per-call overhead is noise.
+# Bytes searched per task (measured best: larger sub-blocks spill the working
+# arrays out of the caches, smaller ones pay more of numpy's per-call cost).
 SUB_BLOCK = 512 * 1024
 
 _FIRST_QUAD = WINDOW // 4 - 1  # first quad whose doubled window lies inside the segment
@@ -233,21 +233,20 @@ def _workers() -> int:
 
 def _thread_pool(workers: int) -> ThreadPoolExecutor | None:
     """The shared pool that searches sub-blocks, or None on a single CPU. A new
-    CPU count (the affinity changed) gets a new pool."""
+    CPU count (the affinity changed) gets a new pool; the old one's threads end
+    once nothing refers to it."""
     global _pool
     if workers < 2:
         return None
     with _pool_lock:
         if _pool is None or _pool[0] != workers:
-            if _pool is not None:
-                _pool[1].shutdown(wait=False)
             _pool = (workers, ThreadPoolExecutor(workers, thread_name_prefix="xet-gear"))
         return _pool[1]
 
 
 def _match_blocks(data: np.ndarray, first: int) -> Iterator[tuple[int, np.ndarray]]:
     """(hi, matches in [lo, hi]) for consecutive sub-blocks from `first` to the end,
-    in order; up to one sub-block per worker is hashed ahead of the consumer."""
+    in order; the pool searches up to `workers + 1` sub-blocks ahead of the consumer."""
     size = len(data)
     ranges = [(lo, min(lo + SUB_BLOCK - 1, size)) for lo in range(first, size + 1, SUB_BLOCK)]
     workers = _workers()
