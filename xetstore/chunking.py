@@ -8,7 +8,7 @@ reads (streaming invariance). Everything here is pure: bytes in, offsets out.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import BinaryIO, Protocol
 
 from fastcdc.fastcdc_cy import fastcdc_cy
@@ -28,13 +28,15 @@ class Chunker(Protocol):
 
     name: str
 
-    def cut_points(self, data: memoryview, final: bool) -> list[int]:
+    def cut_points(self, data: memoryview, final: bool) -> Iterable[int]:
         """Return the end offsets of the decided chunks of `data`, ascending.
 
         With `final` the buffer is the end of the stream, so every byte belongs
         to a returned chunk. Without it, the bytes after the last returned end
         are kept by the caller and given again, followed by more input; they
-        are always fewer than MAX_CHUNK.
+        are always fewer than MAX_CHUNK. The result may be lazy (the xet
+        chunker yields each end as soon as it is known): the caller iterates it
+        to the end before it changes `data`.
         """
         ...
 
@@ -122,4 +124,4 @@ def _fill(stream: BinaryIO, target: memoryview) -> int:
 
 def chunk_ends(data: bytes | memoryview, chunker: Chunker) -> list[int]:
     """All chunk end offsets of an in-memory buffer (the whole stream)."""
-    return chunker.cut_points(memoryview(data), final=True)
+    return list(chunker.cut_points(memoryview(data), final=True))
