@@ -234,3 +234,7 @@ def _report(line: str) -> None:
     if os.environ.get("XETSTORE_DEBUG"):
         traceback.print_exc()
     click.echo(line, err=True)
+
+
+# The maintenance commands (check, repair, rm, gc) register themselves on `cli`.
+from . import maintenance_cli  # noqa: E402,F401

@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from ..errors import AccessDenied, BackendError, DiskFull, ObjectNotFound
+from ..faults import fault_point
 from .base import Backend, ObjectInfo, validate_key
 
 __all__ = ["FolderBackend"]
@@ -115,6 +116,9 @@ def _write_durably(tmp: Path, data: bytes) -> None:
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
     try:
         view = memoryview(data)
+        half = os.write(fd, view[: len(view) // 2])
+        view = view[half:]
+        fault_point("folder.mid_write")  # a crash here leaves a partial temp, never a final name
         while view:
             written = os.write(fd, view)
             view = view[written:]
