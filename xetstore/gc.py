@@ -90,6 +90,7 @@ class Plan:
     dirty: set[str] = field(default_factory=set)
     young: set[bytes] = field(default_factory=set)
     quarantine: set[bytes] = field(default_factory=set)  # copied to quarantine/ before removal
+    leftovers: list[str] = field(default_factory=list)  # stale lease records, old temp files (paths)
 
     @property
     def gone(self) -> set[bytes]:
@@ -150,9 +151,11 @@ def collect_garbage(backend: Backend, index: Index, params: RepositoryParams, op
         plan = _plan(inv, now, options)
         fault_point("gc.after_mark")
         _describe(plan, inv, report)
-        if lease is None or not (plan.gone or plan.dirty):
+        if lease is None:
             return report
-        execute(backend, lease, params, inv, plan, report, options)
+        plan.leftovers = _leftovers(backend, lease, now, options.grace)
+        if plan.gone or plan.dirty or plan.leftovers:
+            execute(backend, lease, params, inv, plan, report, options)
     finally:
         if lease is not None:
             lease.release()
@@ -170,7 +173,7 @@ def execute(
     report.new_xorbs = [XORBS + xet_hex(x.footer.xorb_hash) for x in done.new_xorbs]
     report.new_shards = [done.shard_key] if done.shard_key else []
     lease.enter_sweep(options.wait)
-    _sweep(backend, lease, inv, plan, done, report, options.grace)
+    _sweep(backend, lease, inv, plan, done, report)
 
 
 def refuse_if_damaged(inv: Inventory) -> None:
@@ -235,7 +238,7 @@ def _obsolete_records(inv: Inventory, removed_shards: set[str]) -> list[str]:
 
 
 def _sweep(
-    backend: Backend, lease: Lease, inv: Inventory, plan: Plan, done: Rewrite, report: GcReport, grace: float
+    backend: Backend, lease: Lease, inv: Inventory, plan: Plan, done: Rewrite, report: GcReport
 ) -> None:
     rescued = _recheck(backend, lease, inv, plan, done)
     keep = {k for k in plan.dirty if any(x.footer.xorb_hash in rescued for x in inv.shards[k].xorbs)}
@@ -257,7 +260,7 @@ def _sweep(
     report.deleted_records = sorted(records)
     report.rescued = sorted(XORBS + xet_hex(h) for h in rescued)
     report.freed_bytes = sum(inv.xorb_objects[h].size for h in doomed if h in inv.xorb_objects)
-    report.deleted_other = _sweep_leftovers(backend, lease, lease.reference_time, grace)
+    report.deleted_other = _sweep_leftovers(backend, lease, plan.leftovers)
 
 
 def _recheck(backend: Backend, lease: Lease, inv: Inventory, plan: Plan, done: Rewrite) -> set[bytes]:
@@ -302,22 +305,27 @@ def _set_aside(backend: Backend, lease: Lease, key: str) -> None:
         pass
 
 
-def _sweep_leftovers(backend: Backend, lease: Lease, now: float, grace: float) -> list[str]:
-    """Stale lease records of dead processes and temp files of interrupted writes."""
-    removed = []
+def _leftovers(backend: Backend, lease: Lease, now: float, grace: float) -> list[str]:
+    """Records of stale leases, and temp files of interrupted writes older than `grace`."""
     live = {i.session for i in live_leases(backend, lease)} | {lease.session}
-    for info in backend.list(LOCKS):
-        session = info.key[len(LOCKS) :].partition("-")[2].rpartition("-")[0]
-        if session not in live:
-            _delete(backend, lease, info.key)
-            removed.append(info.key)
+    found = [
+        info.key for info in backend.list(LOCKS) if info.key[len(LOCKS) :].partition("-")[2].rpartition("-")[0] not in live
+    ]
     temp_files = getattr(backend, "temp_files", None)
-    for path, mtime in temp_files() if temp_files else ():
-        if now - mtime >= grace:
-            lease.check()
+    found += [str(path) for path, mtime in (temp_files() if temp_files else ()) if now - mtime >= grace]
+    return found
+
+
+def _sweep_leftovers(backend: Backend, lease: Lease, leftovers: list[str]) -> list[str]:
+    removed = []
+    for item in leftovers:
+        lease.check()
+        if item.startswith(LOCKS):
+            backend.delete(item)
+        else:
             try:
-                os.unlink(path)
+                os.unlink(item)
             except FileNotFoundError:
                 continue
-            removed.append(str(path))
+        removed.append(item)
     return removed
