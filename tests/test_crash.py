@@ -46,7 +46,8 @@ GC_FAULTS = [
 
 
 def test_every_fault_point_is_exercised() -> None:
-    named = {spec.split(":")[0] for spec in ADD_FAULTS + GC_FAULTS} | {"rm.after_record", "index.rebuild"}
+    named = {spec.split(":")[0] for spec in ADD_FAULTS + GC_FAULTS}
+    named |= {"rm.after_record", "index.rebuild", "repair.after_delete"}
     assert named == set(FAULT_POINTS)
 
 
@@ -149,6 +150,28 @@ def test_sigkill_during_index_rebuild_keeps_old_index(tmp_path: Path) -> None:
         assert r.read_bytes(res.file_hash) == random_bytes(300_000, 3)
         r.repair_index()
     assert not list(index_dir.parent.glob("index.new-*"))  # the dead rebuild's leftovers are swept
+
+
+def test_sigkill_while_repair_replaces_a_xorb(tmp_path: Path) -> None:
+    """A xorb with a forged footer is rewritten under its own name: the kill falls
+    between deleting the damaged copy and putting the good one."""
+    repo_dir = tmp_path / "repo"
+    data = random_bytes(700_000, 5)
+    with Repository.init(str(repo_dir)) as r:
+        res = r.add_bytes(data)
+    (xorb,) = (repo_dir / "xorbs").iterdir()
+    raw = bytearray(xorb.read_bytes())
+    raw[-4:] = b"\xff\xff\xff\xff"
+    xorb.write_bytes(bytes(raw))
+    proc = run_cli("repair", "xorbs", "-r", str(repo_dir), "--yes", fault="repair.after_delete:kill")
+    assert proc.returncode == KILLED
+    assert not xorb.exists()  # the window: the damaged copy is gone, the good one staged
+    with Repository.open(str(repo_dir)) as r:
+        assert r.repair_xorbs().lost_files == []  # the staged copy counts: nothing is lost
+        r.repair_xorbs(confirm=True)
+        assert r.check(read_data=True).exit_code == 0
+        assert r.read_bytes(res.file_hash) == data
+        assert objects(repo_dir, "quarantine/xorbs") == {f"quarantine/xorbs/{xorb.name}"}
 
 
 def _load_worker():  # type: ignore[no-untyped-def]

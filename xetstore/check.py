@@ -26,7 +26,7 @@ from .index import Index
 from .inventory import XORBS, Inventory, read_xorb_footer, take_inventory
 from .reindex import sync_index
 from .shard import Manifest, ShardXorb
-from .xorb import XorbFooter, decode_xorb, read_chunks, verify_xorb
+from .xorb import XorbFooter, read_chunks, verify_xorb
 
 __all__ = [
     "Problem",
@@ -245,43 +245,66 @@ def _read_xorb(
         progress(len(data))
     bad, reason = damaged_chunks(data, info, h, key)
     if reason:
-        users = inv.files_using({h}, live_only=True).get(h, set())
+        users = inv.files_using({h}).get(h, set())
         affected = _files_touching(inv, h, bad) if bad is not None else users
-        severity = DAMAGE if affected else INFO
-        hint = _FIX_XORB if affected else "no live file uses the damaged part; `xetstore gc` can remove it"
-        report.add(severity, key, reason, affected, hint)
+        if users:
+            hint = _FIX_XORB if affected else "its chunks are intact; `xetstore repair xorbs --yes` rewrites it"
+            report.add(DAMAGE, key, reason, affected, hint)
+        else:
+            report.add(INFO, key, reason, hint="no live file uses it; `xetstore gc` removes it")
 
 
 def damaged_chunks(data: bytes, info: ShardXorb | None, h: bytes, key: str) -> tuple[set[int] | None, str]:
-    """(damaged chunk indices or None for all, reason); ({}, "") when intact."""
+    """(damaged chunk indices, reason), or (set(), "") when the xorb is intact.
+
+    Chunks are judged with the chunk table the shard records (the xorb's own
+    footer may be the damaged part); None means they cannot be judged at all.
+    """
+    own: XorbFooter | None = None
     try:
-        verify_xorb(data, key)
-        own = decode_xorb(data, key)
-        if own.xorb_hash != h:
-            return None, f"its content is xorb {xet_hex(own.xorb_hash)}, not its name"
-        if info is not None and own != info.footer:
-            return None, "its footer disagrees with the chunk table its shard records"
-        return set(), ""
+        own = verify_xorb(data, key)
+        reason = _footer_problem(data, own, info, h)
     except IntegrityError as exc:
         reason = str(exc)
-    if info is None:
-        return None, reason
-    return _bad_frames(data, info.footer, key), reason
+    if not reason:
+        return set(), ""
+    table = info.footer if info is not None else own
+    return (None if table is None else _bad_frames(data, table, key)), reason
+
+
+def _footer_problem(data: bytes, own: XorbFooter, info: ShardXorb | None, h: bytes) -> str:
+    if own.xorb_hash != h:
+        return f"its content is xorb {xet_hex(own.xorb_hash)}, not its name"
+    if bytes(data[own.serialized_ends[-1] :]) != own.encode():
+        return "its footer holds bytes that differ from the canonical encoding"
+    if info is not None and own != info.footer:
+        return "its footer disagrees with the chunk table its shard records"
+    return ""
 
 
 def _bad_frames(data: bytes, footer: XorbFooter, key: str) -> set[int]:
-    """Chunks whose frame does not decode to their hashes, using the shard's table."""
+    """Chunks that do not decode to their hashes, judged with `footer`.
+
+    A frame that fails is retried chunk by chunk: a flipped byte inside a zstd
+    frame may spoil one chunk and leave the others intact.
+    """
     bad: set[int] = set()
     i = 0
     while i < footer.num_chunks:
         end = footer.frame_end(i)
-        start, stop = footer.byte_range(i, end)
-        try:
-            read_chunks(memoryview(data)[start:stop], footer, i, end, key)
-        except IntegrityError:
-            bad.update(range(i, end))
+        if not _decodes(data, footer, i, end, key):
+            bad.update(j for j in range(i, end) if not _decodes(data, footer, j, j + 1, key))
         i = end
     return bad
+
+
+def _decodes(data: bytes, footer: XorbFooter, first: int, end: int, key: str) -> bool:
+    start, stop = footer.byte_range(first, end)
+    try:
+        read_chunks(memoryview(data)[start:stop], footer, first, end, key)
+    except IntegrityError:
+        return False
+    return True
 
 
 def _files_touching(inv: Inventory, h: bytes, bad: set[int]) -> set[bytes]:

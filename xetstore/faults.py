@@ -30,6 +30,7 @@ FAULT_POINTS = (
     "gc.after_repack_shard",  # the replacing shard is durable, nothing deleted
     "gc.during_sweep",  # one replaced shard deleted
     "gc.after_shard_sweep",  # replaced shards deleted, their xorbs not yet
+    "repair.after_delete",  # a damaged xorb is set aside and deleted, its rewrite not yet in place
     "index.rebuild",  # a rebuild filled its new directory, not yet swapped in
 )
 

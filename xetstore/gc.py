@@ -242,12 +242,12 @@ def _sweep(
 ) -> None:
     rescued = _recheck(backend, lease, inv, plan, done)
     keep = {k for k in plan.dirty if any(x.footer.xorb_hash in rescued for x in inv.shards[k].xorbs)}
-    removed_shards = plan.dirty - keep
+    removed_shards = plan.dirty - keep - {done.shard_key}  # never delete what was just written
     for key in sorted(removed_shards):
         _delete(backend, lease, key)
         fault_point("gc.during_sweep")
     fault_point("gc.after_shard_sweep")
-    doomed = sorted(plan.gone - rescued)
+    doomed = sorted(plan.gone - rescued - {x.footer.xorb_hash for x in done.new_xorbs})
     for h in doomed:
         if h in plan.quarantine:
             _set_aside(backend, lease, XORBS + xet_hex(h))

@@ -64,6 +64,7 @@ def rewrite(
         shard = Shard(tuple(manifests.values()), tuple(tables.values()), int(time.time()))
         data = encode_shard(shard)
         out.shard_key = shard_key(data)
+        dirty.discard(out.shard_key)  # same bytes as a shard it replaces: that one stays
         backend.put(out.shard_key, data)
         out.manifests = manifests
         fault_point("gc.after_repack_shard")

@@ -18,6 +18,7 @@ from .backends import Backend
 from .check import damaged_chunks
 from .deletes import DeleteRecord
 from .errors import IntegrityError, NotFound
+from .faults import fault_point
 from .gc import QUARANTINE, GcOptions, GcReport, Plan, put_delete_record, dirty_shards, execute, refuse_if_damaged
 from .hashing import xet_hex
 from .index import Index
@@ -25,7 +26,8 @@ from .inventory import XORBS, Inventory, read_xorb_footer, take_inventory
 from .leases import Lease
 from .params import MAX_XORB_CHUNKS, RepositoryParams
 from .reindex import sync_index
-from .shard import Manifest
+from .shard import Manifest, ShardXorb
+from .xorb import XorbBuilder, read_chunks, verify_xorb
 
 __all__ = ["XorbRepair", "ShardRepair", "repair_xorbs", "repair_shards"]
 
@@ -56,12 +58,18 @@ def repair_xorbs(backend: Backend, index: Index, params: RepositoryParams, confi
         out.lost_files = sorted(lost.values(), key=lambda m: m.file_hash)
         if lease is None or not lost_chunks:
             return out
+        for h in [h for h, bad in lost_chunks.items() if not bad and h in inv.xorb_objects]:
+            _rewrite_whole(backend, lease, params, h, inv.xorb_infos()[h])  # every chunk is intact
+            out.salvaged_xorbs.append(XORBS + xet_hex(h))
+            del lost_chunks[h]
+        if not lost_chunks:
+            return out
         if lost:
             entries = tuple((fh, tuple(sorted(k for k, m in inv.live_pairs() if m.file_hash == fh))) for fh in lost)
             put_delete_record(backend, lease, DeleteRecord(entries, int(time.time())))
             inv = take_inventory(backend)
         plan = _plan(inv, lost_chunks)
-        out.salvaged_xorbs = sorted(XORBS + xet_hex(h) for h in plan.repack)
+        out.salvaged_xorbs = sorted(out.salvaged_xorbs + [XORBS + xet_hex(h) for h in plan.repack])
         out.gc = GcReport(dry_run=False)
         execute(backend, lease, params, inv, plan, out.gc, GcOptions(grace=0.0), salvage=lost_chunks)
     finally:
@@ -85,6 +93,8 @@ def _scan(backend: Backend, inv: Inventory, confirm: bool) -> tuple[dict[bytes, 
             if info is None:
                 info = read_xorb_footer(backend, h)
         except NotFound:
+            if _restore_staged(backend, h, info, confirm):
+                continue
             data, reason = b"", "missing"
         except IntegrityError as exc:  # no shard describes it and its footer is bad
             data, reason = b"", str(exc)
@@ -97,6 +107,51 @@ def _scan(backend: Backend, inv: Inventory, confirm: bool) -> tuple[dict[bytes, 
             lost[h] = set(range(info.footer.num_chunks if info is not None else MAX_XORB_CHUNKS))
         out.damaged[key] = reason
     return lost, out
+
+
+def _staged(key: str) -> str:
+    return f"{QUARANTINE}{key}.repaired"
+
+
+def _rewrite_whole(backend: Backend, lease: Lease, params: RepositoryParams, h: bytes, info: ShardXorb) -> None:
+    """Replace a xorb whose chunks are intact but whose other bytes are not.
+
+    Its re-encoding has the same name, so the good copy is staged in
+    quarantine/ first: a crash between the delete and the put leaves it there,
+    and the next `repair xorbs` puts it back.
+    """
+    key = XORBS + xet_hex(h)
+    damaged = backend.get(key)
+    footer = info.footer
+    chunks = read_chunks(memoryview(damaged)[: footer.serialized_ends[-1]], footer, 0, footer.num_chunks, key)
+    builder = XorbBuilder(params.zstd_level, params.frame_bytes, compress=params.compression == "zstd")
+    for chunk_hash, chunk in zip(footer.chunk_hashes, chunks):
+        builder.add(chunk_hash, chunk)
+    good = builder.seal()
+    verify_xorb(good.data, f"rewritten {key}")
+    lease.check()
+    backend.put(_staged(key), good.data)
+    backend.put(QUARANTINE + key, damaged)
+    backend.delete(key)
+    fault_point("repair.after_delete")
+    backend.put(key, good.data)
+    backend.delete(_staged(key))
+
+
+def _restore_staged(backend: Backend, h: bytes, info: ShardXorb | None, confirm: bool) -> bool:
+    """Put back the good copy an interrupted rewrite staged; whether one exists."""
+    key = XORBS + xet_hex(h)
+    try:
+        data = backend.get(_staged(key))
+    except NotFound:
+        return False
+    footer = verify_xorb(data, _staged(key))
+    if footer.xorb_hash != h or (info is not None and footer != info.footer):
+        return False
+    if confirm:
+        backend.put(key, data)
+        backend.delete(_staged(key))
+    return True
 
 
 def _lost_files(inv: Inventory, lost: dict[bytes, set[int]]) -> dict[bytes, Manifest]:

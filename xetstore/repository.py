@@ -23,6 +23,7 @@ from .errors import (
     ConfigError,
     FileNotInRepository,
     FormatError,
+    IndexUnusable,
     InputError,
     MissingData,
     ObjectNotFound,
@@ -233,6 +234,8 @@ class Repository:
             m = self.index.manifest(raw)
         if m is None:
             raise FileNotInRepository(file_hash)
+        if m.file_hash != raw:  # a damaged index must not serve another file's bytes
+            raise IndexUnusable(str(self.index.path), f"its entry for file {file_hash} names another file")
         return m
 
     def read_file(self, file_hash: str, dest_path: str | os.PathLike[str], progress: Progress | None = None) -> None:
