@@ -45,7 +45,18 @@ from .shard import Shard
 __all__ = ["Lease", "LeaseInfo", "live_leases", "check_before_publish", "process_alive", "LEASE_TTL", "PREFIX"]
 
 PREFIX = "locks/"
-LEASE_TTL = 30 * 60.0  # seconds without a refresh after which a lease is stale
+
+
+def _ttl_from_environment(default: float = 30 * 60.0) -> float:
+    """XETSTORE_LEASE_TTL overrides the TTL (tests of suspended processes use seconds)."""
+    try:
+        ttl = float(os.environ.get("XETSTORE_LEASE_TTL", default))
+    except ValueError:
+        return default
+    return ttl if ttl > 0 else default
+
+
+LEASE_TTL = _ttl_from_environment()  # seconds without a refresh after which a lease is stale
 _POLL = (0.05, 2.0)  # first and longest pause while waiting for another lease
 _MAX_LEASE_BYTES = 4096
 

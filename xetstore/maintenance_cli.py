@@ -178,8 +178,10 @@ def _print_gc(out: Output, rep: GcReport) -> None:
             out.emit("deleted", f"{verb} {key}", key=key, object=kind, dry_run=rep.dry_run)
     for key in rep.new_xorbs + rep.new_shards:
         out.emit("written", f"wrote {key}", key=key)
-    for key in rep.young + rep.rescued:
-        out.emit("kept", f"kept {key} (too young or used by a concurrent add)", key=key)
+    for key in rep.young:
+        out.emit("kept", f"kept {key} (unreferenced, younger than the grace period)", key=key, reason="young")
+    for key in rep.rescued:
+        out.emit("kept", f"kept {key} (an add that ran during gc uses it)", key=key, reason="rescued")
     out.emit(
         "summary",
         f"{verb} {len(rep.deleted_xorbs)} xorbs ({rep.freed_bytes} bytes), {len(rep.deleted_shards)} shards, "

@@ -274,16 +274,20 @@ class Repository:
                 yield data
             return
         except MissingData:
-            self.sync()
-        with self.open_file(xet_hex(manifest.file_hash)) as f:
+            pass
+        with self.open_file(xet_hex(manifest.file_hash)) as f:  # re-syncs on the same error
             f.seek(done)
             while block := f.read(8 << 20):
                 yield block
 
     def open_file(self, file_hash: str) -> io.BufferedReader:
         """A seekable binary file object that fetches only the chunks reads need."""
-        raw = FileReader(self._reconstructor, self.manifest(file_hash))
+        raw = FileReader(self._reconstructor, self.manifest(file_hash), lambda: self._fresh_manifest(file_hash))
         return io.BufferedReader(raw, buffer_size=256 * 1024)
+
+    def _fresh_manifest(self, file_hash: str) -> Manifest:
+        self.sync()  # rebuilds the index when gc replaced shards
+        return self.manifest(file_hash)
 
     def read_bytes(self, file_hash: str, start: int = 0, end: int | None = None) -> bytes:
         """Bytes [start, end) of a file (end None = to the end)."""
