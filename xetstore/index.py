@@ -347,12 +347,23 @@ class Index:
         shared.env.close()
         aside = self.path.with_name(f"{self.path.name}.old-{os.getpid()}-{time.monotonic_ns()}")
         try:
-            if self.path.exists():
-                os.rename(self.path, aside)
-            os.rename(built, self.path)
+            _rename_if_there(self.path, aside)
+            try:
+                os.rename(built, self.path)
+            except OSError as exc:  # another process swapped its own rebuild in first: use that
+                if exc.errno not in (errno.ENOTEMPTY, errno.EEXIST):
+                    raise
+                shutil.rmtree(built, ignore_errors=True)
         finally:
             shared.env, shared.dbs, _ = _open_env(self.path, self._map_size)
         shutil.rmtree(aside, ignore_errors=True)
+
+
+def _rename_if_there(path: Path, to: Path) -> None:
+    try:
+        os.rename(path, to)
+    except FileNotFoundError:
+        pass
 
 
 def _put_xorbs(txn: lmdb.Transaction, dbs: dict[bytes, Any], xorbs: Iterable[ShardXorb]) -> None:

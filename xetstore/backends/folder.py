@@ -97,7 +97,10 @@ class FolderBackend(Backend):
                 yield from self._walk(Path(entry.path))
             elif entry.is_file(follow_symlinks=False):
                 key = Path(entry.path).relative_to(self.root).as_posix()
-                st = entry.stat(follow_symlinks=False)
+                try:
+                    st = entry.stat(follow_symlinks=False)
+                except FileNotFoundError:
+                    continue  # deleted since the directory was read
                 yield ObjectInfo(key, st.st_size, st.st_mtime)
 
     def temp_files(self) -> Iterator[tuple[Path, float]]:
