@@ -63,7 +63,9 @@ def test_three_writers_one_at_a_time_acknowledgements(tmp_path: Path) -> None:
     repo_dir = tmp_path / "repo"
     Repository.init(str(repo_dir)).close()
     seeds = (1, 1, 2)  # two writers store the same files, the third others
-    procs = [start_worker("add-loop", str(repo_dir), str(tmp_path / f"in{k}"), str(s), "12") for k, s in enumerate(seeds)]
+    procs = [
+        start_worker("add-loop", str(repo_dir), str(tmp_path / f"in{k}"), str(s), "12") for k, s in enumerate(seeds)
+    ]
     acks = [(a, s) for p, s in zip(procs, seeds) for a in _finish([p]) if a["event"] == "added"]
     assert len(acks) == 36
     with Repository.open(str(repo_dir)) as r:

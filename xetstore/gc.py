@@ -237,9 +237,7 @@ def _obsolete_records(inv: Inventory, removed_shards: set[str]) -> list[str]:
     return [k for k, rec in inv.records.items() if not any(s in present for _, shards in rec.entries for s in shards)]
 
 
-def _sweep(
-    backend: Backend, lease: Lease, inv: Inventory, plan: Plan, done: Rewrite, report: GcReport
-) -> None:
+def _sweep(backend: Backend, lease: Lease, inv: Inventory, plan: Plan, done: Rewrite, report: GcReport) -> None:
     rescued = _recheck(backend, lease, inv, plan, done)
     keep = {k for k in plan.dirty if any(x.footer.xorb_hash in rescued for x in inv.shards[k].xorbs)}
     removed_shards = plan.dirty - keep - {done.shard_key}  # never delete what was just written
@@ -309,7 +307,9 @@ def _leftovers(backend: Backend, lease: Lease, now: float, grace: float) -> list
     """Records of stale leases, and temp files of interrupted writes older than `grace`."""
     live = {i.session for i in live_leases(backend, lease)} | {lease.session}
     found = [
-        info.key for info in backend.list(LOCKS) if info.key[len(LOCKS) :].partition("-")[2].rpartition("-")[0] not in live
+        info.key
+        for info in backend.list(LOCKS)
+        if info.key[len(LOCKS) :].partition("-")[2].rpartition("-")[0] not in live
     ]
     temp_files = getattr(backend, "temp_files", None)
     found += [str(path) for path, mtime in (temp_files() if temp_files else ()) if now - mtime >= grace]

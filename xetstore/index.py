@@ -106,14 +106,24 @@ def _open_env(path: Path, map_size: int) -> tuple[lmdb.Environment, dict[bytes, 
             metasync=True, lock=True, max_spare_txns=0, readahead=False,
         )  # fmt: skip
         cleared = env.reader_check()  # slots of readers that died without closing
-        dbs = {name: env.open_db(name) for name in _TABLES}
-        with env.begin(write=True) as txn:
-            _check_schema(txn, dbs)
+        dbs = _open_tables(env)
     except lmdb.Error as exc:
         if env is not None:
             env.close()
         raise _lmdb_error(key, exc) from None
     return env, dbs, cleared
+
+
+def _open_tables(env: lmdb.Environment) -> dict[bytes, Any]:
+    for _ in range(8):
+        try:
+            dbs = {name: env.open_db(name) for name in _TABLES}
+            with env.begin(write=True) as txn:
+                _check_schema(txn, dbs)
+            return dbs
+        except lmdb.MapResizedError:
+            env.set_mapsize(0)  # another process grew the map: adopt its size
+    raise lmdb.MapResizedError("the map keeps being resized by other processes")
 
 
 def _os_error(key: str, exc: OSError) -> Exception:
@@ -138,11 +148,27 @@ def _lmdb_error(key: str, exc: lmdb.Error) -> Exception:
 
 def _acquire(path: Path, map_size: int) -> _Env:
     shared = _OPEN.get(str(path))
-    if shared is None or shared.pid != os.getpid():
+    if shared is not None and shared.pid != os.getpid():
+        _drop_inherited(shared)
+        shared = None
+    if shared is None:
         shared = _Env(path, map_size)
         _OPEN[str(path)] = shared
     shared.refs += 1
     return shared
+
+
+def _drop_inherited(shared: _Env) -> None:
+    """After fork(): close the parent's handle in this process only.
+
+    Closing unmaps our copy and drops our file descriptors; the parent's fcntl
+    locks and reader slots belong to the parent and are untouched. Without
+    this, py-lmdb refuses to open the same files again in the child.
+    """
+    try:
+        shared.env.close()
+    except lmdb.Error:
+        pass
 
 
 def _release(shared: _Env) -> None:
@@ -193,11 +219,15 @@ class Index:
 
     def _read(self, fn: Callable[[lmdb.Transaction, dict[bytes, Any]], _T]) -> _T:
         shared = self._env()
-        try:
-            with shared.env.begin(buffers=False) as txn:
-                return fn(txn, shared.dbs)
-        except lmdb.Error as exc:
-            raise IndexUnusable(str(self.path), str(exc)) from None
+        for _ in range(3):
+            try:
+                with shared.env.begin(buffers=False) as txn:
+                    return fn(txn, shared.dbs)
+            except lmdb.MapResizedError:
+                shared.env.set_mapsize(0)  # another process grew the map: adopt its size
+            except lmdb.Error as exc:
+                raise IndexUnusable(str(self.path), str(exc)) from None
+        raise IndexUnusable(str(self.path), "the map keeps being resized by other processes")
 
     def chunk_locations(self, hashes: list[bytes]) -> list[ChunkLocation | None]:
         """Where each chunk is stored, or None; one transaction for the batch."""
