@@ -315,3 +315,16 @@ def test_corrupt_config_is_a_clear_error(tmp_path: Path) -> None:
     (d.repo_dir / "config").write_bytes(b"\x00garbage")
     proc = run_cli("check", "-r", str(d.repo_dir))
     assert proc.returncode == EXIT_DAMAGED and "config" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_read_data_subsets_cover_every_xorb_once(tmp_path: Path) -> None:
+    d = make_repo(tmp_path)
+    with d.open() as r:
+        for i in range(6):
+            r.add_bytes(random_bytes(50_000, 50 + i))
+        total = len(objects(d.repo_dir, "xorbs"))
+        read = [r.check(read_data=True, subset=f"{i}/5").xorbs_read for i in range(1, 6)]
+        assert sum(read) == total
+        assert r.check(read_data=True, subset="100%").xorbs_read == total
+        with pytest.raises(Exception, match="subset"):
+            r.check(read_data=True, subset="6/5")

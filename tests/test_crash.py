@@ -120,6 +120,9 @@ def test_sigkill_during_gc(tmp_path: Path, fault: str) -> None:
         assert r.check(read_data=True).problems == []
         _assert_clean(r, kept)
         assert len(objects(repo_dir, "xorbs")) == 2  # the repacked xorb and e's
+        assert len(objects(repo_dir, "shards")) == 2  # the replacing shard and e's: no duplicates
+        if fault.startswith("gc.after_repack_shard"):
+            assert report.new_shards == []  # the interrupted run's shard is reused
         assert objects(repo_dir, "deletes") == set() and objects(repo_dir, "locks") == set()
         for fh in removed:
             assert r.find(fh) is None
@@ -209,3 +212,25 @@ def test_random_sigkill_loop_loses_nothing_acknowledged(tmp_path: Path) -> None:
         for (seed, i), a in acked.items():
             assert r.find(a["sha256"]) is not None
         _gc_removes_exactly_orphans(r, repo_dir, files)
+
+
+def test_ctrl_c_during_add_leaves_no_lease_and_no_temp(tmp_path: Path) -> None:
+    repo_dir = tmp_path / "repo"
+    Repository.init(str(repo_dir)).close()
+    src = write_file(tmp_path / "f", random_bytes(500_000, 8))
+    import os
+    import subprocess
+    import sys
+
+    env = dict(os.environ, XETSTORE_FAULTPOINT="clean.after_xorb:sleep=5")
+    proc = subprocess.Popen([sys.executable, "-m", "xetstore", "add", "-r", str(repo_dir), str(src)],
+                            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
+    while not objects(repo_dir, "xorbs"):  # the xorb is written; the add sleeps before its shard
+        assert proc.poll() is None, proc.communicate()
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130 and "interrupted" in err and "Traceback" not in err
+    assert objects(repo_dir, "locks") == set() and not temp_files(repo_dir)
+    with Repository.open(str(repo_dir)) as r:
+        _gc_removes_exactly_orphans(r, repo_dir, {})

@@ -20,10 +20,11 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 from .backends import Backend
-from .errors import BackendError, ConfigError, IndexUnusable, IntegrityError, NotFound
+from .errors import AccessDenied, BackendError, ConfigError, IndexUnusable, IntegrityError, NotFound
 from .hashing import ZERO_HASH, hash_mod, range_hash, xet_hex
 from .index import Index
 from .inventory import XORBS, Inventory, read_xorb_footer, take_inventory
+from .leases import Lease
 from .reindex import sync_index
 from .shard import Manifest, ShardXorb
 from .xorb import XorbFooter, read_chunks, verify_xorb
@@ -102,8 +103,28 @@ def check_repository(
     subset: str | None = None,
     progress: Callable[[int], None] | None = None,
 ) -> CheckReport:
-    """Check the repository; problems are collected, never raised."""
+    """Check the repository; problems are collected, never raised.
+
+    A check lease keeps gc from deleting what the check has listed; with
+    read-only access there is none, and a concurrent gc may show up as
+    missing objects (run the check again).
+    """
     select = parse_subset(subset)
+    try:
+        lease: Lease | None = Lease.writer(backend, kind="check")
+    except AccessDenied:
+        lease = None
+    try:
+        return _check(backend, index, read_data, select, progress)
+    finally:
+        if lease is not None:
+            lease.release()
+
+
+def _check(
+    backend: Backend, index: Index, read_data: bool, select: Callable[[bytes], bool],
+    progress: Callable[[int], None] | None,
+) -> CheckReport:  # fmt: skip
     report = CheckReport()
     inv = take_inventory(backend)
     report.shards, report.xorbs = len(inv.shard_objects), len(inv.xorb_objects)

@@ -222,7 +222,8 @@ def main(argv: list[str] | None = None) -> None:
     except click.ClickException as exc:
         exc.show()
         sys.exit(exc.exit_code)
-    except click.exceptions.Abort:
+    except click.exceptions.Abort:  # click's form of KeyboardInterrupt
+        click.echo("xetstore: interrupted", err=True)
         sys.exit(EXIT_INTERRUPTED)
     except KeyboardInterrupt:
         click.echo("xetstore: interrupted", err=True)

@@ -4,6 +4,7 @@ A lease is a small object `locks/<kind>-<session>-<seq>` that its holder
 re-publishes (seq + 1) every few minutes. Two kinds exist:
 
     add  a writer session (add, rm): it may dedup against any indexed xorb.
+    check  a check: what it lists must not vanish while it looks.
     gc   a garbage collection; in phase "mark" it excludes other gcs only,
          in phase "sweep" (deleting) it excludes writers too.
 
@@ -45,6 +46,7 @@ from .shard import Shard
 __all__ = ["Lease", "LeaseInfo", "live_leases", "check_before_publish", "process_alive", "LEASE_TTL", "PREFIX"]
 
 PREFIX = "locks/"
+SESSION_KINDS = ("add", "check")  # leases a sweeping gc waits for
 
 
 def _ttl_from_environment(default: float = 30 * 60.0) -> float:
@@ -98,12 +100,13 @@ class Lease:
     # -- acquiring -------------------------------------------------------------
 
     @classmethod
-    def writer(cls, backend: Backend, wait: float = 600.0, ttl: float = LEASE_TTL) -> Lease:
-        """A writer lease; waits (up to `wait` seconds) while a gc is deleting."""
+    def writer(cls, backend: Backend, wait: float = 600.0, ttl: float = LEASE_TTL, kind: str = "add") -> Lease:
+        """A session lease gc waits for (kind add, or check for a consistent check);
+        waits (up to `wait` seconds) while a gc is deleting."""
         deadline = time.monotonic() + wait
         pause = _POLL[0]
         while True:
-            lease = cls(backend, "add", "write", ttl)
+            lease = cls(backend, kind, "write" if kind == "add" else "read", ttl)
             lease._publish()
             sweeping = [i for i in live_leases(backend, lease) if i.kind == "gc" and i.phase == "sweep"]
             if not sweeping:
@@ -137,7 +140,7 @@ class Lease:
         deadline = time.monotonic() + wait
         pause = _POLL[0]
         while True:
-            writers = [i for i in live_leases(self.backend, self) if i.kind == "add"]
+            writers = [i for i in live_leases(self.backend, self) if i.kind in SESSION_KINDS]
             if not writers:
                 return
             if time.monotonic() > deadline:

@@ -57,9 +57,9 @@ def rewrite(
     for x in out.new_xorbs:
         dead.discard(x.footer.xorb_hash)
         repack.discard(x.footer.xorb_hash)
-    manifests = _live_manifests(inv, dirty, moved)
+    manifests, described = _live_manifests(inv, dirty, moved), _described_elsewhere(inv, dirty)
     kept = _kept_tables(inv, dirty, dead | repack)
-    tables = {x.footer.xorb_hash: x for x in [*kept, *out.new_xorbs]}
+    tables = {x.footer.xorb_hash: x for x in [*kept, *out.new_xorbs] if x.footer.xorb_hash not in described}
     if manifests or tables:
         shard = Shard(tuple(manifests.values()), tuple(tables.values()), int(time.time()))
         data = encode_shard(shard)
@@ -136,14 +136,22 @@ def _seal(
 
 
 def _live_manifests(inv: Inventory, dirty: set[str], moved: dict[_Place, _Place]) -> dict[bytes, Manifest]:
-    """Each live manifest of the dirty shards, once per file, terms moved."""
+    """Each live manifest of the dirty shards, once per file, terms moved; a
+    manifest a shard that stays already holds (an interrupted gc wrote it) is
+    not written again, so repeated runs converge."""
     out: dict[bytes, Manifest] = {}
     chunk_tables = {h: x.footer for h, x in inv.xorb_infos().items()}
+    staying = {m for key, m in inv.live_pairs() if key not in dirty}
     for key, m in inv.live_pairs():
         if key in dirty and m.file_hash not in out:
             terms = [t2 for t in m.terms for t2 in _move_term(t, moved, chunk_tables)]
             out[m.file_hash] = Manifest(m.file_hash, m.sha256, tuple(terms))
-    return out
+    return {fh: m for fh, m in out.items() if m not in staying}
+
+
+def _described_elsewhere(inv: Inventory, dirty: set[str]) -> set[bytes]:
+    """Xorbs whose chunk table a shard that stays already holds."""
+    return {x.footer.xorb_hash for key, s in inv.shards.items() if key not in dirty for x in s.xorbs}
 
 
 def _move_term(t: Term, moved: dict[_Place, _Place], tables: dict[bytes, XorbFooter]) -> Iterable[Term]:
