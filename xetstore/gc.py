@@ -109,9 +109,8 @@ def remove_files(backend: Backend, index: Index, file_hashes: list[str]) -> list
         sync_index(backend, index)
         entries, removed = [], []
         for text in dict.fromkeys(file_hashes):
-            raw, manifest = _parse(text), None
-            shards = index.shards_of(raw)
-            manifest = index.manifest(raw)
+            raw = _parse(text)
+            shards, manifest = index.shards_of(raw), index.manifest(raw)
             if not shards or manifest is None:
                 raise FileNotInRepository(text)
             entries.append((raw, tuple(sorted(shards))))

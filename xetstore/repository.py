@@ -30,8 +30,8 @@ from .errors import (
     RepositoryNotFound,
 )
 from .faults import fault_point
-from .hashing import from_xet_hex, xet_hex
 from .gc import DEFAULT_GRACE, GcOptions, GcReport, collect_garbage, remove_files
+from .hashing import from_xet_hex, xet_hex
 from .index import Index
 from .leases import Lease, check_before_publish
 from .params import RepositoryParams, default_cache_root
@@ -329,10 +329,11 @@ class Repository:
         shards = len(self.index.shard_keys())
         return RepositoryStats(logical, unique, stored + shard_bytes, files, chunks, xorbs, shards)
 
-
     # -- maintenance: check.py, gc.py, repair.py, reindex.py -----------------
 
-    def check(self, read_data: bool = False, subset: str | None = None, progress: Progress | None = None) -> CheckReport:
+    def check(
+        self, read_data: bool = False, subset: str | None = None, progress: Progress | None = None
+    ) -> CheckReport:
         """Structure (and with read_data, every chunk of the `subset` of xorbs); never raises for damage."""
         return check_repository(self.backend, self.index, read_data, subset, progress)
 
@@ -360,7 +361,8 @@ class Repository:
         a dry run except on folder and memory repositories."""
         if dry_run is None:
             dry_run = not self.backend.url.startswith(("file://", "memory://"))
-        return collect_garbage(self.backend, self.index, self.config.params, GcOptions(grace, repack_below, dry_run, wait))
+        options = GcOptions(grace, repack_below, dry_run, wait)
+        return collect_garbage(self.backend, self.index, self.config.params, options)
 
 
 def _parse_file_hash(text: str) -> bytes:
