@@ -192,10 +192,13 @@ class Lease:
     def _publish(self) -> None:
         self._seq += 1
         old, self._key = self._key, f"{PREFIX}{self.kind}-{self.session}-{self._seq}"
-        record = {"kind": self.kind, "phase": self.phase, "host": _host(), "pid": os.getpid(), "time": time.time()}
+        # Validity counts from before the put: a pause anywhere after it (the
+        # record ages while we sleep) must count against the lease.
+        started = time.time()
+        record = {"kind": self.kind, "phase": self.phase, "host": _host(), "pid": os.getpid(), "time": started}
         self.backend.put(self._key, json.dumps(record).encode())
         self.reference_time = self.backend.stat(self._key).mtime
-        self._last_ok = time.time()
+        self._last_ok = started
         if old:
             self.backend.delete(old)
 
