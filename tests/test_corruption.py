@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from xetstore import IndexUnusable, IntegrityError, MissingData, Repository
@@ -115,7 +115,8 @@ def test_flipped_byte_in_chunk_is_found_and_pinned_to_files(tmp_path: Path, kind
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(where=st.floats(0, 1, exclude_max=True), kind=st.sampled_from(["random", "text"]))
-def test_any_flipped_byte_is_detected_and_never_read_as_data(tmp_path_factory, where: float, kind: str) -> None:  # type: ignore[no-untyped-def]
+@example(where=0.3486845380800061, kind="text")  # found by this test: a flip zstd decodes to the same bytes
+def test_any_flipped_byte_is_detected_or_harmless_and_never_read_as_data(tmp_path_factory, where: float, kind: str) -> None:  # type: ignore[no-untyped-def]
     d = _cached_repo(tmp_path_factory, kind)
     path = d.xorb_path(d.x1)
     original = path.read_bytes()
@@ -123,9 +124,15 @@ def test_any_flipped_byte_is_detected_and_never_read_as_data(tmp_path_factory, w
         flip_byte(path, int(where * len(original)))
         with d.open() as r:
             report = r.check(read_data=True)
+            failing = files_reading_wrong(r, d.files)  # never wrong bytes, only errors
+            if report.exit_code == 0:
+                # Names hash content, not bytes: a flip inside a zstd frame that still
+                # decodes to the same chunks (a match offset moved onto identical bytes)
+                # changes nothing that is stored. Every file must read back intact.
+                assert failing == set()
+                return
             assert report.exit_code == EXIT_DAMAGED
-            problem = damage_of(report, f"xorbs/{d.x1}")
-            assert files_reading_wrong(r, d.files) <= set(problem.files)
+            assert failing <= set(damage_of(report, f"xorbs/{d.x1}").files)
     finally:
         path.write_bytes(original)
 
