@@ -284,7 +284,7 @@ def _index_dir(d: Damageable) -> Path:
 
 
 @pytest.mark.parametrize("damage", ["delete-dir", "delete-data", "garbage", "zero"])
-def test_lost_or_garbage_index_is_rebuilt_on_open(tmp_path: Path, damage: str) -> None:
+def test_lost_or_garbage_index_is_rebuilt_on_open(tmp_path: Path, damage: str, caplog: pytest.LogCaptureFixture) -> None:
     d = make_repo(tmp_path)
     index = _index_dir(d)
     data = index / "data.mdb"
@@ -296,7 +296,9 @@ def test_lost_or_garbage_index_is_rebuilt_on_open(tmp_path: Path, damage: str) -
         data.write_bytes(random_bytes(data.stat().st_size, 7))
     else:
         os.truncate(data, 0)
-    with d.open() as r:
+    with caplog.at_level(logging.WARNING), d.open() as r:
+        if damage == "garbage":
+            assert any("rebuilding it" in rec.message for rec in caplog.records)
         assert files_reading_wrong(r, d.files) == set()
         assert r.check(read_data=True).exit_code == 0
 
@@ -335,3 +337,24 @@ def test_read_data_subsets_cover_every_xorb_once(tmp_path: Path) -> None:
         assert r.check(read_data=True, subset="100%").xorbs_read == total
         with pytest.raises(Exception, match="subset"):
             r.check(read_data=True, subset="6/5")
+
+
+def test_unreadable_objects_mean_could_not_check() -> None:
+    """A backend that fails to serve xorbs: check says so (exit 1), it does not guess."""
+    from xetstore import BackendError
+    from xetstore.backends.memory import MemoryBackend
+
+    class Failing(MemoryBackend):
+        def get(self, key: str, start: int = 0, end: int | None = None) -> bytes:
+            if key.startswith("xorbs/") and self.failing:
+                raise BackendError(key, "connection reset by peer")
+            return super().get(key, start, end)
+
+    backend = Failing("memory://failing")
+    backend.failing = False
+    with Repository.init(backend) as r:
+        r.add_bytes(random_bytes(100_000, 1))
+        backend.failing = True
+        report = r.check(read_data=True)
+        assert report.exit_code == 1 and report.damaged == []
+        assert any(p.severity == "unchecked" and "connection reset" in p.reason for p in report.problems)
