@@ -116,7 +116,9 @@ def test_flipped_byte_in_chunk_is_found_and_pinned_to_files(tmp_path: Path, kind
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(where=st.floats(0, 1, exclude_max=True), kind=st.sampled_from(["random", "text"]))
 @example(where=0.3486845380800061, kind="text")  # found by this test: a flip zstd decodes to the same bytes
-def test_any_flipped_byte_is_detected_or_harmless_and_never_read_as_data(tmp_path_factory, where: float, kind: str) -> None:  # type: ignore[no-untyped-def]
+def test_any_flipped_byte_is_detected_or_harmless_and_never_read_as_data(
+    tmp_path_factory, where: float, kind: str
+) -> None:  # type: ignore[no-untyped-def]
     d = _cached_repo(tmp_path_factory, kind)
     path = d.xorb_path(d.x1)
     original = path.read_bytes()
@@ -284,7 +286,9 @@ def _index_dir(d: Damageable) -> Path:
 
 
 @pytest.mark.parametrize("damage", ["delete-dir", "delete-data", "garbage", "zero"])
-def test_lost_or_garbage_index_is_rebuilt_on_open(tmp_path: Path, damage: str, caplog: pytest.LogCaptureFixture) -> None:
+def test_lost_or_garbage_index_is_rebuilt_on_open(
+    tmp_path: Path, damage: str, caplog: pytest.LogCaptureFixture
+) -> None:
     d = make_repo(tmp_path)
     index = _index_dir(d)
     data = index / "data.mdb"
