@@ -22,7 +22,7 @@ import click
 
 from . import __version__
 from .clean import hash_stream
-from .errors import EXIT_FAILURE, EXIT_INTERRUPTED, InputError, XetStoreError
+from .errors import EXIT_FAILURE, EXIT_INTERRUPTED, InputError, IntegrityError, XetStoreError
 from .lfs.commands import lfs
 from .params import CHUNKERS, COMPRESSIONS, default_cache_root
 from .progress import progress_bar
@@ -31,6 +31,9 @@ from .repository import Repository
 __all__ = ["main", "cli", "Output", "common_options", "repo_option"]
 
 F = TypeVar("F", bound=Callable[..., Any])
+
+# The next step for damage found while reading, when the error does not name one.
+_CHECK_STEP = "; run `xetstore check --read-data` to find all damaged objects and files"
 
 
 class Output:
@@ -215,19 +218,23 @@ def _open(path: Path) -> Any:
 def main(argv: list[str] | None = None) -> None:
     """Run the command line; map errors to one line and an exit code."""
     try:
-        cli.main(args=argv, prog_name="xetstore", standalone_mode=False)
+        code = cli.main(args=argv, prog_name="xetstore", standalone_mode=False)
+        if isinstance(code, int) and code:  # click returns a command's Exit code here
+            sys.exit(code)
     except click.exceptions.Exit as exc:
         sys.exit(exc.exit_code)
     except click.ClickException as exc:
         exc.show()
         sys.exit(exc.exit_code)
-    except click.exceptions.Abort:
+    except click.exceptions.Abort:  # click's form of KeyboardInterrupt
+        click.echo("xetstore: interrupted", err=True)
         sys.exit(EXIT_INTERRUPTED)
     except KeyboardInterrupt:
         click.echo("xetstore: interrupted", err=True)
         sys.exit(EXIT_INTERRUPTED)
     except XetStoreError as exc:
-        _report(f"xetstore: error: {exc}")
+        step = "" if "xetstore " in str(exc) or not isinstance(exc, IntegrityError) else _CHECK_STEP
+        _report(f"xetstore: error: {exc}{step}")
         sys.exit(exc.exit_code)
     except Exception as exc:  # the one place a surprise becomes a clean exit
         _report(f"xetstore: internal error: {type(exc).__name__}: {exc} (run with --debug for details)")
@@ -238,3 +245,7 @@ def _report(line: str) -> None:
     if os.environ.get("XETSTORE_DEBUG"):
         traceback.print_exc()
     click.echo(line, err=True)
+
+
+# The maintenance commands (check, repair, rm, gc) register themselves on `cli`.
+from . import maintenance_cli  # noqa: E402,F401

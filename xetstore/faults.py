@@ -1,8 +1,10 @@
 """Named fault points for crash tests: `XETSTORE_FAULTPOINT=NAME:ACTION`.
 
 ACTION is `kill` (SIGKILL this process), `raise` (an OSError), `enospc` (an
-OSError with ENOSPC) or `sleep=SECONDS`. Several points may be given, comma
-separated. With the variable unset a fault point costs one dict lookup.
+OSError with ENOSPC) or `sleep=SECONDS`, optionally followed by `@N` to act
+only on the N-th time the point is reached in this process (`kill@3`).
+Several points may be given, comma separated. With the variable unset a
+fault point costs one dict lookup.
 """
 
 from __future__ import annotations
@@ -16,15 +18,20 @@ __all__ = ["fault_point", "FAULT_POINTS"]
 
 # Every point the code calls, so tests can iterate over them.
 FAULT_POINTS = (
-    "clean.before_xorb",
-    "clean.after_xorb",
-    "repository.after_xorbs",
-    "repository.after_shard",
-    "repository.after_index",
-    "gc.after_mark",
-    "gc.during_sweep",
-    "gc.after_repack_xorb",
-    "gc.after_repack_shard",
+    "clean.before_xorb",  # a xorb is sealed, not yet written
+    "folder.mid_write",  # half of an object is in a folder backend's temp file
+    "clean.after_xorb",  # a xorb is durable, no shard refers to it yet
+    "repository.after_xorbs",  # all of an add's xorbs are durable, its shard is not written
+    "repository.after_shard",  # the shard is durable, the local index has not merged it
+    "repository.after_index",  # the add is committed, not yet acknowledged
+    "rm.after_record",  # a deletion record is durable, the local index has not merged it
+    "gc.after_mark",  # gc has planned, written nothing
+    "gc.after_repack_xorb",  # a repacked xorb is durable
+    "gc.after_repack_shard",  # the replacing shard is durable, nothing deleted
+    "gc.during_sweep",  # one replaced shard deleted
+    "gc.after_shard_sweep",  # replaced shards deleted, their xorbs not yet
+    "repair.after_delete",  # a damaged xorb is set aside and deleted, its rewrite not yet in place
+    "index.rebuild",  # a rebuild filled its new directory, not yet swapped in
 )
 
 
@@ -35,8 +42,15 @@ def fault_point(name: str) -> None:
         return
     for item in spec.split(","):
         point, _, action = item.partition(":")
-        if point.strip() == name:
-            _act(name, action.strip())
+        if point.strip() != name:
+            continue
+        action, _, nth = action.strip().partition("@")
+        _hits[name] = _hits.get(name, 0) + 1
+        if not nth or (nth.isdigit() and int(nth) == _hits[name]):
+            _act(name, action)
+
+
+_hits: dict[str, int] = {}  # how often each point was reached, for `@N`
 
 
 def _act(name: str, action: str) -> None:

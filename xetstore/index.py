@@ -1,11 +1,15 @@
 """The local index: an LMDB database derived from shards, rebuildable at any time.
 
 Tables (LMDB named databases):
-    chunks   chunk hash -> xorb hash (32) + chunk index (u32 LE)
-    xorbs    xorb hash  -> stored size (u64 LE) + encoded xorb footer
-    files    file hash  -> encoded manifest (shard file-info records)
-    sha256   sha256     -> file hash
-    shards   shard key  -> merge time (u64 LE)
+    chunks      chunk hash -> xorb hash (32) + chunk index (u32 LE)
+    xorbs       xorb hash  -> stored size (u64 LE) + encoded xorb footer
+    files       file hash  -> encoded manifest (live files only)
+    sha256      sha256     -> file hash
+    shards      shard key  -> merge time (u64 LE)
+    fileshards  file hash + shard key -> b""   (which shards hold a manifest of the file)
+    dropped     file hash + shard key -> deletion record key (that manifest is deleted)
+    deletes     deletion record key -> merge time (u64 LE)
+    meta        b"schema" -> schema version; a mismatch empties the index for a re-sync
 
 LMDB rules: no writemap (a full disk would kill the process with SIGBUS), a
 large sparse map grown on MapFull, short transactions, no environment carried
@@ -15,32 +19,64 @@ filesystem.
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import os
+import shutil
 import struct
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any, Callable, TypeVar
 
 import lmdb
 
-from .errors import ConfigError, DiskFull, IndexUnusable
-from .shard import Manifest, Shard, decode_manifest, encode_manifest
+from .errors import ConfigError, DiskFull, IndexUnusable, IntegrityError
+from .shard import Manifest, Shard, ShardXorb, decode_manifest, encode_manifest
 from .xorb import XorbFooter
 
-__all__ = ["Index", "ChunkLocation"]
+__all__ = ["Index", "ChunkLocation", "SCHEMA"]
 
+SCHEMA = b"2"
 _INITIAL_MAP = 1 << 36  # 64 GiB of address space; the file grows only as used
 _NETWORK_FS = ("nfs", "nfs4", "cifs", "smb", "smb2", "smb3", "fuse.sshfs", "9p", "afs", "ceph")
+_TABLES = (b"chunks", b"xorbs", b"files", b"sha256", b"shards", b"fileshards", b"dropped", b"deletes", b"meta")
+_LOW_SPACE = 16 << 20  # an EIO on commit with less free space than this is a full disk
 _T = TypeVar("_T")
 
 ChunkLocation = tuple[bytes, int]  # (xorb hash, chunk index)
 
-# One environment per database per process (LMDB breaks its locks otherwise),
-# keyed by the directory's device and inode so a deleted and recreated index is
-# a new one; entries record the pid so a forked child never reuses its parent's.
-_OPEN: dict[tuple[int, int], tuple[int, lmdb.Environment, int]] = {}
+
+class _Env:
+    """One open LMDB environment, shared by every Index of its path in this process.
+
+    Index objects hold this, not the environment, so a rebuild that swaps the
+    directory reaches all of them at once.
+    """
+
+    def __init__(self, path: Path, map_size: int) -> None:
+        self.path = path
+        self.pid = os.getpid()
+        self.refs = 0
+        self.env, self.dbs, self.stale_readers_cleared = _open_env(path, map_size)
+        self.inode = _inode(path)
+
+    def close(self) -> None:
+        self.env.close()
+
+
+def _check_schema(txn: lmdb.Transaction, dbs: dict[bytes, Any]) -> None:
+    """Empty an index of another schema: the next sync merges every shard again."""
+    if txn.get(b"schema", db=dbs[b"meta"]) == SCHEMA:
+        return
+    for name in _TABLES:
+        txn.drop(dbs[name], delete=False)
+    txn.put(b"schema", SCHEMA, db=dbs[b"meta"])
+
+
+# One environment per path per process (LMDB breaks its locks otherwise);
+# entries record the pid so a forked child never reuses its parent's handle.
+_OPEN: dict[str, _Env] = {}
 
 
 def _filesystem_type(path: Path) -> str:
@@ -56,67 +92,122 @@ def _filesystem_type(path: Path) -> str:
     return fstype
 
 
-def _registry_key(path: Path) -> tuple[int, int]:
-    st = path.stat()
-    return st.st_dev, st.st_ino
-
-
-def _acquire(path: Path) -> lmdb.Environment:
+def _open_env(path: Path, map_size: int) -> tuple[lmdb.Environment, dict[bytes, Any], int]:
+    key = str(path)
     if _filesystem_type(path) in _NETWORK_FS:
         raise ConfigError(f"the index at {path} is on a network filesystem; set XETSTORE_CACHE to a local disk")
-    path.mkdir(parents=True, exist_ok=True)
-    key = _registry_key(path)
-    entry = _OPEN.get(key)
-    if entry and entry[0] == os.getpid():
-        _OPEN[key] = (entry[0], entry[1], entry[2] + 1)
-        return entry[1]
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise _os_error(key, exc) from None
+    env = None
     try:
         env = lmdb.open(
-            str(path), map_size=_INITIAL_MAP, max_dbs=8, writemap=False, sync=True,
+            key, map_size=map_size, max_dbs=16, writemap=False, sync=True,
             metasync=True, lock=True, max_spare_txns=0, readahead=False,
         )  # fmt: skip
-        env.reader_check()
+        cleared = env.reader_check()  # slots of readers that died without closing
+        dbs = _open_tables(env)
     except lmdb.Error as exc:
-        raise IndexUnusable(str(path), str(exc)) from None
-    _OPEN[key] = (os.getpid(), env, 1)
-    return env
+        if env is not None:
+            env.close()
+        raise _lmdb_error(key, exc) from None
+    return env, dbs, cleared
 
 
-def _release(path: Path, key: tuple[int, int]) -> None:
-    entry = _OPEN.get(key)
-    if not entry or entry[0] != os.getpid():
-        return
-    if entry[2] > 1:
-        _OPEN[key] = (entry[0], entry[1], entry[2] - 1)
-        return
-    del _OPEN[key]
-    entry[1].close()
+def _open_tables(env: lmdb.Environment) -> dict[bytes, Any]:
+    for _ in range(8):
+        try:
+            dbs = {name: env.open_db(name) for name in _TABLES}
+            with env.begin(write=True) as txn:
+                _check_schema(txn, dbs)
+            return dbs
+        except lmdb.MapResizedError:
+            env.set_mapsize(0)  # another process grew the map: adopt its size
+    raise lmdb.MapResizedError("the map keeps being resized by other processes")
+
+
+def _os_error(key: str, exc: OSError) -> Exception:
+    if exc.errno == errno.ENOSPC:
+        return DiskFull(key, "no space left for the index")
+    return IndexUnusable(key, exc.strerror or str(exc))
+
+
+def _lmdb_error(key: str, exc: lmdb.Error) -> Exception:
+    text = str(exc)
+    if "No space left" in text:
+        return DiskFull(key, "no space left for the index")
+    if isinstance(exc, lmdb.DiskError) or "Input/output error" in text:
+        try:
+            stat = os.statvfs(key)
+            if stat.f_bavail * stat.f_frsize < _LOW_SPACE:
+                return DiskFull(key, f"the index could not be written ({text})")
+        except OSError:
+            pass
+    return IndexUnusable(key, text)
+
+
+def _inode(path: Path) -> int:
+    try:
+        return path.stat().st_ino
+    except OSError:
+        return -1
+
+
+def _acquire(path: Path, map_size: int) -> _Env:
+    shared = _OPEN.get(str(path))
+    if shared is not None and shared.pid != os.getpid():
+        _drop_inherited(shared)
+        shared = None
+    if shared is not None and shared.inode != _inode(path):
+        shared = None  # deleted and recreated behind our back: a new index (holders keep the old)
+    if shared is None:
+        shared = _Env(path, map_size)
+        _OPEN[str(path)] = shared
+    shared.refs += 1
+    return shared
+
+
+def _drop_inherited(shared: _Env) -> None:
+    """After fork(): close the parent's handle in this process only.
+
+    Closing unmaps our copy and drops our file descriptors; the parent's fcntl
+    locks and reader slots belong to the parent and are untouched. Without
+    this, py-lmdb refuses to open the same files again in the child.
+    """
+    try:
+        shared.env.close()
+    except lmdb.Error:
+        pass
+
+
+def _release(shared: _Env) -> None:
+    if shared.pid != os.getpid():
+        return  # inherited across fork(): never touch the parent's environment
+    shared.refs -= 1
+    if shared.refs <= 0 and _OPEN.get(str(shared.path)) is shared:
+        del _OPEN[str(shared.path)]
+        shared.close()
 
 
 class Index:
     """Typed access to the LMDB tables; every method runs its own short transaction."""
 
-    def __init__(self, path: Path, env: lmdb.Environment) -> None:
+    def __init__(self, path: Path, shared: _Env, map_size: int) -> None:
         self.path = path
-        self._key = _registry_key(path)
-        self._env = env
-        self._chunks = env.open_db(b"chunks")
-        self._xorbs = env.open_db(b"xorbs")
-        self._files = env.open_db(b"files")
-        self._sha256 = env.open_db(b"sha256")
-        self._shards = env.open_db(b"shards")
+        self._shared = shared
+        self._map_size = map_size
+        self._closed = False
 
     @classmethod
-    def open(cls, path: Path) -> Index:
-        env = _acquire(path)
-        try:
-            return cls(path, env)
-        except lmdb.Error as exc:
-            _release(path, _registry_key(path))
-            raise IndexUnusable(str(path), str(exc)) from None
+    def open(cls, path: Path, map_size: int = _INITIAL_MAP) -> Index:
+        """Open (or create) the index at `path`; IndexUnusable if it cannot be read."""
+        return cls(path, _acquire(path, map_size), map_size)
 
     def close(self) -> None:
-        _release(self.path, self._key)
+        if not self._closed:
+            self._closed = True
+            _release(self._shared)
 
     def __enter__(self) -> Index:
         return self
@@ -124,60 +215,100 @@ class Index:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
+    @property
+    def stale_readers_cleared(self) -> int:
+        """Reader slots of dead processes that opening this index released."""
+        return self._shared.stale_readers_cleared
+
+    def _env(self) -> _Env:
+        if self._shared.pid != os.getpid():  # after fork(): open our own environment
+            self._shared = _acquire(self.path, self._map_size)
+        return self._shared
+
     # -- reads ---------------------------------------------------------------
 
-    def _read(self, fn: Callable[[lmdb.Transaction], _T]) -> _T:
-        try:
-            with self._env.begin(buffers=False) as txn:
-                return fn(txn)
-        except lmdb.Error as exc:
-            raise IndexUnusable(str(self.path), str(exc)) from None
+    def _read(self, fn: Callable[[lmdb.Transaction, dict[bytes, Any]], _T]) -> _T:
+        shared = self._env()
+        for _ in range(3):
+            try:
+                with shared.env.begin(buffers=False) as txn:
+                    return fn(txn, shared.dbs)
+            except lmdb.MapResizedError:
+                shared.env.set_mapsize(0)  # another process grew the map: adopt its size
+            except lmdb.Error as exc:
+                raise IndexUnusable(str(self.path), str(exc)) from None
+        raise IndexUnusable(str(self.path), "the map keeps being resized by other processes")
 
     def chunk_locations(self, hashes: list[bytes]) -> list[ChunkLocation | None]:
         """Where each chunk is stored, or None; one transaction for the batch."""
 
-        def lookup(txn: lmdb.Transaction) -> list[ChunkLocation | None]:
+        def lookup(txn: lmdb.Transaction, dbs: dict[bytes, Any]) -> list[ChunkLocation | None]:
             out: list[ChunkLocation | None] = []
             for h in hashes:
-                v = txn.get(h, db=self._chunks)
-                out.append(None if v is None else (v[:32], struct.unpack_from("<I", v, 32)[0]))
+                v = txn.get(h, db=dbs[b"chunks"])
+                out.append(None if v is None or len(v) != 36 else (v[:32], struct.unpack_from("<I", v, 32)[0]))
             return out
 
         return self._read(lookup)
 
     def xorb(self, xorb_hash: bytes) -> tuple[XorbFooter, int] | None:
         """A xorb's chunk table and stored size, or None if no shard lists it."""
-        v = self._read(lambda txn: txn.get(xorb_hash, db=self._xorbs))
-        if v is None:
-            return None
-        return XorbFooter.decode(v[8:], f"index entry of xorb {xorb_hash.hex()}"), struct.unpack_from("<Q", v)[0]
+        v = self._read(lambda txn, dbs: txn.get(xorb_hash, db=dbs[b"xorbs"]))
+        return None if v is None else self._decode_xorb(v)
+
+    def _decode_xorb(self, v: bytes) -> tuple[XorbFooter, int]:
+        try:
+            return XorbFooter.decode(v[8:], "index xorb entry"), struct.unpack_from("<Q", v)[0]
+        except (IntegrityError, struct.error) as exc:
+            raise IndexUnusable(str(self.path), f"a xorb entry is damaged ({exc})") from None
 
     def manifest(self, file_hash: bytes) -> Manifest | None:
-        v = self._read(lambda txn: txn.get(file_hash, db=self._files))
-        return None if v is None else decode_manifest(v, "index manifest")
+        v = self._read(lambda txn, dbs: txn.get(file_hash, db=dbs[b"files"]))
+        return None if v is None else self._decode_manifest(v)
+
+    def _decode_manifest(self, v: bytes) -> Manifest:
+        try:
+            return decode_manifest(v, "index manifest")
+        except IntegrityError as exc:
+            raise IndexUnusable(str(self.path), f"a manifest entry is damaged ({exc})") from None
 
     def file_by_sha256(self, sha256: bytes) -> bytes | None:
-        return self._read(lambda txn: txn.get(sha256, db=self._sha256))
+        return self._read(lambda txn, dbs: txn.get(sha256, db=dbs[b"sha256"]))
 
     def has_shard(self, key: str) -> bool:
-        return self._read(lambda txn: txn.get(key.encode(), db=self._shards)) is not None
+        return self._read(lambda txn, dbs: txn.get(key.encode(), db=dbs[b"shards"])) is not None
 
     def shard_keys(self) -> set[str]:
-        return self._read(lambda txn: {k.decode() for k in txn.cursor(db=self._shards).iternext(values=False)})
+        return self._keys(b"shards")
+
+    def delete_keys(self) -> set[str]:
+        """Keys of the deletion records merged so far."""
+        return self._keys(b"deletes")
+
+    def _keys(self, table: bytes) -> set[str]:
+        return self._read(lambda txn, dbs: {k.decode() for k in txn.cursor(db=dbs[table]).iternext(values=False)})
+
+    def shards_of(self, file_hash: bytes) -> list[str]:
+        """Keys of the shards whose manifest of this file is not deleted."""
+
+        def scan(txn: lmdb.Transaction, dbs: dict[bytes, Any]) -> list[str]:
+            return [k[32:].decode() for k in _live_pairs(txn, dbs, file_hash)]
+
+        return self._read(scan)
 
     def manifests(self) -> Iterator[Manifest]:
-        """Every manifest, read in batches so no transaction stays open long."""
-        for value in self._scan(self._files):
-            yield decode_manifest(value, "index manifest")
+        """Every live manifest, read in batches so no transaction stays open long."""
+        for value in self._scan(b"files"):
+            yield self._decode_manifest(value)
 
     def xorbs(self) -> Iterator[tuple[XorbFooter, int]]:
-        for value in self._scan(self._xorbs):
-            yield XorbFooter.decode(value[8:], "index xorb entry"), struct.unpack_from("<Q", value)[0]
+        for value in self._scan(b"xorbs"):
+            yield self._decode_xorb(value)
 
-    def _scan(self, db: Any, batch: int = 512) -> Iterator[bytes]:
+    def _scan(self, table: bytes, batch: int = 512) -> Iterator[bytes]:
         after: bytes | None = None
         while True:
-            rows = self._read(lambda txn: _page(txn, db, after, batch))
+            rows = self._read(lambda txn, dbs: _page(txn, dbs[table], after, batch))
             yield from (v for _, v in rows)
             if len(rows) < batch:
                 return
@@ -186,55 +317,150 @@ class Index:
     # -- writes --------------------------------------------------------------
 
     def add_shard(self, key: str, shard: Shard) -> None:
-        """Record everything a shard says, in one transaction (idempotent)."""
+        """Record everything a shard says, in one transaction (idempotent).
 
-        def write(txn: lmdb.Transaction) -> None:
-            for x in shard.xorbs:
-                f = x.footer
-                txn.put(f.xorb_hash, struct.pack("<Q", x.stored_size) + f.encode(), db=self._xorbs)
-                for i, h in enumerate(f.chunk_hashes):
-                    txn.put(h, f.xorb_hash + struct.pack("<I", i), db=self._chunks, overwrite=False)
-            for m in shard.manifests:
-                txn.put(m.file_hash, encode_manifest(m), db=self._files)
-                txn.put(m.sha256, m.file_hash, db=self._sha256)
-            txn.put(key.encode(), struct.pack("<Q", int(time.time())), db=self._shards)
+        A manifest whose (file, shard) pair a merged deletion record covers
+        stays deleted, whichever of the two was merged first.
+        """
+        self._write(lambda txn, dbs: _put_shard(txn, dbs, key, shard))
+
+    def add_shards(self, shards: Iterable[tuple[str, Shard]]) -> None:
+        """Several shards in one transaction (a rebuild)."""
+
+        def write(txn: lmdb.Transaction, dbs: dict[bytes, Any]) -> None:
+            for key, shard in shards:
+                _put_shard(txn, dbs, key, shard)
 
         self._write(write)
+
+    def add_xorbs(self, xorbs: Iterable[ShardXorb]) -> None:
+        """Chunk tables read from xorb footers (a rebuild fills gaps shards left)."""
+        self._write(lambda txn, dbs: _put_xorbs(txn, dbs, xorbs))
+
+    def add_deletes(self, key: str, entries: Iterable[tuple[bytes, Iterable[str]]]) -> None:
+        """Merge a deletion record: (file hash, shard keys whose manifest it deletes)."""
+        self._write(lambda txn, dbs: _put_deletes(txn, dbs, key, entries))
 
     def clear(self) -> None:
         """Drop every table's contents (before a rebuild)."""
 
-        def drop(txn: lmdb.Transaction) -> None:
-            for db in (self._chunks, self._xorbs, self._files, self._sha256, self._shards):
-                txn.drop(db, delete=False)
+        def drop(txn: lmdb.Transaction, dbs: dict[bytes, Any]) -> None:
+            for name in _TABLES:
+                txn.drop(dbs[name], delete=False)
+            txn.put(b"schema", SCHEMA, db=dbs[b"meta"])
 
         self._write(drop)
 
-    def _write(self, fn: Callable[[lmdb.Transaction], None]) -> None:
-        for _ in range(8):
+    def _write(self, fn: Callable[[lmdb.Transaction, dict[bytes, Any]], None]) -> None:
+        shared = self._env()
+        for _ in range(16):
             try:
-                with self._env.begin(write=True) as txn:
-                    fn(txn)
+                with shared.env.begin(write=True) as txn:
+                    fn(txn, shared.dbs)
                 return
             except lmdb.MapFullError:
                 self._grow()
             except lmdb.MapResizedError:
-                self._env.set_mapsize(0)
+                shared.env.set_mapsize(0)
             except lmdb.Error as exc:
-                self._raise_write_error(exc)
+                raise _lmdb_error(str(self.path), exc) from None
         raise IndexUnusable(str(self.path), "the map could not be grown enough")
 
     def _grow(self) -> None:
         # Growing from several processes at once can corrupt LMDB: serialise it.
+        env = self._shared.env
         with open(self.path / "grow.lock", "w") as lock:
             fcntl.flock(lock, fcntl.LOCK_EX)
-            self._env.set_mapsize(self._env.info()["map_size"] * 2)
+            env.set_mapsize(0)  # adopt a size another process may have set
+            env.set_mapsize(env.info()["map_size"] * 2)
 
-    def _raise_write_error(self, exc: lmdb.Error) -> None:
-        stat = os.statvfs(self.path)
-        if stat.f_bavail * stat.f_frsize < 1 << 20:
-            raise DiskFull(str(self.path), str(exc)) from None
-        raise IndexUnusable(str(self.path), str(exc)) from None
+    # -- replacing the whole index -------------------------------------------
+
+    def swap_in(self, built: Path) -> None:
+        """Replace this index's directory by the complete index at `built`.
+
+        The old directory stays usable until the rename: a crash while `built`
+        was filled leaves the old index in place. Every Index of this path in
+        this process moves to the new environment.
+        """
+        shared = self._env()
+        shared.env.close()
+        aside = self.path.with_name(f"{self.path.name}.old-{os.getpid()}-{time.monotonic_ns()}")
+        try:
+            _rename_if_there(self.path, aside)
+            try:
+                os.rename(built, self.path)
+            except OSError as exc:  # another process swapped its own rebuild in first: use that
+                if exc.errno not in (errno.ENOTEMPTY, errno.EEXIST):
+                    raise
+                shutil.rmtree(built, ignore_errors=True)
+        finally:
+            shared.env, shared.dbs, _ = _open_env(self.path, self._map_size)
+            shared.inode = _inode(self.path)
+        shutil.rmtree(aside, ignore_errors=True)
+
+
+def _rename_if_there(path: Path, to: Path) -> None:
+    try:
+        os.rename(path, to)
+    except FileNotFoundError:
+        pass
+
+
+def _put_xorbs(txn: lmdb.Transaction, dbs: dict[bytes, Any], xorbs: Iterable[ShardXorb]) -> None:
+    for x in xorbs:
+        f = x.footer
+        txn.put(f.xorb_hash, struct.pack("<Q", x.stored_size) + f.encode(), db=dbs[b"xorbs"])
+        for i, h in enumerate(f.chunk_hashes):
+            txn.put(h, f.xorb_hash + struct.pack("<I", i), db=dbs[b"chunks"], overwrite=False)
+
+
+def _put_shard(txn: lmdb.Transaction, dbs: dict[bytes, Any], key: str, shard: Shard) -> None:
+    skey = key.encode()
+    _put_xorbs(txn, dbs, shard.xorbs)
+    for m in shard.manifests:
+        pair = m.file_hash + skey
+        txn.put(pair, b"", db=dbs[b"fileshards"])
+        if txn.get(pair, db=dbs[b"dropped"]) is None:
+            txn.put(m.file_hash, encode_manifest(m), db=dbs[b"files"])
+            txn.put(m.sha256, m.file_hash, db=dbs[b"sha256"])
+    txn.put(skey, struct.pack("<Q", int(time.time())), db=dbs[b"shards"])
+
+
+def _put_deletes(
+    txn: lmdb.Transaction, dbs: dict[bytes, Any], key: str, entries: Iterable[tuple[bytes, Iterable[str]]]
+) -> None:
+    for file_hash, shard_keys in entries:
+        for s in shard_keys:
+            txn.put(file_hash + s.encode(), key.encode(), db=dbs[b"dropped"])
+        if not _live_pairs(txn, dbs, file_hash):
+            _forget_file(txn, dbs, file_hash)
+    txn.put(key.encode(), struct.pack("<Q", int(time.time())), db=dbs[b"deletes"])
+
+
+def _live_pairs(txn: lmdb.Transaction, dbs: dict[bytes, Any], file_hash: bytes) -> list[bytes]:
+    """(file, shard) keys of the file's manifests that no deletion record covers."""
+    cursor = txn.cursor(db=dbs[b"fileshards"])
+    out: list[bytes] = []
+    positioned = cursor.set_range(file_hash)
+    while positioned and cursor.key()[:32] == file_hash:
+        if txn.get(cursor.key(), db=dbs[b"dropped"]) is None:
+            out.append(cursor.key())
+        positioned = cursor.next()
+    return out
+
+
+def _forget_file(txn: lmdb.Transaction, dbs: dict[bytes, Any], file_hash: bytes) -> None:
+    value = txn.get(file_hash, db=dbs[b"files"])
+    if value is None:
+        return
+    txn.delete(file_hash, db=dbs[b"files"])
+    try:
+        sha = decode_manifest(value, "index manifest").sha256
+    except IntegrityError:
+        return
+    if txn.get(sha, db=dbs[b"sha256"]) == file_hash:
+        txn.delete(sha, db=dbs[b"sha256"])
 
 
 def _page(txn: lmdb.Transaction, db: Any, after: bytes | None, batch: int) -> list[tuple[bytes, bytes]]:

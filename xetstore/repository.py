@@ -9,28 +9,35 @@ import shutil
 import tempfile
 import time
 from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
 from .backends import Backend, open_backend
 from .chunking import make_chunker
+from .check import CheckReport, check_repository
 from .clean import CleanSession, Cleaned
 from .config import RepositoryConfig, decode_config, encode_config
 from .errors import (
     ConfigError,
     FileNotInRepository,
     FormatError,
+    IndexUnusable,
     InputError,
-    IntegrityError,
+    MissingData,
     ObjectNotFound,
     RepositoryNotFound,
 )
 from .faults import fault_point
-from .hashing import from_xet_hex, shard_hash, xet_hex
+from .gc import DEFAULT_GRACE, GcOptions, GcReport, collect_garbage, remove_files
+from .hashing import from_xet_hex, xet_hex
 from .index import Index
+from .leases import Lease, check_before_publish
 from .params import RepositoryParams, default_cache_root
-from .shard import Manifest, decode_shard, encode_shard, shard_key
+from .reindex import RebuildReport, open_index, rebuild_index, sync_index
+from .repair import ShardRepair, XorbRepair, repair_shards, repair_xorbs
+from .shard import Manifest, encode_shard, shard_key
 from .smudge import FileReader, Reconstructor
 
 __all__ = ["Repository", "AddResult", "FileInfo", "RepositoryStats"]
@@ -130,7 +137,7 @@ class Repository:
             root, owns = Path(tempfile.mkdtemp(prefix="xetstore-cache-")), True
         else:
             root = default_cache_root() / config.id
-        repo = cls(backend, config, Index.open(root / "index"), root, owns)
+        repo = cls(backend, config, open_index(root / "index"), root, owns)
         try:
             repo.sync()
         except BaseException:
@@ -155,24 +162,12 @@ class Repository:
         return self.backend.url
 
     def sync(self) -> int:
-        """Merge shards the index has not seen (other processes or machines wrote them)."""
-        seen = self.index.shard_keys()
-        merged = 0
-        for info in self.backend.list("shards/"):
-            if info.key in seen:
-                continue
-            try:
-                self._merge_shard(info.key)
-                merged += 1
-            except IntegrityError as exc:
-                log.warning("skipping damaged shard %s: %s", info.key, exc)
+        """Merge shards and deletion records the index has not seen (other processes
+        or machines wrote them); rebuild the index if gc removed shards."""
+        merged, damaged = sync_index(self.backend, self.index)
+        for d in damaged:
+            log.warning("skipping damaged %s: %s", d.key, d.reason)
         return merged
-
-    def _merge_shard(self, key: str) -> None:
-        data = self.backend.get(key)
-        if shard_key(data) != key:
-            raise FormatError(key, f"content hash is {xet_hex(shard_hash(data))}, not its name")
-        self.index.add_shard(key, decode_shard(data, key))
 
     # -- adding --------------------------------------------------------------
 
@@ -181,12 +176,12 @@ class Repository:
         paths = list(paths)
         for path in paths:  # refuse bad input before writing anything
             _open_input(path).close()
-        with self._session() as session:
+        with self._writing() as lease, self._session() as session:
             cleaned: list[tuple[Cleaned, str | None]] = []
             for path in paths:
                 with _open_input(path) as f:
                     cleaned.append((session.add_stream(f, progress=progress), os.fspath(path)))
-            return self._commit(session, cleaned)
+            return self._commit(session, cleaned, lease)
 
     def add_file(self, path: str | os.PathLike[str], progress: Progress | None = None) -> AddResult:
         return self.add_files([path], progress)[0]
@@ -196,9 +191,9 @@ class Repository:
     ) -> AddResult:
         """Add one binary stream; with `expected_sha256`, refuse other content."""
         expected = bytes.fromhex(expected_sha256) if expected_sha256 else None
-        with self._session() as session:
+        with self._writing() as lease, self._session() as session:
             cleaned = session.add_stream(stream, expected, progress)
-            return self._commit(session, [(cleaned, None)])[0]
+            return self._commit(session, [(cleaned, None)], lease)[0]
 
     def add_bytes(self, data: bytes) -> AddResult:
         return self.add_stream(io.BytesIO(data))
@@ -206,11 +201,19 @@ class Repository:
     def _session(self) -> CleanSession:
         return CleanSession(self.backend, self.index, self.config.params, self._chunker)
 
-    def _commit(self, session: CleanSession, cleaned: list[tuple[Cleaned, str | None]]) -> list[AddResult]:
+    @contextmanager
+    def _writing(self) -> Iterator[Lease]:
+        """A writer lease for one session (gc deletes nothing meanwhile), then a fresh index."""
+        with Lease.writer(self.backend) as lease:
+            self.sync()
+            yield lease
+
+    def _commit(self, session: CleanSession, cleaned: list[tuple[Cleaned, str | None]], lease: Lease) -> list[AddResult]:
         """Write ordering: xorbs (already durable) -> shard -> index -> return."""
         shard = session.finish(int(time.time()))
         fault_point("repository.after_xorbs")
         if shard is not None:
+            check_before_publish(self.backend, lease, shard)
             data = encode_shard(shard)
             key = shard_key(data)
             self.backend.put(key, data)
@@ -229,6 +232,8 @@ class Repository:
             m = self.index.manifest(raw)
         if m is None:
             raise FileNotInRepository(file_hash)
+        if m.file_hash != raw:  # a damaged index must not serve another file's bytes
+            raise IndexUnusable(str(self.index.path), f"its entry for file {file_hash} names another file")
         return m
 
     def read_file(self, file_hash: str, dest_path: str | os.PathLike[str], progress: Progress | None = None) -> None:
@@ -238,7 +243,10 @@ class Repository:
         fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".xetstore-tmp", dir=dest.parent)
         try:
             with os.fdopen(fd, "wb") as out:
-                self._reconstructor.write_file(manifest, out, progress)
+                for data in self._iter_resuming(manifest):
+                    out.write(data)
+                    if progress:
+                        progress(len(data))
             os.replace(tmp, dest)
         except BaseException:
             os.unlink(tmp)
@@ -246,15 +254,38 @@ class Repository:
 
     def write_to(self, file_hash: str, out: BinaryIO, progress: Progress | None = None) -> None:
         """Stream a file's bytes into an open binary stream."""
-        self._reconstructor.write_file(self.manifest(file_hash), out, progress)
+        for data in self._iter_resuming(self.manifest(file_hash)):
+            out.write(data)
+            if progress:
+                progress(len(data))
 
     def iter_file(self, file_hash: str) -> Iterator[bytes]:
-        return self._reconstructor.iter_file(self.manifest(file_hash))
+        return self._iter_resuming(self.manifest(file_hash))
+
+    def _iter_resuming(self, manifest: Manifest) -> Iterator[bytes]:
+        """A file's verified bytes; if a xorb vanished mid-read (gc repacked it while
+        this index was older), re-sync once and resume at the same offset."""
+        done = 0
+        try:
+            for data in self._reconstructor.iter_file(manifest):
+                done += len(data)
+                yield data
+            return
+        except MissingData:
+            pass
+        with self.open_file(xet_hex(manifest.file_hash)) as f:  # re-syncs on the same error
+            f.seek(done)
+            while block := f.read(8 << 20):
+                yield block
 
     def open_file(self, file_hash: str) -> io.BufferedReader:
         """A seekable binary file object that fetches only the chunks reads need."""
-        raw = FileReader(self._reconstructor, self.manifest(file_hash))
+        raw = FileReader(self._reconstructor, self.manifest(file_hash), lambda: self._fresh_manifest(file_hash))
         return io.BufferedReader(raw, buffer_size=256 * 1024)
+
+    def _fresh_manifest(self, file_hash: str) -> Manifest:
+        self.sync()  # rebuilds the index when gc replaced shards
+        return self.manifest(file_hash)
 
     def read_bytes(self, file_hash: str, start: int = 0, end: int | None = None) -> bytes:
         """Bytes [start, end) of a file (end None = to the end)."""
@@ -295,6 +326,41 @@ class Repository:
         shard_bytes = sum(i.size for i in self.backend.list("shards/"))
         shards = len(self.index.shard_keys())
         return RepositoryStats(logical, unique, stored + shard_bytes, files, chunks, xorbs, shards)
+
+    # -- maintenance: check.py, gc.py, repair.py, reindex.py -----------------
+
+    def check(
+        self, read_data: bool = False, subset: str | None = None, progress: Progress | None = None
+    ) -> CheckReport:
+        """Structure (and with read_data, every chunk of the `subset` of xorbs); never raises for damage."""
+        return check_repository(self.backend, self.index, read_data, subset, progress)
+
+    def repair_index(self) -> RebuildReport:
+        """Rebuild the local index from the shards into a new directory, then swap it in."""
+        return rebuild_index(self.backend, self.index)
+
+    def repair_xorbs(self, confirm: bool = False) -> XorbRepair:
+        """Report damaged xorbs and the files lost; with confirm, delete those files and set the xorbs aside."""
+        return repair_xorbs(self.backend, self.index, self.config.params, confirm)
+
+    def repair_shards(self, confirm: bool = False) -> ShardRepair:
+        """Report undecodable shards and deletion records; with confirm, set them aside."""
+        return repair_shards(self.backend, self.index, confirm)
+
+    def remove(self, file_hashes: Iterable[str]) -> list[FileInfo]:
+        """Delete files (a deletion record); gc frees their chunks later."""
+        removed = remove_files(self.backend, self.index, list(file_hashes))
+        return [FileInfo(xet_hex(m.file_hash), m.size, m.sha256.hex()) for m in removed]
+
+    def gc(
+        self, grace: float = DEFAULT_GRACE, dry_run: bool | None = None, repack_below: float = 0.5, wait: float = 600.0
+    ) -> GcReport:
+        """Remove unreferenced objects older than `grace` seconds; dry_run None means
+        a dry run except on folder and memory repositories."""
+        if dry_run is None:
+            dry_run = not self.backend.url.startswith(("file://", "memory://"))
+        options = GcOptions(grace, repack_below, dry_run, wait)
+        return collect_garbage(self.backend, self.index, self.config.params, options)
 
 
 def _parse_file_hash(text: str) -> bytes:

@@ -105,17 +105,23 @@ def _windows(footer: XorbFooter, first: int, end: int) -> Iterator[tuple[int, in
 class FileReader(io.RawIOBase):
     """A seekable, read-only file over a manifest; fetches only the chunks a read needs."""
 
-    def __init__(self, reconstructor: Reconstructor, manifest: Manifest) -> None:
+    def __init__(
+        self, reconstructor: Reconstructor, manifest: Manifest, refresh: Callable[[], Manifest] | None = None
+    ) -> None:
         super().__init__()
         self._rec = reconstructor
-        self._manifest = manifest
+        self._refresh = refresh  # a newer manifest of the file, if a xorb vanished (gc repacked it)
         self._file = xet_hex(manifest.file_hash)
+        self._use(manifest)
+        self._pos = 0
+        self._cached: tuple[int, bytes] = (0, b"")  # (file offset, bytes) of the last chunk run
+
+    def _use(self, manifest: Manifest) -> None:
+        self._manifest = manifest
         self._starts = [0]
         for t in manifest.terms:
             self._starts.append(self._starts[-1] + t.size)
         self.size = self._starts[-1]
-        self._pos = 0
-        self._cached: tuple[int, bytes] = (0, b"")  # (file offset, bytes) of the last chunk run
 
     def readable(self) -> bool:
         return True
@@ -147,7 +153,13 @@ class FileReader(io.RawIOBase):
         """Bytes from `pos` to the end of the cached chunk run, fetching it if needed."""
         at, data = self._cached
         if not at <= pos < at + len(data):
-            self._cached = self._fetch(pos)
+            try:
+                self._cached = self._fetch(pos)
+            except MissingData:
+                if self._refresh is None:
+                    raise
+                self._use(self._refresh())  # same bytes, newer terms; retried once
+                self._cached = self._fetch(pos)
             at, data = self._cached
         return memoryview(data)[pos - at :]
 

@@ -419,7 +419,7 @@ def _read_frame(
         if pos + HEADER_SIZE > len(raw):
             break  # chunks past the requested range: their headers were not fetched
         inner = ChunkHeader.decode(raw[pos : pos + HEADER_SIZE], f"{what} chunk {k}")
-        if inner.scheme != Scheme.IN_FRAME or inner.size != footer.chunk_size(k):
+        if inner.scheme != Scheme.IN_FRAME or inner.size != footer.chunk_size(k) or inner.payload_size:
             raise FormatError(f"{what} chunk {k}", "chunk header disagrees with the xorb footer")
     size = footer.unpacked_ends[i + count - 1] - (footer.unpacked_ends[i - 1] if i else 0)
     payload = raw[start + HEADER_SIZE : record_end]

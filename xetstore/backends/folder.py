@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from ..errors import AccessDenied, BackendError, DiskFull, ObjectNotFound
+from ..faults import fault_point
 from .base import Backend, ObjectInfo, Payload, validate_key
 
 __all__ = ["FolderBackend"]
@@ -96,7 +97,10 @@ class FolderBackend(Backend):
                 yield from self._walk(Path(entry.path))
             elif entry.is_file(follow_symlinks=False):
                 key = Path(entry.path).relative_to(self.root).as_posix()
-                st = entry.stat(follow_symlinks=False)
+                try:
+                    st = entry.stat(follow_symlinks=False)
+                except FileNotFoundError:
+                    continue  # deleted since the directory was read
                 yield ObjectInfo(key, st.st_size, st.st_mtime)
 
     def temp_files(self) -> Iterator[tuple[Path, float]]:
@@ -115,8 +119,12 @@ def _write_durably(tmp: Path, data: Payload) -> None:
     parts = [data] if isinstance(data, (bytes, bytearray, memoryview)) else data
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
     try:
-        for part in parts:
+        for n, part in enumerate(parts):
             view = memoryview(part)
+            if n == len(parts) // 2:
+                half = os.write(fd, view[: len(view) // 2])
+                view = view[half:]
+                fault_point("folder.mid_write")  # a crash here leaves a partial temp, never a final name
             while view:
                 written = os.write(fd, view)
                 view = view[written:]

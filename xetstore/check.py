@@ -1,0 +1,337 @@
+"""`xetstore check`: is everything a live file needs present and intact?
+
+Structure (always): the shards and deletion records decode and are named by
+their content hash; every term of every live manifest names an existing xorb
+and a valid chunk range of it; every xorb has the size its shard records; the
+local index agrees with the shards. With read_data, every selected xorb is
+fetched, decompressed and re-hashed chunk by chunk, so damage is pinned to
+chunks and from them to the files that use them.
+
+Orphans (xorbs no live file uses) are information, not damage: an interrupted
+add leaves them and gc removes them (restic's lesson: do not alarm users).
+"""
+
+from __future__ import annotations
+
+import random
+import re
+from collections import defaultdict
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+
+from .backends import Backend
+from .errors import AccessDenied, BackendError, ConfigError, IndexUnusable, IntegrityError, NotFound
+from .hashing import ZERO_HASH, hash_mod, range_hash, xet_hex
+from .index import Index
+from .inventory import XORBS, Inventory, read_xorb_footer, take_inventory
+from .leases import Lease
+from .reindex import sync_index
+from .shard import Manifest, ShardXorb
+from .xorb import XorbFooter, read_chunks, verify_xorb
+
+__all__ = [
+    "Problem",
+    "CheckReport",
+    "check_repository",
+    "parse_subset",
+    "damaged_chunks",
+    "DAMAGE",
+    "INFO",
+    "UNCHECKED",
+]
+
+DAMAGE, INFO, UNCHECKED = "damage", "info", "unchecked"
+_FIX_INDEX = "run `xetstore repair index`"
+_FIX_XORB = "run `xetstore repair xorbs` to see what can be saved, or put back a good copy of the object"
+
+
+@dataclass(frozen=True, slots=True)
+class Problem:
+    severity: str  # DAMAGE, INFO or UNCHECKED
+    key: str  # the object: a backend key, or "index"
+    reason: str
+    files: tuple[str, ...] = ()  # file hashes (Xet hex) of the live files affected
+    hint: str = ""
+
+
+@dataclass
+class CheckReport:
+    problems: list[Problem] = field(default_factory=list)
+    shards: int = 0
+    xorbs: int = 0
+    files: int = 0
+    xorbs_read: int = 0
+    bytes_read: int = 0
+
+    @property
+    def damaged(self) -> list[Problem]:
+        return [p for p in self.problems if p.severity == DAMAGE]
+
+    @property
+    def exit_code(self) -> int:
+        if self.damaged:
+            return 3
+        return 1 if any(p.severity == UNCHECKED for p in self.problems) else 0
+
+    def damaged_files(self) -> set[str]:
+        return {f for p in self.damaged for f in p.files}
+
+    def add(self, severity: str, key: str, reason: str, files: Iterable[bytes] = (), hint: str = "") -> None:
+        self.problems.append(Problem(severity, key, reason, tuple(sorted(xet_hex(f) for f in files)), hint))
+
+
+def parse_subset(text: str | None) -> Callable[[bytes], bool]:
+    """`I/N` (the I-th of N disjoint groups, 1-based) or `P%` (a random sample)."""
+    if not text:
+        return lambda h: True
+    group = re.fullmatch(r"(\d+)/(\d+)", text)
+    if group and 1 <= int(group[1]) <= int(group[2]):
+        i, n = int(group[1]), int(group[2])
+        return lambda h: hash_mod(h, n) == i - 1
+    percent = re.fullmatch(r"(\d+(?:\.\d+)?)%", text)
+    if percent and 0 < float(percent[1]) <= 100:
+        share = float(percent[1]) / 100
+        pick = random.Random()
+        return lambda h: pick.random() < share
+    raise ConfigError(f"--subset {text!r}: use I/N (e.g. 1/5) or a percentage (e.g. 10%)")
+
+
+def check_repository(
+    backend: Backend,
+    index: Index,
+    read_data: bool = False,
+    subset: str | None = None,
+    progress: Callable[[int], None] | None = None,
+) -> CheckReport:
+    """Check the repository; problems are collected, never raised.
+
+    A check lease keeps gc from deleting what the check has listed; with
+    read-only access there is none, and a concurrent gc may show up as
+    missing objects (run the check again).
+    """
+    select = parse_subset(subset)
+    try:
+        lease: Lease | None = Lease.writer(backend, kind="check")
+    except AccessDenied:
+        lease = None
+    try:
+        return _check(backend, index, read_data, select, progress)
+    finally:
+        if lease is not None:
+            lease.release()
+
+
+def _check(
+    backend: Backend, index: Index, read_data: bool, select: Callable[[bytes], bool],
+    progress: Callable[[int], None] | None,
+) -> CheckReport:  # fmt: skip
+    report = CheckReport()
+    inv = take_inventory(backend)
+    report.shards, report.xorbs = len(inv.shard_objects), len(inv.xorb_objects)
+    for d in inv.damaged:
+        report.add(DAMAGE, d.key, d.reason, (), _hint_for_damaged(d.key))
+    live = inv.live_files()
+    report.files = len(live)
+    infos = _xorb_tables(backend, inv, report)
+    _check_terms(inv, infos, report)
+    _check_sizes(inv, infos, report)
+    _report_orphans(inv, report)
+    _check_index(backend, index, inv, infos, report)
+    if read_data:
+        for h in sorted(inv.xorb_objects):
+            if select(h):
+                _read_xorb(backend, inv, infos.get(h), h, report, progress)
+    return report
+
+
+def _hint_for_damaged(key: str) -> str:
+    if key.startswith("shards/"):
+        return "the files this shard records cannot be listed; put back a good copy, or run `xetstore repair shards`"
+    if key.startswith("deletes/"):
+        return "put back a good copy, or run `xetstore repair shards` to set it aside"
+    return "remove the stray object"
+
+
+def _xorb_tables(backend: Backend, inv: Inventory, report: CheckReport) -> dict[bytes, ShardXorb]:
+    """Chunk tables from the shards, or else from the footers of existing xorbs."""
+    infos = inv.xorb_infos()
+    used = inv.live_chunks()
+    for h in used:
+        if h in infos or h not in inv.xorb_objects:
+            continue
+        try:
+            infos[h] = read_xorb_footer(backend, h)
+        except IntegrityError as exc:
+            report.add(DAMAGE, XORBS + xet_hex(h), f"no shard describes it and its footer is bad: {exc}",
+                       inv.files_using({h})[h], _FIX_XORB)  # fmt: skip
+        except BackendError as exc:
+            report.add(UNCHECKED, XORBS + xet_hex(h), f"could not read its footer: {exc}")
+    return infos
+
+
+def _check_terms(inv: Inventory, infos: dict[bytes, ShardXorb], report: CheckReport) -> None:
+    missing: dict[bytes, set[bytes]] = defaultdict(set)
+    bad: dict[tuple[bytes, str], set[bytes]] = defaultdict(set)
+    for _, m in inv.live_pairs():
+        for t in m.terms:
+            if t.xorb_hash not in inv.xorb_objects:
+                missing[t.xorb_hash].add(m.file_hash)
+            elif t.xorb_hash in infos:
+                reason = _term_problem(infos[t.xorb_hash].footer, t.first, t.end, t.size, t.range_hash)
+                if reason:
+                    bad[(t.xorb_hash, reason)].add(m.file_hash)
+    for h, files in missing.items():
+        report.add(DAMAGE, XORBS + xet_hex(h), "missing: live files refer to it", files, _FIX_XORB)
+    for (h, reason), files in bad.items():
+        report.add(DAMAGE, XORBS + xet_hex(h), reason, files, "the manifests disagree with the xorb; " + _FIX_XORB)
+
+
+def _term_problem(footer: XorbFooter, first: int, end: int, size: int, expected: bytes) -> str:
+    if end > footer.num_chunks:
+        return f"a term names chunks [{first}, {end}) but the xorb has {footer.num_chunks}"
+    start = footer.unpacked_ends[first - 1] if first else 0
+    if footer.unpacked_ends[end - 1] - start != size:
+        return f"a term of chunks [{first}, {end}) claims {size} bytes, the xorb holds a different size"
+    if expected != ZERO_HASH and range_hash(footer.chunk_hashes[first:end]) != expected:
+        return f"the verification hash of chunks [{first}, {end}) does not match"
+    return ""
+
+
+def _check_sizes(inv: Inventory, infos: dict[bytes, ShardXorb], report: CheckReport) -> None:
+    users = inv.files_using(set(inv.xorb_objects))
+    for h, obj in inv.xorb_objects.items():
+        info = infos.get(h)
+        if info is not None and info.stored_size != obj.size:
+            report.add(DAMAGE, obj.key, f"is {obj.size} bytes, its shard says {info.stored_size} (truncated?)",
+                       users.get(h, ()), _FIX_XORB)  # fmt: skip
+
+
+def _report_orphans(inv: Inventory, report: CheckReport) -> None:
+    used = inv.live_chunks()
+    for h, obj in sorted(inv.xorb_objects.items()):
+        if h not in used:
+            report.add(INFO, obj.key, "unreferenced (left by an interrupted add or a deletion)",
+                       hint="`xetstore gc` removes it after the grace period")  # fmt: skip
+
+
+def _check_index(
+    backend: Backend, index: Index, inv: Inventory, infos: dict[bytes, ShardXorb], report: CheckReport
+) -> None:
+    """The index must say what the shards say, after merging anything new."""
+    try:
+        sync_index(backend, index)
+        problems = list(_index_disagreements(index, inv, infos))
+    except IndexUnusable as exc:
+        problems = [f"cannot be read: {exc.reason}"]
+    except IntegrityError as exc:
+        problems = [f"holds damaged data: {exc}"]
+    for reason in problems[:10]:
+        report.add(DAMAGE, "index", reason, hint=_FIX_INDEX)
+
+
+def _index_disagreements(index: Index, inv: Inventory, infos: dict[bytes, ShardXorb]) -> Iterable[str]:
+    healthy = set(inv.shards)
+    if index.shard_keys() & set(inv.shard_objects) != healthy:
+        yield "its list of merged shards differs from the repository's"
+    manifests: dict[bytes, list[Manifest]] = defaultdict(list)
+    for _, m in inv.live_pairs():
+        manifests[m.file_hash].append(m)
+    indexed = {m.file_hash: m for m in index.manifests()}
+    for fh in set(manifests) ^ set(indexed):
+        yield f"file {xet_hex(fh)} is {'missing from' if fh in manifests else 'extra in'} the index"
+    for fh, m in indexed.items():
+        if fh in manifests and m not in manifests[fh]:
+            yield f"file {xet_hex(fh)} has a manifest no shard holds"
+    for h in {t.xorb_hash for ms in manifests.values() for m in ms for t in m.terms}:
+        entry = index.xorb(h)
+        if h in infos and (entry is None or entry[0] != infos[h].footer):
+            yield f"the chunk table of xorb {xet_hex(h)} differs from its shard's"
+
+
+def _read_xorb(
+    backend: Backend, inv: Inventory, info: ShardXorb | None, h: bytes, report: CheckReport,
+    progress: Callable[[int], None] | None,
+) -> None:  # fmt: skip
+    key = XORBS + xet_hex(h)
+    try:
+        data = backend.get(key)
+    except NotFound:
+        return  # deleted since listing (gc); the structure check covers references
+    except BackendError as exc:
+        report.add(UNCHECKED, key, f"could not be read: {exc}")
+        return
+    report.xorbs_read += 1
+    report.bytes_read += len(data)
+    if progress:
+        progress(len(data))
+    bad, reason = damaged_chunks(data, info, h, key)
+    if reason:
+        users = inv.files_using({h}).get(h, set())
+        affected = _files_touching(inv, h, bad) if bad is not None else users
+        if users:
+            hint = _FIX_XORB if affected else "its chunks are intact; `xetstore repair xorbs --yes` rewrites it"
+            report.add(DAMAGE, key, reason, affected, hint)
+        else:
+            report.add(INFO, key, reason, hint="no live file uses it; `xetstore gc` removes it")
+
+
+def damaged_chunks(data: bytes, info: ShardXorb | None, h: bytes, key: str) -> tuple[set[int] | None, str]:
+    """(damaged chunk indices, reason), or (set(), "") when the xorb is intact.
+
+    Chunks are judged with the chunk table the shard records (the xorb's own
+    footer may be the damaged part); None means they cannot be judged at all.
+    """
+    own: XorbFooter | None = None
+    try:
+        own = verify_xorb(data, key)
+        reason = _footer_problem(data, own, info, h)
+    except IntegrityError as exc:
+        reason = str(exc)
+    if not reason:
+        return set(), ""
+    table = info.footer if info is not None else own
+    return (None if table is None else _bad_frames(data, table, key)), reason
+
+
+def _footer_problem(data: bytes, own: XorbFooter, info: ShardXorb | None, h: bytes) -> str:
+    if own.xorb_hash != h:
+        return f"its content is xorb {xet_hex(own.xorb_hash)}, not its name"
+    if bytes(data[own.serialized_ends[-1] :]) != own.encode():
+        return "its footer holds bytes that differ from the canonical encoding"
+    if info is not None and own != info.footer:
+        return "its footer disagrees with the chunk table its shard records"
+    return ""
+
+
+def _bad_frames(data: bytes, footer: XorbFooter, key: str) -> set[int]:
+    """Chunks that do not decode to their hashes, judged with `footer`.
+
+    A frame that fails is retried chunk by chunk: a flipped byte inside a zstd
+    frame may spoil one chunk and leave the others intact.
+    """
+    bad: set[int] = set()
+    i = 0
+    while i < footer.num_chunks:
+        end = footer.frame_end(i)
+        if not _decodes(data, footer, i, end, key):
+            bad.update(j for j in range(i, end) if not _decodes(data, footer, j, j + 1, key))
+        i = end
+    return bad
+
+
+def _decodes(data: bytes, footer: XorbFooter, first: int, end: int, key: str) -> bool:
+    start, stop = footer.byte_range(first, end)
+    try:
+        read_chunks(memoryview(data)[start:stop], footer, first, end, key)
+    except IntegrityError:
+        return False
+    return True
+
+
+def _files_touching(inv: Inventory, h: bytes, bad: set[int]) -> set[bytes]:
+    return {
+        m.file_hash
+        for _, m in inv.live_pairs()
+        for t in m.terms
+        if t.xorb_hash == h and any(c in bad for c in range(t.first, t.end))
+    }

@@ -1,0 +1,82 @@
+"""The deletion record codec: `deletes/<hash>`, an immutable tombstone.
+
+`xetstore rm` never rewrites a shard (an immutable, content-named object).
+It writes a deletion record naming, for each removed file, the shards whose
+manifest of that file it deletes. A manifest of the same file in any other
+shard (a later re-add, a concurrent writer) stays live: a deletion covers
+only what its writer saw. Records are small JSON documents, named by the
+DATA_KEY blake3 hash of their bytes like shards, decoded defensively.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+
+from .errors import FormatError
+from .hashing import from_xet_hex, shard_hash, xet_hex
+
+__all__ = ["DeleteRecord", "encode_delete_record", "decode_delete_record", "delete_record_key", "PREFIX"]
+
+PREFIX = "deletes/"
+_MAGIC = "xetstore-delete"
+_VERSION = 1
+_MAX_RECORD = 16 << 20
+_MAX_ENTRIES = 1 << 20
+_MAX_SHARDS_PER_FILE = 1 << 16
+_SHARD_KEY = re.compile(r"shards/[0-9a-f]{64}")
+
+
+@dataclass(frozen=True, slots=True)
+class DeleteRecord:
+    """(file hash, shard keys whose manifest of the file is deleted), per file."""
+
+    entries: tuple[tuple[bytes, tuple[str, ...]], ...]
+    created: int = 0  # seconds since the epoch, informative only
+
+    def files(self) -> list[bytes]:
+        return [f for f, _ in self.entries]
+
+
+def encode_delete_record(record: DeleteRecord) -> bytes:
+    doc = {
+        "format": _MAGIC,
+        "version": _VERSION,
+        "created": record.created,
+        "files": [{"file_hash": xet_hex(f), "shards": sorted(s)} for f, s in record.entries],
+    }
+    return (json.dumps(doc, indent=1) + "\n").encode()
+
+
+def delete_record_key(data: bytes) -> str:
+    return PREFIX + xet_hex(shard_hash(data))
+
+
+def decode_delete_record(data: bytes, what: str) -> DeleteRecord:
+    """Parse a record; every field is checked before it is used."""
+    if len(data) > _MAX_RECORD:
+        raise FormatError(what, "deletion record is too large")
+    try:
+        doc = json.loads(data.decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
+        raise FormatError(what, f"deletion record is not JSON ({exc})") from None
+    if not isinstance(doc, dict) or doc.get("format") != _MAGIC or doc.get("version") != _VERSION:
+        raise FormatError(what, "not a xetstore deletion record of version 1")
+    created, files = doc.get("created"), doc.get("files")
+    if not isinstance(created, int) or isinstance(created, bool) or created < 0:
+        raise FormatError(what, "deletion record has no valid time")
+    if not isinstance(files, list) or len(files) > _MAX_ENTRIES:
+        raise FormatError(what, "deletion record has no valid file list")
+    return DeleteRecord(tuple(_entry(e, what) for e in files), created)
+
+
+def _entry(item: object, what: str) -> tuple[bytes, tuple[str, ...]]:
+    if not isinstance(item, dict):
+        raise FormatError(what, "deletion record entry is not an object")
+    fh, shards = item.get("file_hash"), item.get("shards")
+    if not isinstance(fh, str) or not isinstance(shards, list) or len(shards) > _MAX_SHARDS_PER_FILE:
+        raise FormatError(what, "deletion record entry is malformed")
+    if not all(isinstance(s, str) and _SHARD_KEY.fullmatch(s) for s in shards):
+        raise FormatError(what, "deletion record names an invalid shard key")
+    return from_xet_hex(fh), tuple(shards)

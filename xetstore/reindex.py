@@ -1,0 +1,167 @@
+"""Keeping the local index in step with the backend: sync, rebuild, recover.
+
+The index is a cache of what shards and deletion records say (plus xorb
+footers for xorbs no shard describes). `sync_index` merges what is new; when
+shards have disappeared (gc or a repair replaced them) it rebuilds, because
+what a removed shard said may no longer hold. A rebuild fills a new directory
+and swaps it in: a crash midway leaves the old index in place.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .backends import Backend
+from .deletes import PREFIX as DELETES, decode_delete_record
+from .errors import IndexUnusable, IntegrityError, NotFound
+from .faults import fault_point
+from .hashing import shard_hash, xet_hex
+from .index import Index
+from .leases import process_alive
+from .inventory import SHARDS, Damaged, read_shard, read_xorb_footer
+from .shard import Shard
+
+__all__ = ["open_index", "sync_index", "rebuild_index", "RebuildReport"]
+
+log = logging.getLogger("xetstore")
+
+_BATCH = 64  # shards merged per index transaction during a rebuild
+
+
+@dataclass
+class RebuildReport:
+    shards: int = 0
+    records: int = 0
+    footers: int = 0  # xorbs described only by their own footer
+    damaged: list[Damaged] = field(default_factory=list)
+
+
+def open_index(path: Path) -> Index:
+    """Open the index; if it cannot be read, set it aside and start an empty one.
+
+    The caller's next sync fills the new index from the shards: the index is
+    derived data, so an unreadable one costs a rebuild, never an outage.
+    """
+    try:
+        return Index.open(path)
+    except IndexUnusable as exc:
+        log.warning("the index at %s is unusable (%s); rebuilding it from the repository", path, exc.reason)
+    _remove_aside(path, "broken")
+    return Index.open(path)
+
+
+def sync_index(backend: Backend, index: Index) -> tuple[int, list[Damaged]]:
+    """Merge shards and deletion records the index has not seen.
+
+    Returns how many objects were merged and the damaged ones skipped.
+    """
+    listed = {i.key for i in backend.list(SHARDS)}
+    seen = index.shard_keys()
+    if seen - listed:
+        report = rebuild_index(backend, index)
+        return report.shards + report.records, report.damaged
+    damaged: list[Damaged] = []
+    merged = 0
+    for key in sorted(listed - seen):
+        try:
+            index.add_shard(key, read_shard(backend, key))
+            merged += 1
+        except NotFound:
+            continue  # removed since we listed: the next sync rebuilds
+        except IntegrityError as exc:
+            damaged.append(Damaged(key, str(exc)))
+    merged += _merge_records(backend, index, index.delete_keys(), damaged)
+    return merged, damaged
+
+
+def rebuild_index(backend: Backend, index: Index) -> RebuildReport:
+    """Build a complete new index from the backend, then swap it in."""
+    _sweep_leftovers(index.path)
+    built = index.path.with_name(f"{index.path.name}.new-{os.getpid()}-{time.monotonic_ns()}")
+    report = RebuildReport()
+    try:
+        with Index.open(built) as fresh:
+            _fill(backend, fresh, report)
+        fault_point("index.rebuild")
+    except BaseException:
+        shutil.rmtree(built, ignore_errors=True)
+        raise
+    index.swap_in(built)
+    return report
+
+
+def _fill(backend: Backend, fresh: Index, report: RebuildReport) -> None:
+    batch: list[tuple[str, Shard]] = []
+    for info in backend.list(SHARDS):
+        try:
+            batch.append((info.key, read_shard(backend, info.key)))
+        except NotFound:
+            continue
+        except IntegrityError as exc:
+            report.damaged.append(Damaged(info.key, str(exc)))
+            continue
+        if len(batch) >= _BATCH:
+            fresh.add_shards(batch)
+            report.shards += len(batch)
+            batch = []
+    fresh.add_shards(batch)
+    report.shards += len(batch)
+    report.records = _merge_records(backend, fresh, set(), report.damaged)
+    report.footers = _describe_missing_xorbs(backend, fresh, report.damaged)
+
+
+def _merge_records(backend: Backend, index: Index, seen: set[str], damaged: list[Damaged]) -> int:
+    merged = 0
+    for info in backend.list(DELETES):
+        if info.key in seen:
+            continue
+        try:
+            data = backend.get(info.key)
+            if xet_hex(shard_hash(data)) != info.key[len(DELETES) :]:
+                raise IntegrityError(f"{info.key}: content does not match its name")
+            record = decode_delete_record(data, info.key)
+        except NotFound:
+            continue
+        except IntegrityError as exc:
+            damaged.append(Damaged(info.key, str(exc)))
+            continue
+        index.add_deletes(info.key, record.entries)
+        merged += 1
+    return merged
+
+
+def _describe_missing_xorbs(backend: Backend, index: Index, damaged: list[Damaged]) -> int:
+    """Index from their own footers the xorbs live manifests use but no shard describes."""
+    wanted = {t.xorb_hash for m in index.manifests() for t in m.terms}
+    missing = [h for h in wanted if index.xorb(h) is None]
+    found = []
+    for h in missing:
+        try:
+            found.append(read_xorb_footer(backend, h))
+        except NotFound:
+            continue  # `xetstore check` reports the dangling reference
+        except IntegrityError as exc:
+            damaged.append(Damaged(f"xorbs/{xet_hex(h)}", str(exc)))
+    index.add_xorbs(found)
+    return len(found)
+
+
+def _remove_aside(path: Path, tag: str) -> None:
+    if not path.exists():
+        return
+    aside = path.with_name(f"{path.name}.{tag}-{os.getpid()}-{time.monotonic_ns()}")
+    os.rename(path, aside)
+    shutil.rmtree(aside, ignore_errors=True)
+
+
+def _sweep_leftovers(path: Path) -> None:
+    """Remove directories of rebuilds whose process died before the swap."""
+    for other in path.parent.glob(f"{path.name}.*-*-*"):
+        pid = other.name.split(".", 1)[1].split("-")[1]
+        if pid.isdigit() and not process_alive(int(pid)):
+            shutil.rmtree(other, ignore_errors=True)

@@ -1,0 +1,201 @@
+"""`xetstore repair xorbs|shards`: the safe answer to damaged objects.
+
+Nothing is ever zero-filled or guessed. Without confirmation a repair only
+reports: the damaged objects and every file that can no longer be read. With
+confirmation, `repair xorbs` records the lost files as deleted, moves each
+damaged xorb's intact chunks that surviving files use into new xorbs (a gc
+restricted to the damaged xorbs), and sets the damaged xorbs aside under
+`quarantine/`. `repair shards` sets aside shards and deletion records that
+cannot be decoded; the files only they recorded cannot be listed any more.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+from .backends import Backend
+from .check import damaged_chunks
+from .deletes import DeleteRecord
+from .errors import IntegrityError, NotFound
+from .faults import fault_point
+from .gc import QUARANTINE, GcOptions, GcReport, Plan, put_delete_record, dirty_shards, execute, refuse_if_damaged
+from .hashing import xet_hex
+from .index import Index
+from .inventory import XORBS, Inventory, read_xorb_footer, take_inventory
+from .leases import Lease
+from .params import MAX_XORB_CHUNKS, RepositoryParams
+from .reindex import sync_index
+from .shard import Manifest, ShardXorb
+from .xorb import XorbBuilder, read_chunks, verify_xorb
+
+__all__ = ["XorbRepair", "ShardRepair", "repair_xorbs", "repair_shards"]
+
+
+@dataclass
+class XorbRepair:
+    confirmed: bool
+    damaged: dict[str, str] = field(default_factory=dict)  # xorb key -> reason
+    lost_files: list[Manifest] = field(default_factory=list)
+    salvaged_xorbs: list[str] = field(default_factory=list)  # damaged xorbs whose good chunks were kept
+    gc: GcReport | None = None
+
+
+@dataclass
+class ShardRepair:
+    confirmed: bool
+    damaged: dict[str, str] = field(default_factory=dict)  # key -> reason
+
+
+def repair_xorbs(backend: Backend, index: Index, params: RepositoryParams, confirm: bool) -> XorbRepair:
+    """Find damaged or missing xorbs and the files they cost; with `confirm`, act."""
+    lease = Lease.gc(backend) if confirm else None
+    try:
+        inv = take_inventory(backend)
+        refuse_if_damaged(inv)
+        lost_chunks, out = _scan(backend, inv, confirm)
+        lost = _lost_files(inv, lost_chunks)
+        out.lost_files = sorted(lost.values(), key=lambda m: m.file_hash)
+        if lease is None or not lost_chunks:
+            return out
+        for h in [h for h, bad in lost_chunks.items() if not bad and h in inv.xorb_objects]:
+            _rewrite_whole(backend, lease, params, h, inv.xorb_infos()[h])  # every chunk is intact
+            out.salvaged_xorbs.append(XORBS + xet_hex(h))
+            del lost_chunks[h]
+        if not lost_chunks:
+            return out
+        if lost:
+            entries = tuple((fh, tuple(sorted(k for k, m in inv.live_pairs() if m.file_hash == fh))) for fh in lost)
+            put_delete_record(backend, lease, DeleteRecord(entries, int(time.time())))
+            inv = take_inventory(backend)
+        plan = _plan(inv, lost_chunks)
+        out.salvaged_xorbs = sorted(out.salvaged_xorbs + [XORBS + xet_hex(h) for h in plan.repack])
+        out.gc = GcReport(dry_run=False)
+        execute(backend, lease, params, inv, plan, out.gc, GcOptions(grace=0.0), salvage=lost_chunks)
+    finally:
+        if lease is not None:
+            lease.release()
+    if confirm:
+        sync_index(backend, index)
+    return out
+
+
+def _scan(backend: Backend, inv: Inventory, confirm: bool) -> tuple[dict[bytes, set[int]], XorbRepair]:
+    """Damaged chunks of every xorb a live file uses (all of them if it is missing)."""
+    out = XorbRepair(confirm)
+    lost: dict[bytes, set[int]] = {}
+    infos = inv.xorb_infos()
+    for h in inv.live_chunks():
+        key = XORBS + xet_hex(h)
+        info = infos.get(h)
+        try:
+            data = backend.get(key)
+            if info is None:
+                info = read_xorb_footer(backend, h)
+        except NotFound:
+            if _restore_staged(backend, h, info, confirm):
+                continue
+            data, reason = b"", "missing"
+        except IntegrityError as exc:  # no shard describes it and its footer is bad
+            data, reason = b"", str(exc)
+        if data and info is not None:
+            bad, reason = damaged_chunks(data, info, h, key)
+            if not reason:
+                continue
+            lost[h] = set(range(info.footer.num_chunks)) if bad is None else bad
+        else:
+            lost[h] = set(range(info.footer.num_chunks if info is not None else MAX_XORB_CHUNKS))
+        out.damaged[key] = reason
+    return lost, out
+
+
+def _staged(key: str) -> str:
+    return f"{QUARANTINE}{key}.repaired"
+
+
+def _rewrite_whole(backend: Backend, lease: Lease, params: RepositoryParams, h: bytes, info: ShardXorb) -> None:
+    """Replace a xorb whose chunks are intact but whose other bytes are not.
+
+    Its re-encoding has the same name, so the good copy is staged in
+    quarantine/ first: a crash between the delete and the put leaves it there,
+    and the next `repair xorbs` puts it back.
+    """
+    key = XORBS + xet_hex(h)
+    damaged = backend.get(key)
+    footer = info.footer
+    chunks = read_chunks(memoryview(damaged)[: footer.serialized_ends[-1]], footer, 0, footer.num_chunks, key)
+    builder = XorbBuilder(params.zstd_level, params.frame_bytes, compress=params.compression == "zstd")
+    for chunk_hash, chunk in zip(footer.chunk_hashes, chunks):
+        builder.add(chunk_hash, chunk)
+    good = builder.seal()
+    verify_xorb(good.data, f"rewritten {key}")
+    lease.check()
+    backend.put(_staged(key), good.data)
+    backend.put(QUARANTINE + key, damaged)
+    backend.delete(key)
+    fault_point("repair.after_delete")
+    backend.put(key, good.data)
+    backend.delete(_staged(key))
+
+
+def _restore_staged(backend: Backend, h: bytes, info: ShardXorb | None, confirm: bool) -> bool:
+    """Put back the good copy an interrupted rewrite staged; whether one exists."""
+    key = XORBS + xet_hex(h)
+    try:
+        data = backend.get(_staged(key))
+    except NotFound:
+        return False
+    footer = verify_xorb(data, _staged(key))
+    if footer.xorb_hash != h or (info is not None and footer != info.footer):
+        return False
+    if confirm:
+        backend.put(key, data)
+        backend.delete(_staged(key))
+    return True
+
+
+def _lost_files(inv: Inventory, lost: dict[bytes, set[int]]) -> dict[bytes, Manifest]:
+    return {
+        m.file_hash: m
+        for _, m in inv.live_pairs()
+        if any(t.xorb_hash in lost and any(c in lost[t.xorb_hash] for c in range(t.first, t.end)) for t in m.terms)
+    }
+
+
+def _plan(inv: Inventory, lost: dict[bytes, set[int]]) -> Plan:
+    """Damaged xorbs still used (by their intact chunks) are repacked; the others go."""
+    used = inv.live_chunks()
+    plan = Plan()
+    for h in lost:
+        if h not in inv.xorb_objects:
+            continue
+        (plan.repack if h in used else plan.dead).add(h)
+    plan.quarantine = set(plan.dead | plan.repack)
+    plan.dirty = dirty_shards(inv, plan)
+    return plan
+
+
+def repair_shards(backend: Backend, index: Index, confirm: bool) -> ShardRepair:
+    """Set aside shards and deletion records that cannot be decoded."""
+    out = ShardRepair(confirm)
+    lease = Lease.gc(backend) if confirm else None
+    try:
+        inv = take_inventory(backend)
+        bad = [d for d in inv.damaged if not d.key.startswith(XORBS)]
+        out.damaged = {d.key: d.reason for d in bad}
+        if lease is None or not bad:
+            return out
+        lease.enter_sweep()
+        for d in bad:
+            lease.check()
+            try:
+                backend.put(QUARANTINE + d.key, backend.get(d.key))
+            except NotFound:
+                continue
+            backend.delete(d.key)
+    finally:
+        if lease is not None:
+            lease.release()
+    if confirm:
+        sync_index(backend, index)
+    return out
