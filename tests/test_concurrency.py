@@ -14,7 +14,7 @@ import pytest
 
 from xetstore import Repository
 
-from .conftest import random_bytes, write_file
+from .samples import random_bytes, write_file
 from .rel_support import WORKER, json_lines, run_cli, start_worker
 
 

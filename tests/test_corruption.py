@@ -24,7 +24,7 @@ from xetstore.errors import EXIT_DAMAGED
 from xetstore.hashing import from_xet_hex, xet_hex
 from xetstore.shard import encode_manifest
 
-from .conftest import random_bytes, write_file
+from .samples import random_bytes, write_file
 from .rel_support import flip_byte, objects, run_cli
 
 

@@ -20,7 +20,7 @@ from xetstore import Repository
 from xetstore.check import INFO
 from xetstore.faults import FAULT_POINTS
 
-from .conftest import random_bytes, write_file
+from .samples import random_bytes, write_file
 from .rel_support import WORKER, json_lines, objects, run_cli, start_worker, temp_files
 
 KILLED = -signal.SIGKILL

@@ -17,7 +17,7 @@ import pytest
 from xetstore import DiskFull, Repository
 from xetstore.errors import EXIT_FAILURE
 
-from .conftest import random_bytes, write_file
+from .samples import random_bytes, write_file
 from .rel_support import run_cli, temp_files
 
 

@@ -29,7 +29,7 @@ from xetstore.params import RepositoryParams
 from xetstore.shard import Manifest, Shard, ShardXorb, Term, decode_shard, encode_manifest, encode_shard
 from xetstore.xorb import XorbBuilder, XorbFooter, decode_xorb, read_chunks, verify_xorb
 
-from .conftest import random_bytes
+from .samples import random_bytes
 
 # FUZZ_EXAMPLES=5000 for a longer hunt than CI affords.
 FUZZ = settings(

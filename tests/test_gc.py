@@ -17,7 +17,7 @@ from xetstore.check import DAMAGE
 from xetstore.errors import EXIT_LOCKED, EXIT_NOT_FOUND
 from xetstore.leases import Lease
 
-from .conftest import random_bytes, write_file
+from .samples import random_bytes, write_file
 from .rel_support import objects, run_cli
 
 DAY = 24 * 3600

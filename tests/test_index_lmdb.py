@@ -18,7 +18,7 @@ from xetstore.inventory import read_shard
 from xetstore.shard import ShardXorb
 from xetstore.xorb import XorbFooter
 
-from .conftest import random_bytes
+from .samples import random_bytes
 
 
 def synthetic_xorb(chunks: int) -> ShardXorb:

@@ -348,8 +348,9 @@ def encode_frame(data: bytes | memoryview, sizes: Sequence[int], level: int, com
             parts.append(data[pos : pos + size])
             pos += size
         return parts, [HEADER_SIZE + size for size in sizes]
-    if decompress_frame(scheme, payload, len(data), "new frame") != data:
-        raise HashMismatch("new frame", "the frame's bytes", "different bytes after a compression round trip")
+    what = f"new xorb frame of {len(sizes)} chunks"
+    if decompress_frame(scheme, payload, len(data), what) != data:
+        raise HashMismatch(what, "the frame's bytes", "different bytes after a compression round trip")
     header = ChunkHeader(len(payload), scheme, sizes[0]).encode()
     rest = b"".join(ChunkHeader(0, Scheme.IN_FRAME, size).encode() for size in sizes[1:])
     record_sizes = [HEADER_SIZE + len(payload)] + [HEADER_SIZE] * (len(sizes) - 1)
