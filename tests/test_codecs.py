@@ -16,7 +16,8 @@ from xetstore.errors import ConfigError, DecompressionError, FormatError, HashMi
 from xetstore.hashing import chunk_hash, file_hash
 from xetstore.params import MAX_CHUNK, RepositoryParams
 from xetstore.shard import Manifest, Shard, ShardXorb, Term, decode_shard, encode_shard
-from xetstore.xorb import HEADER_SIZE, XorbBuilder, XorbFooter, decode_xorb, read_chunks, verify_xorb
+from xetstore.packing import XorbBuilder
+from xetstore.xorb import HEADER_SIZE, XorbFooter, decode_xorb, read_chunks, verify_xorb
 
 from .samples import random_bytes
 from .xet_vectors import build

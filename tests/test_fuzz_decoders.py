@@ -20,14 +20,15 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from xetstore import IntegrityError, Repository
-from xetstore import xorb as xorb_module
+from xetstore import packing as packing_module
 from xetstore.compression import Scheme, decompress_frame
 from xetstore.config import RepositoryConfig, decode_config, encode_config
 from xetstore.deletes import DeleteRecord, decode_delete_record, encode_delete_record
 from xetstore.errors import ConfigError, XetStoreError
 from xetstore.params import RepositoryParams
 from xetstore.shard import Manifest, Shard, ShardXorb, Term, decode_shard, encode_manifest, encode_shard
-from xetstore.xorb import XorbBuilder, XorbFooter, decode_xorb, read_chunks, verify_xorb
+from xetstore.packing import XorbBuilder
+from xetstore.xorb import XorbFooter, decode_xorb, read_chunks, verify_xorb
 
 from .samples import random_bytes
 
@@ -226,7 +227,7 @@ def test_bomb_in_a_stored_xorb_is_refused(tmp_path) -> None:  # type: ignore[no-
 
 def test_verify_before_publish_catches_a_broken_compressor(tmp_path, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
     """restic #4523/#4677: a compressor that returns wrong bytes must not store anything."""
-    real = xorb_module.compress_frame
+    real = packing_module.compress_frame
 
     def broken(data: bytes, level: int, bg4: bool) -> tuple[Scheme, bytes]:
         scheme, payload = real(data, level, bg4)
@@ -235,11 +236,11 @@ def test_verify_before_publish_catches_a_broken_compressor(tmp_path, monkeypatch
         return scheme, zstandard.ZstdCompressor().compress(bytes(data)[:-1] + b"?")  # one byte off
 
     with Repository.init(str(tmp_path / "repo")) as r:
-        monkeypatch.setattr(xorb_module, "compress_frame", broken)
+        monkeypatch.setattr(packing_module, "compress_frame", broken)
         with pytest.raises(IntegrityError, match="new xorb"):
             r.add_bytes(b"compressible text " * 20_000)
         assert list(r.backend.list("xorbs/")) == [] and list(r.backend.list("shards/")) == []
-        monkeypatch.setattr(xorb_module, "compress_frame", real)
+        monkeypatch.setattr(packing_module, "compress_frame", real)
         res = r.add_bytes(b"compressible text " * 20_000)
         assert r.read_bytes(res.file_hash) == b"compressible text " * 20_000
 

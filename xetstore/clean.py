@@ -23,7 +23,7 @@ from .hashing import Sha256, chunk_hash, file_hash, range_hash, xet_hex
 from .index import Index
 from .params import MAX_CHUNK, READ_BLOCK, RepositoryParams
 from .shard import Manifest, Shard, ShardXorb, Term
-from .xorb import FrameBuffers, SealedXorb, XorbBuilder
+from .packing import FrameBuffers, SealedXorb, XorbBuilder
 
 __all__ = ["CleanSession", "Cleaned", "Progress", "hash_stream"]
 
@@ -74,8 +74,7 @@ class CleanSession:
         self.uploaded_bytes = 0  # serialized xorb bytes this session wrote
 
     def _new_builder(self) -> XorbBuilder:
-        p = self._params
-        return XorbBuilder(p.zstd_level, p.frame_bytes, p.compression == "zstd", self._workers, self._buffers)
+        return XorbBuilder.for_params(self._params, self._workers, self._buffers)
 
     @property
     def _workers(self) -> ThreadPoolExecutor:

@@ -21,7 +21,8 @@ from .hashing import ZERO_HASH, range_hash, xet_hex
 from .inventory import XORBS, Inventory
 from .params import RepositoryParams
 from .shard import Manifest, Shard, ShardXorb, Term, encode_shard, shard_key
-from .xorb import SealedXorb, XorbBuilder, XorbFooter, read_chunks, verify_xorb
+from .packing import SealedXorb, XorbBuilder
+from .xorb import XorbFooter, read_chunks, verify_xorb
 
 __all__ = ["Rewrite", "rewrite"]
 
@@ -93,7 +94,7 @@ def _repack_xorbs(
 
 
 def _builder(params: RepositoryParams) -> XorbBuilder:
-    return XorbBuilder(params.zstd_level, params.frame_bytes, compress=params.compression == "zstd")
+    return XorbBuilder.for_params(params)
 
 
 def _read_live(

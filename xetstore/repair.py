@@ -27,7 +27,8 @@ from .leases import Lease
 from .params import MAX_XORB_CHUNKS, RepositoryParams
 from .reindex import sync_index
 from .shard import Manifest, ShardXorb
-from .xorb import XorbBuilder, read_chunks, verify_xorb
+from .packing import XorbBuilder
+from .xorb import read_chunks, verify_xorb
 
 __all__ = ["XorbRepair", "ShardRepair", "repair_xorbs", "repair_shards"]
 
@@ -124,7 +125,7 @@ def _rewrite_whole(backend: Backend, lease: Lease, params: RepositoryParams, h: 
     damaged = backend.get(key)
     footer = info.footer
     chunks = read_chunks(memoryview(damaged)[: footer.serialized_ends[-1]], footer, 0, footer.num_chunks, key)
-    builder = XorbBuilder(params.zstd_level, params.frame_bytes, compress=params.compression == "zstd")
+    builder = XorbBuilder.for_params(params)
     for chunk_hash, chunk in zip(footer.chunk_hashes, chunks):
         builder.add(chunk_hash, chunk)
     good = builder.seal()

@@ -237,8 +237,8 @@ def _decode_xorb_entry(
     hashes, unpacked, serialized = [], [], []
     for e in entries:
         start, size, _flags, serialized_end = struct.unpack_from("<IIII", e, 32)
-        if start != (unpacked[-1] if unpacked else 0):
-            raise FormatError(what, f"xorb {xet_hex(xorb_hash)} chunk offsets are not contiguous")
+        if start != (unpacked[-1] if unpacked else 0) or not 0 < size <= MAX_CHUNK:
+            raise FormatError(what, f"xorb {xet_hex(xorb_hash)} has impossible chunk offsets or sizes")
         hashes.append(bytes(e[:32]))
         unpacked.append(start + size)
         serialized.append(serialized_end)
