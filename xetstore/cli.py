@@ -234,3 +234,7 @@ def _report(line: str) -> None:
     if os.environ.get("XETSTORE_DEBUG"):
         traceback.print_exc()
     click.echo(line, err=True)
+
+
+from benchmarks.cli import bench as _bench  # noqa: E402  (L5 front; heavy imports wait until it runs)
+cli.add_command(_bench)

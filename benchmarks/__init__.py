@@ -1,0 +1,1 @@
+"""xetstore benchmarks (filled in below)."""
