@@ -61,6 +61,7 @@ def _digest(path: Path) -> tuple[int, bytes]:
 def measure(system: System, versions: list[Path], workdir: Path, after_ingest: AfterIngest | None = None) -> dict[str, Any]:
     """Run `system` once in this process; a failure is reported, never raised."""
     result: dict[str, Any] = {m: None for m in METRICS}
+    result["error"] = None
     result["logical_bytes"] = sum(tree_bytes(v) for v in versions)
     try:
         _ingest_and_restore(system, versions, workdir, result, after_ingest)
@@ -76,6 +77,7 @@ def measure(system: System, versions: list[Path], workdir: Path, after_ingest: A
 def _ingest_and_restore(
     system: System, versions: list[Path], workdir: Path, result: dict[str, Any], after_ingest: AfterIngest | None
 ) -> None:
+    workdir.mkdir(parents=True, exist_ok=True)
     system.setup(workdir)
     start = time.perf_counter()
     for v in versions:
