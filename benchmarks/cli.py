@@ -14,7 +14,7 @@ import click
 
 __all__ = ["bench"]
 
-_QUICK_SCALE_MB = 6.0
+_QUICK_SCALE_MB = 20.0
 
 
 def _names(text: str | None) -> list[str] | None:

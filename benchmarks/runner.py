@@ -1,10 +1,10 @@
 """One measured run: feed a system every version, restore the last, verify, measure.
 
 Each run happens in a child process (`python -m benchmarks.runner`), so the
-peak RSS it reports belongs to that system alone: `ru_maxrss` of the child
-itself for systems that run in-process (xetstore, the baselines, hf_xet; the
-interpreter and numpy are included, about 40 MB), and of its own children for
-peers that run as commands. Verification is never timed and never skipped: a
+peak RSS it reports belongs to that system alone: the child's own VmHWM for
+systems that run in-process (xetstore, the baselines, hf_xet; the interpreter
+and numpy are included, about 40 MB), and the largest VmHWM sampled from the
+commands it started for peers. Verification is never timed and never skipped: a
 restored tree that differs from the source is an error in the results.
 """
 
@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from .systems import System, make_system, tree_files
-from .systems.base import tree_bytes
+from .systems.base import tool_peak_rss, tree_bytes, vm_hwm
 
 __all__ = ["measure", "run_isolated", "verify_tree", "METRICS"]
 
@@ -69,9 +69,13 @@ def measure(system: System, versions: list[Path], workdir: Path, after_ingest: A
         result["error"] = f"{type(exc).__name__}: {exc}"
     finally:
         system.close()
-    usage = resource.RUSAGE_SELF if getattr(system, "in_process", True) else resource.RUSAGE_CHILDREN
-    result["peak_rss_bytes"] = resource.getrusage(usage).ru_maxrss * 1024
+    result["peak_rss_bytes"] = (vm_hwm() or _ru_maxrss()) if system.in_process else tool_peak_rss() or None
     return result
+
+
+def _ru_maxrss() -> int:
+    """Fallback without /proc (may include the parent's peak, see vm_hwm)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
 
 
 def _ingest_and_restore(

@@ -15,10 +15,11 @@ import hashlib
 import os
 import shutil
 import subprocess
+import tempfile
 from abc import ABC, abstractmethod
 from pathlib import Path
 
-__all__ = ["System", "SystemError_", "tree_files", "tree_bytes", "disk_bytes", "run_tool", "which", "sha256_file"]
+__all__ = ["System", "SystemError_", "tree_files", "tree_bytes", "disk_bytes", "run_tool", "which", "sha256_file", "vm_hwm", "tool_peak_rss"]
 
 
 class SystemError_(RuntimeError):  # noqa: N801 - not the builtin SystemError
@@ -92,14 +93,51 @@ def which(tool: str) -> str | None:
     return shutil.which(tool)
 
 
+def vm_hwm(pid: int | str = "self") -> int | None:
+    """Peak RSS of one process's own address space (VmHWM), or None without /proc.
+
+    Not ru_maxrss: Linux carries that across fork and exec, so a tool started
+    from a big Python process would report the parent's peak as its own.
+    """
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return None
+
+
+class _ToolPeak:
+    """The largest VmHWM seen in any command run_tool started (sampled while it runs)."""
+
+    bytes = 0
+
+
+def tool_peak_rss() -> int:
+    return _ToolPeak.bytes
+
+
 def run_tool(args: list[str], cwd: Path | None = None, env: dict[str, str] | None = None) -> str:
     """Run a peer's command line; its failure becomes a SystemError_ with its stderr."""
     full_env = {**os.environ, **(env or {})}
-    proc = subprocess.run(args, cwd=cwd, env=full_env, capture_output=True, text=True, check=False)
-    if proc.returncode != 0:
-        tail = (proc.stderr or proc.stdout).strip().splitlines()[-3:]
-        raise SystemError_(f"`{' '.join(args[:3])} …` exited {proc.returncode}: {' | '.join(tail)}")
-    return proc.stdout
+    with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
+        proc = subprocess.Popen(args, cwd=cwd, env=full_env, stdout=out, stderr=err, text=True)
+        while True:
+            peak = vm_hwm(proc.pid)
+            try:
+                code = proc.wait(timeout=0.02)
+                break
+            except subprocess.TimeoutExpired:
+                _ToolPeak.bytes = max(_ToolPeak.bytes, peak or 0)
+        out.seek(0)
+        err.seek(0)
+        stdout, stderr = out.read(), err.read()
+    if code != 0:
+        tail = (stderr or stdout).strip().splitlines()[-3:]
+        raise SystemError_(f"`{' '.join(args[:3])} …` exited {code}: {' | '.join(tail)}")
+    return stdout
 
 
 def sha256_file(path: Path) -> str:

@@ -11,8 +11,10 @@ configuration is printed with the results:
   (every file read). `borg` keeps its default buzhash chunker (2^19-2^23,
   avg 2 MiB); `borg-64k` uses `buzhash,14,18,16,4095` (16 KiB-256 KiB, avg
   64 KiB), the closest to xetstore's chunk size.
-- casync: defaults (chunks 16 KiB/64 KiB/256 KiB, zstd at casync's built-in
-  level, sha512-256), one `.caidx` per version beside the chunk directory.
+- casync: default chunks (16 KiB/64 KiB/256 KiB), zstd at casync's built-in
+  level, sha512-256, one `.caidx` per version beside the chunk directory;
+  metadata limited to permissions and symlinks (`--without=all`), since
+  timestamps inside its stream would defeat dedup of unchanged files.
 Each version is added from inside its folder (`.`), so every tool stores the
 same relative paths and none can skip a file as unchanged.
 """
@@ -122,7 +124,7 @@ class Borg(_Tool):
 class Casync(_Tool):
     name = "casync"
     tool = "casync"
-    description = "casync: defaults (chunks 16/64/256 KiB, zstd), one .caidx per version"
+    description = "casync: chunks 16/64/256 KiB, zstd, --without=all --with=permissions,symlinks"
 
     def setup(self, workdir: Path) -> None:
         self.root = workdir / "repo"
@@ -130,11 +132,11 @@ class Casync(_Tool):
         self.root.mkdir(parents=True)
 
     def add_version(self, source: Path, label: str) -> None:
-        run_tool(["casync", "make", f"--store={self.store}", str(self.root / f"{label}.caidx"), str(source)])
+        run_tool(["casync", "make", *_CASYNC_META, f"--store={self.store}", str(self.root / f"{label}.caidx"), str(source)])
 
     def restore(self, label: str, dest: Path) -> None:
         os.rmdir(dest)  # casync extract creates the folder itself
-        run_tool(["casync", "extract", f"--store={self.store}", str(self.root / f"{label}.caidx"), str(dest)])
+        run_tool(["casync", "extract", *_CASYNC_META, f"--store={self.store}", str(self.root / f"{label}.caidx"), str(dest)])
 
     def stored_bytes(self) -> int:
         return tree_bytes(self.root)
@@ -148,6 +150,10 @@ class Casync(_Tool):
         return sum(sizes.values())
 
 
+# Permissions and symlinks only: casync interleaves metadata with file bytes in
+# one stream, and its default (nanosecond mtimes, owners) makes every version
+# of an unchanged file differ; the other systems dedup content regardless.
+_CASYNC_META = ("--without=all", "--with=permissions", "--with=symlinks")
 _CAIDX_HEAD = 48 + 16  # index header, table header
 _CAIDX_TAIL = 40
 
