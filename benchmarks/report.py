@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["to_markdown", "summary_table", "BASELINE", "DEFAULT_XETSTORE"]
+__all__ = ["to_markdown", "summary_table", "headline_table", "BASELINE", "DEFAULT_XETSTORE"]
 
 BASELINE = "whole-file"
 DEFAULT_XETSTORE = "xetstore-fastcdc-zstd"
@@ -39,6 +39,30 @@ def summary_table(report: dict[str, Any]) -> list[str]:
             r = by.get((w, s))
             cells.append("ERROR" if r is None or r["error"] else _x(r["median"]["ratio"]))
         lines.append(f"| {s} | " + " | ".join(cells) + " |")
+    return lines
+
+
+def headline_table(report: dict[str, Any]) -> list[str]:
+    """One row per workload: git-lfs, xetstore's default and the best peer, side by side."""
+    by = _by(report)
+    lines = [
+        f"| workload | logical MB | whole-file (git-lfs) MB | {DEFAULT_XETSTORE} MB | best peer MB | vs best peer | ingest / restore MB/s |",
+        "|---|---:|---:|---:|---:|---:|---:|",
+    ]
+    for w, info in report["workloads"].items():
+        base, ours = by.get((w, BASELINE)), by.get((w, DEFAULT_XETSTORE))
+        if ours is None or ours["error"]:
+            continue
+        m = ours["median"]
+        peers = [by[(w, p)] for p in _PEERS if (w, p) in by and not by[(w, p)]["error"]]
+        best = min(peers, key=lambda r: r["median"]["stored_bytes"]) if peers else None
+        best_cell = f"{_mb(best['median']['stored_bytes'])} ({best['system']})" if best else "n/a"
+        gap = f"{100 * (m['stored_bytes'] / best['median']['stored_bytes'] - 1):+.1f} %" if best else "n/a"
+        whole = _mb(base["median"]["stored_bytes"]) if base and not base["error"] else "n/a"
+        lines.append(
+            f"| {w} | {_mb(info['logical_bytes'])} | {whole} | {_mb(m['stored_bytes'])} | {best_cell} | {gap} | "
+            f"{_rate(m['ingest_mb_s'])} / {_rate(m['restore_mb_s'])} |"
+        )
     return lines
 
 
@@ -97,7 +121,8 @@ def _facts(report: dict[str, Any]) -> list[str]:
 
 
 def to_markdown(report: dict[str, Any]) -> str:
-    lines = ["# xetstore bench", "", *_facts(report), "", "## Ratio: logical bytes / stored bytes (higher is better)", ""]
+    lines = ["# xetstore bench", "", *_facts(report), "", "## Summary (stored bytes; medians)", "", *headline_table(report)]
+    lines += ["", "## Ratio: logical bytes / stored bytes (higher is better)", ""]
     lines += summary_table(report)
     gaps = _gap_lines(report)
     if gaps:
