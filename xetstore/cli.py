@@ -249,3 +249,6 @@ def _report(line: str) -> None:
 
 # The maintenance commands (check, repair, rm, gc) register themselves on `cli`.
 from . import maintenance_cli  # noqa: E402,F401
+from benchmarks.cli import bench as _bench  # noqa: E402  (L5 front; heavy imports wait until it runs)
+
+cli.add_command(_bench)

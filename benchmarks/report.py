@@ -1,0 +1,145 @@
+"""The report as markdown: a summary table, one table per workload, and the facts."""
+
+from __future__ import annotations
+
+from typing import Any
+
+__all__ = ["to_markdown", "summary_table", "headline_table", "BASELINE", "DEFAULT_XETSTORE"]
+
+BASELINE = "whole-file"
+DEFAULT_XETSTORE = "xetstore-fastcdc-zstd"
+_PEERS = ("restic", "borg", "borg-64k", "casync", "hf_xet")
+
+
+def _mb(n: float | None) -> str:
+    return "n/a" if n is None else f"{n / 1e6:,.1f}"
+
+
+def _x(n: float | None) -> str:
+    return "n/a" if n is None else f"{n:,.2f}"
+
+
+def _rate(n: float | None) -> str:
+    return "n/a" if n is None else f"{n:,.0f}"
+
+
+def _by(report: dict[str, Any]) -> dict[tuple[str, str], dict[str, Any]]:
+    return {(r["workload"], r["system"]): r for r in report["results"]}
+
+
+def summary_table(report: dict[str, Any]) -> list[str]:
+    """Rows = systems, columns = workloads, cells = logical/stored (higher is better)."""
+    by = _by(report)
+    workloads = list(report["workloads"])
+    systems = [s for s, i in report["systems"].items() if not i["skipped"]]
+    lines = ["| system | " + " | ".join(workloads) + " |", "|---|" + "---:|" * len(workloads)]
+    for s in systems:
+        cells = []
+        for w in workloads:
+            r = by.get((w, s))
+            cells.append("ERROR" if r is None or r["error"] else _x(r["median"]["ratio"]))
+        lines.append(f"| {s} | " + " | ".join(cells) + " |")
+    return lines
+
+
+def headline_table(report: dict[str, Any]) -> list[str]:
+    """One row per workload: git-lfs, xetstore's default and the best peer, side by side."""
+    by = _by(report)
+    lines = [
+        f"| workload | logical MB | whole-file (git-lfs) MB | {DEFAULT_XETSTORE} MB | best peer MB | vs best peer | ingest / restore MB/s |",
+        "|---|---:|---:|---:|---:|---:|---:|",
+    ]
+    for w, info in report["workloads"].items():
+        base, ours = by.get((w, BASELINE)), by.get((w, DEFAULT_XETSTORE))
+        if ours is None or ours["error"]:
+            continue
+        m = ours["median"]
+        peers = [by[(w, p)] for p in _PEERS if (w, p) in by and not by[(w, p)]["error"]]
+        best = min(peers, key=lambda r: r["median"]["stored_bytes"]) if peers else None
+        best_cell = f"{_mb(best['median']['stored_bytes'])} ({best['system']})" if best else "n/a"
+        gap = f"{100 * (m['stored_bytes'] / best['median']['stored_bytes'] - 1):+.1f} %" if best else "n/a"
+        whole = _mb(base["median"]["stored_bytes"]) if base and not base["error"] else "n/a"
+        lines.append(
+            f"| {w} | {_mb(info['logical_bytes'])} | {whole} | {_mb(m['stored_bytes'])} | {best_cell} | {gap} | "
+            f"{_rate(m['ingest_mb_s'])} / {_rate(m['restore_mb_s'])} |"
+        )
+    return lines
+
+
+def _gap_lines(report: dict[str, Any]) -> list[str]:
+    """xetstore's default against the best installed peer, per workload."""
+    by, out = _by(report), []
+    for w in report["workloads"]:
+        ours = by.get((w, DEFAULT_XETSTORE))
+        peers = [by[(w, p)] for p in _PEERS if (w, p) in by and not by[(w, p)]["error"]]
+        if ours is None or ours["error"] or not peers:
+            continue
+        best = min(peers, key=lambda r: r["median"]["stored_bytes"])
+        ratio = ours["median"]["stored_bytes"] / best["median"]["stored_bytes"]
+        verdict = "less" if ratio < 1 else "more"
+        out.append(f"- {w}: {DEFAULT_XETSTORE} stores {abs(ratio - 1) * 100:.1f} % {verdict} than the best peer ({best['system']})")
+    return out
+
+
+def _workload_table(report: dict[str, Any], w: str) -> list[str]:
+    by = _by(report)
+    base = by.get((w, BASELINE))
+    base_stored = base["median"]["stored_bytes"] if base and not base["error"] else None
+    lines = [
+        "| system | stored MB | % of whole-file | ratio | dedup ratio | ingest MB/s | restore MB/s | peak RSS MB | cache MB |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for s, info in report["systems"].items():
+        r = by.get((w, s))
+        if r is None:
+            continue
+        if r["error"]:
+            lines.append(f"| {s} | **ERROR: {r['error']}** |||||||| ")
+            continue
+        m = r["median"]
+        share = "n/a" if not base_stored else f"{100 * m['stored_bytes'] / base_stored:.1f}"
+        lines.append(
+            f"| {s} | {_mb(m['stored_bytes'])} | {share} | {_x(m['ratio'])} | {_x(m['dedup_ratio'])} | "
+            f"{_rate(m['ingest_mb_s'])} | {_rate(m['restore_mb_s'])} | {_mb(m['peak_rss_bytes'])} | {_mb(m['cache_bytes'])} |"
+        )
+    return lines
+
+
+def _facts(report: dict[str, Any]) -> list[str]:
+    m, cfg, load = report["machine"], report["config"], report["load_average"]
+    ram = "?" if m["ram_bytes"] is None else f"{m['ram_bytes'] / 2**30:.1f} GiB"
+    libs = ", ".join(f"{k} {v}" for k, v in m["libraries"].items() if v)
+    peers = ", ".join(sorted({i["version"] for s, i in report["systems"].items() if i["version"] and s in _PEERS}))
+    return [
+        f"- date: {report['date']}; command: `{report['command']}`",
+        f"- scale: {cfg['scale_mb']} MB per workload, seed {cfg['seed']}, medians of {cfg['runs']} run(s)",
+        f"- machine: {m['cpu']}, {m['cores']} cores, {ram} RAM, Python {m['python']}, {m['platform']}",
+        f"- load average (1, 5, 15 min) before: {load['before']}, after: {load['after']}",
+        f"- libraries: {libs}",
+        f"- peers: {peers or 'none installed'}",
+    ]
+
+
+def to_markdown(report: dict[str, Any]) -> str:
+    lines = ["# xetstore bench", "", *_facts(report), "", "## Summary (stored bytes; medians)", "", *headline_table(report)]
+    lines += ["", "## Ratio: logical bytes / stored bytes (higher is better)", ""]
+    lines += summary_table(report)
+    gaps = _gap_lines(report)
+    if gaps:
+        lines += ["", "## xetstore default against the best peer (stored bytes)", "", *gaps]
+    for w, info in report["workloads"].items():
+        lines += ["", f"## {w}: {info['description']}", "",
+                  f"{info['versions']} versions, {_mb(info['logical_bytes'])} MB logical", ""]  # fmt: skip
+        lines += _workload_table(report, w)
+    lines += ["", "## Systems", ""]
+    for s, info in report["systems"].items():
+        note = f" — **skipped**: {info['skipped']}" if info["skipped"] else ""
+        lines.append(f"- `{s}`: {info['description']}{note}")
+    lines += [
+        "",
+        "stored = the repository on disk (data, indexes, metadata, version lists); cache = local derived",
+        "state (index, client caches), not in stored. dedup ratio = logical / distinct chunk bytes before",
+        "compression (n/a where the system cannot tell). Throughput in MB/s (10^6 bytes); ingest includes",
+        "each tool's start-up per version; restore is of the last version and is verified byte-identical.",
+    ]
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,148 @@
+"""What every benchmarked system does, and the file-tree helpers they share.
+
+A system is fed the versions of a workload in order, one add per version, then
+asked to restore the last version into an empty folder. It reports what it
+keeps on disk: `stored_bytes` is its repository (what a remote or a backup
+disk would hold: data, indexes, metadata, snapshots), `cache_bytes` its local
+derived state that can be rebuilt (xetstore's LMDB index, restic's and borg's
+caches), and `unique_bytes` the plain bytes of its distinct chunks before
+compression, or None where the system cannot tell.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import subprocess
+import tempfile
+from abc import ABC, abstractmethod
+from pathlib import Path
+
+__all__ = ["System", "SystemError_", "tree_files", "tree_bytes", "disk_bytes", "run_tool", "which", "sha256_file", "vm_hwm", "tool_peak_rss"]
+
+
+class SystemError_(RuntimeError):  # noqa: N801 - not the builtin SystemError
+    """A system failed to add or restore; the message names the step and the tool."""
+
+
+class System(ABC):
+    """One configuration of one storage system."""
+
+    name: str = ""
+    description: str = ""  # its configuration, as printed with the results
+    in_process: bool = True  # False for peers run as commands (their RSS is a child's)
+
+    def missing(self) -> str | None:
+        """Why this system cannot run here (printed as a note), or None."""
+        return None
+
+    def version(self) -> str:
+        return ""
+
+    @abstractmethod
+    def setup(self, workdir: Path) -> None:
+        """Create an empty repository under `workdir` (an empty folder)."""
+
+    @abstractmethod
+    def add_version(self, source: Path, label: str) -> None:
+        """Add one version: every file under `source`, as one add/backup."""
+
+    @abstractmethod
+    def restore(self, label: str, dest: Path) -> None:
+        """Write version `label` into the empty folder `dest` (same relative paths)."""
+
+    @abstractmethod
+    def stored_bytes(self) -> int: ...
+
+    def cache_bytes(self) -> int:
+        return 0
+
+    def unique_bytes(self) -> int | None:
+        return None
+
+    def close(self) -> None:
+        """Release open handles (called once, also after a failure)."""
+
+
+def tree_files(root: Path) -> list[Path]:
+    """Regular files under root, as sorted relative paths."""
+    root = Path(root)
+    return sorted(p.relative_to(root) for p in root.rglob("*") if p.is_file() and not p.is_symlink())
+
+
+def tree_bytes(root: Path) -> int:
+    """Sum of apparent file sizes under root (what the files hold)."""
+    total = 0
+    for dirpath, _, names in os.walk(root):
+        for n in names:
+            total += os.lstat(os.path.join(dirpath, n)).st_size
+    return total
+
+
+def disk_bytes(root: Path) -> int:
+    """Allocated bytes under root: sparse files (an LMDB map) count what they use."""
+    total = 0
+    for dirpath, _, names in os.walk(root):
+        for n in names:
+            total += os.lstat(os.path.join(dirpath, n)).st_blocks * 512
+    return total
+
+
+def which(tool: str) -> str | None:
+    return shutil.which(tool)
+
+
+def vm_hwm(pid: int | str = "self") -> int | None:
+    """Peak RSS of one process's own address space (VmHWM), or None without /proc.
+
+    Not ru_maxrss: Linux carries that across fork and exec, so a tool started
+    from a big Python process would report the parent's peak as its own.
+    """
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return None
+
+
+class _ToolPeak:
+    """The largest VmHWM seen in any command run_tool started (sampled while it runs)."""
+
+    bytes = 0
+
+
+def tool_peak_rss() -> int:
+    return _ToolPeak.bytes
+
+
+def run_tool(args: list[str], cwd: Path | None = None, env: dict[str, str] | None = None) -> str:
+    """Run a peer's command line; its failure becomes a SystemError_ with its stderr."""
+    full_env = {**os.environ, **(env or {})}
+    with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
+        proc = subprocess.Popen(args, cwd=cwd, env=full_env, stdout=out, stderr=err, text=True)
+        while True:
+            peak = vm_hwm(proc.pid)
+            try:
+                code = proc.wait(timeout=0.02)
+                break
+            except subprocess.TimeoutExpired:
+                _ToolPeak.bytes = max(_ToolPeak.bytes, peak or 0)
+        out.seek(0)
+        err.seek(0)
+        stdout, stderr = out.read(), err.read()
+    if code != 0:
+        tail = (stderr or stdout).strip().splitlines()[-3:]
+        raise SystemError_(f"`{' '.join(args[:3])} …` exited {code}: {' | '.join(tail)}")
+    return stdout
+
+
+def sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
