@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import bisect
 import io
-from collections import OrderedDict
+import threading
+from collections import OrderedDict, deque
 from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import BinaryIO
 
 from .backends import Backend
@@ -22,6 +24,8 @@ from .xorb import HEADER_SIZE, XorbFooter, read_chunks
 __all__ = ["Reconstructor", "FileReader"]
 
 _WINDOW = 8 * 1024 * 1024  # plain bytes fetched per request while streaming a file
+# Windows fetched and verified at once, ahead of the one being written out.
+READ_THREADS = 4
 _FOOTER_CACHE = 64
 
 
@@ -32,18 +36,21 @@ class Reconstructor:
         self._backend = backend
         self._index = index
         self._footers: OrderedDict[bytes, XorbFooter] = OrderedDict()
+        self._footers_lock = threading.Lock()  # reader threads share the footer cache
 
     def footer(self, xorb_hash: bytes, file: str = "") -> XorbFooter:
-        cached = self._footers.get(xorb_hash)
-        if cached is not None:
-            self._footers.move_to_end(xorb_hash)
-            return cached
+        with self._footers_lock:
+            cached = self._footers.get(xorb_hash)
+            if cached is not None:
+                self._footers.move_to_end(xorb_hash)
+                return cached
         entry = self._index.xorb(xorb_hash)
         if entry is None:
             raise MissingData(f"xorb {xet_hex(xorb_hash)}", file)
-        self._footers[xorb_hash] = entry[0]
-        if len(self._footers) > _FOOTER_CACHE:
-            self._footers.popitem(last=False)
+        with self._footers_lock:
+            self._footers[xorb_hash] = entry[0]
+            if len(self._footers) > _FOOTER_CACHE:
+                self._footers.popitem(last=False)
         return entry[0]
 
     def check_term(self, term: Term, file: str) -> XorbFooter:
@@ -76,18 +83,38 @@ class Reconstructor:
         return read_chunks(raw, footer, first, end, what)
 
     def iter_file(self, manifest: Manifest) -> Iterator[bytes]:
-        """The file's bytes in order, fetched a window at a time."""
+        """The file's bytes in order, fetched a window at a time, several windows at once."""
         file = xet_hex(manifest.file_hash)
-        for term in manifest.terms:
-            footer = self.check_term(term, file)
-            for first, end in _windows(footer, term.first, term.end):
-                yield from self.chunks(term.xorb_hash, first, end, file)
+        windows = (
+            (term.xorb_hash, first, end)
+            for term in manifest.terms
+            for first, end in _windows(self.check_term(term, file), term.first, term.end)
+        )
+        for chunks in _prefetched(windows, lambda w: self.chunks(*w, file)):
+            yield from chunks
 
     def write_file(self, manifest: Manifest, out: BinaryIO, progress: Callable[[int], None] | None = None) -> None:
         for data in self.iter_file(manifest):
             out.write(data)
             if progress:
                 progress(len(data))
+
+
+def _prefetched(
+    windows: Iterator[tuple[bytes, int, int]], fetch: Callable[[tuple[bytes, int, int]], list[bytes]]
+) -> Iterator[list[bytes]]:
+    """fetch(w) for every window, in order, with up to READ_THREADS running ahead."""
+    pending: deque[Future[list[bytes]]] = deque()
+    pool = ThreadPoolExecutor(READ_THREADS, thread_name_prefix="xetstore-read")
+    try:
+        for window in windows:
+            pending.append(pool.submit(fetch, window))
+            if len(pending) > READ_THREADS:
+                yield pending.popleft().result()
+        while pending:
+            yield pending.popleft().result()
+    finally:  # also when the reader stops early: no fetch outlives the file
+        pool.shutdown(wait=True, cancel_futures=True)
 
 
 def _windows(footer: XorbFooter, first: int, end: int) -> Iterator[tuple[int, int]]:
