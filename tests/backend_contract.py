@@ -67,6 +67,13 @@ class BackendContract:
         assert (info.key, info.size) == ("xorbs/a", len(data))
         assert abs(info.mtime - time.time()) < 3600  # a plausible clock, not a timing
 
+    def test_put_accepts_parts(self, backend: Backend) -> None:
+        parts = [_data(1_500_000, seed=1), memoryview(_data(10, seed=2)), bytearray(_data(700_000, seed=3)), b""]
+        assert backend.put("xorbs/parts", parts) is True
+        joined = b"".join(parts)
+        assert backend.get("xorbs/parts") == joined
+        assert backend.get("xorbs/parts", 1_499_990, 1_500_020) == joined[1_499_990:1_500_020]
+
     def test_put_never_overwrites(self, backend: Backend) -> None:
         assert backend.put("shards/s", b"first") is True
         assert backend.put("shards/s", b"second, longer") is False

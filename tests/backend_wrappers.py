@@ -6,7 +6,7 @@ import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
-from xetstore.backends.base import Backend, ObjectInfo
+from xetstore.backends.base import Backend, ObjectInfo, Payload
 from xetstore.backends.wrapper import BackendWrapper
 from xetstore.errors import BackendError, TransientBackendError
 
@@ -28,10 +28,11 @@ class CountingBackend(BackendWrapper):
             self.gets.append((key, len(data)))
         return data
 
-    def put(self, key: str, data: bytes) -> bool:
+    def put(self, key: str, data: Payload) -> bool:
         wrote = self.inner.put(key, data)
+        size = len(data) if isinstance(data, (bytes, bytearray, memoryview)) else sum(len(p) for p in data)
         with self._lock:
-            self.puts.append((key, len(data), wrote))
+            self.puts.append((key, size, wrote))
         return wrote
 
     def reset(self) -> None:
@@ -97,7 +98,7 @@ class FaultyBackend(BackendWrapper):
     def get(self, key: str, start: int = 0, end: int | None = None) -> bytes:
         return self._run("get", key, lambda: self.inner.get(key, start, end))  # type: ignore[return-value]
 
-    def put(self, key: str, data: bytes) -> bool:
+    def put(self, key: str, data: Payload) -> bool:
         return self._run("put", key, lambda: self.inner.put(key, data))  # type: ignore[return-value]
 
     def stat(self, key: str) -> ObjectInfo:

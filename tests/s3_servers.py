@@ -2,7 +2,7 @@
 
 Import the fixtures into a test module to use them:
 
-    from s3_servers import S3Server, aws_env, bucket, moto_server, rgw_server, s3_server  # noqa: F401
+    from .s3_servers import S3Server, aws_env, bucket, moto_server, rgw_server, s3_server  # noqa: F401
 
 `s3_server` is parametrised over both servers; the RGW variant runs when
 XETSTORE_TEST_RGW_ENDPOINT and AWS keys are set (`eval "$(tools/rgw start)"`)
@@ -23,7 +23,7 @@ import boto3
 import pytest
 from botocore.config import Config
 
-from fault_proxy import FaultProxy
+from .fault_proxy import FaultProxy
 
 __all__ = ["S3Server", "RGW_ENV", "aws_env", "moto_server", "rgw_server", "s3_server", "bucket", "proxied"]
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from backend_wrappers import CountingBackend
+from .backend_wrappers import CountingBackend
 from xetstore.backends import with_local_cache
 from xetstore.backends.cache import CachingBackend, cache_bytes_from_env
 from xetstore.backends.memory import MemoryBackend

@@ -7,15 +7,17 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
-from backend_contract import BackendContract
-from fault_proxy import Fault, FaultProxy
-from s3_servers import S3Server, aws_env, bucket, moto_server, proxied, rgw_server, s3_server  # noqa: F401
+from .backend_contract import BackendContract
+from .backend_wrappers import FaultyBackend
+from .fault_proxy import Fault, FaultProxy
+from .s3_servers import S3Server, aws_env, bucket, moto_server, proxied, rgw_server, s3_server  # noqa: F401
 from xetstore.backends import open_backend
 from xetstore.backends.base import Backend
 from xetstore.backends.folder import FolderBackend
@@ -28,9 +30,10 @@ from xetstore.errors import AccessDenied, BackendError, ConfigError, ObjectNotFo
 
 
 class _FailingSource:
-    """A data source that fails midway through being read."""
+    """A payload whose parts fail midway through being read."""
 
-    def __bytes__(self) -> bytes:
+    def __iter__(self) -> Iterator[bytes]:
+        yield b"first part"
         raise OSError("the data source failed midway")
 
 
@@ -259,8 +262,6 @@ def test_s3_listing_retried_whole(s3_server: S3Server, bucket: str, proxied: Fau
 
 
 def test_retrying_retries_only_transient_errors() -> None:
-    from backend_wrappers import FaultyBackend
-
     inner = FaultyBackend(MemoryBackend())
     inner.put("xorbs/a", b"abc")
     delays: list[float] = []
@@ -277,8 +278,6 @@ def test_retrying_retries_only_transient_errors() -> None:
 
 
 def test_retrying_gives_up_with_one_clear_error() -> None:
-    from backend_wrappers import FaultyBackend
-
     inner = FaultyBackend(MemoryBackend())
     inner.fail("put", "xorbs/", times=10)
     backend = RetryingBackend(inner, attempts=3, base_delay=0.0)

@@ -17,10 +17,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from backend_wrappers import CountingBackend, FaultyBackend
-from conftest import random_bytes
-from fault_proxy import Fault, FaultProxy
-from s3_servers import S3Server, aws_env, bucket, moto_server, proxied, rgw_server, s3_server  # noqa: F401
+from .backend_wrappers import CountingBackend, FaultyBackend
+from .samples import random_bytes
+from .fault_proxy import Fault, FaultProxy
+from .s3_servers import S3Server, aws_env, bucket, moto_server, proxied, rgw_server, s3_server  # noqa: F401
 from xetstore import Repository
 from xetstore.backends.memory import MemoryBackend
 from xetstore.backends.retrying import RetryingBackend

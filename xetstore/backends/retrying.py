@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterator
 from typing import TypeVar
 
 from ..errors import TransientBackendError
-from .base import Backend, ObjectInfo
+from .base import Backend, ObjectInfo, Payload
 from .wrapper import BackendWrapper
 
 __all__ = ["RetryingBackend", "DEFAULT_ATTEMPTS", "DEFAULT_BASE_DELAY"]
@@ -65,7 +65,7 @@ class RetryingBackend(BackendWrapper):
     def get(self, key: str, start: int = 0, end: int | None = None) -> bytes:
         return self._retry("read", lambda: self.inner.get(key, start, end))
 
-    def put(self, key: str, data: bytes) -> bool:
+    def put(self, key: str, data: Payload) -> bool:
         return self._retry("write", lambda: self.inner.put(key, data))
 
     def stat(self, key: str) -> ObjectInfo:

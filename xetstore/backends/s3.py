@@ -11,9 +11,11 @@ call): `RetryingBackend` is the one place that retries.
 
 from __future__ import annotations
 
+import bisect
+import io
 import logging
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any, NoReturn, TypeVar
 from urllib.parse import parse_qs, urlparse
 
@@ -22,7 +24,7 @@ import botocore.exceptions as bx
 from botocore.config import Config
 
 from ..errors import AccessDenied, BackendError, ConfigError, ObjectNotFound, TransientBackendError
-from .base import Backend, ObjectInfo, validate_key
+from .base import Backend, ObjectInfo, Payload, validate_key
 
 __all__ = ["S3Backend"]
 
@@ -105,12 +107,13 @@ class S3Backend(Backend):
             return b""
         return self._call(key, lambda: _body(response, start, end))
 
-    def put(self, key: str, data: bytes) -> bool:
+    def put(self, key: str, data: Payload) -> bool:
         name = self._name(key)
 
         def put() -> bool:
+            body = data if isinstance(data, bytes) else _PartsReader(data)  # a fresh one per attempt
             try:
-                self._client.put_object(Bucket=self.bucket, Key=name, Body=data, IfNoneMatch="*")
+                self._client.put_object(Bucket=self.bucket, Key=name, Body=body, IfNoneMatch="*")
             except bx.ClientError as exc:
                 if _code(exc) in ("PreconditionFailed", "412"):
                     return False  # content-named: the existing object holds these bytes
@@ -207,6 +210,48 @@ def _body(response: dict[str, Any], start: int, end: int | None) -> bytes:
     if (start or end is not None) and not response.get("ContentRange"):
         return data[start:end]
     return data
+
+
+class _PartsReader(io.RawIOBase):
+    """A payload's parts as one seekable stream: botocore reads it to sign and checksum it,
+    seeks back and sends it, without the parts ever being joined into one buffer."""
+
+    def __init__(self, data: Payload) -> None:
+        super().__init__()
+        parts: Sequence[bytes | bytearray | memoryview]
+        parts = [data] if isinstance(data, (bytearray, memoryview)) else data
+        self._parts = [memoryview(p).cast("B") for p in parts]
+        self._starts: list[int] = []
+        total = 0
+        for part in self._parts:
+            self._starts.append(total)
+            total += len(part)
+        self._size = total
+        self._pos = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def tell(self) -> int:
+        return self._pos
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        base = {io.SEEK_SET: 0, io.SEEK_CUR: self._pos, io.SEEK_END: self._size}[whence]
+        self._pos = max(0, base + offset)
+        return self._pos
+
+    def readinto(self, buffer: bytearray | memoryview) -> int:  # type: ignore[override]
+        if self._pos >= self._size:
+            return 0
+        i = bisect.bisect_right(self._starts, self._pos) - 1
+        part = self._parts[i][self._pos - self._starts[i] :]
+        n = min(len(buffer), len(part))
+        memoryview(buffer).cast("B")[:n] = part[:n]
+        self._pos += n
+        return n
 
 
 def _options(url: str, query: str) -> dict[str, str]:

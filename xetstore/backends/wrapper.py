@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from .base import Backend, ObjectInfo
+from .base import Backend, ObjectInfo, Payload
 
 __all__ = ["BackendWrapper"]
 
@@ -20,7 +20,7 @@ class BackendWrapper(Backend):
     def get(self, key: str, start: int = 0, end: int | None = None) -> bytes:
         return self.inner.get(key, start, end)
 
-    def put(self, key: str, data: bytes) -> bool:
+    def put(self, key: str, data: Payload) -> bool:
         return self.inner.put(key, data)
 
     def stat(self, key: str) -> ObjectInfo:
