@@ -3,21 +3,23 @@
 Xorbs are immutable and content-named, so a range fetched once stays right
 forever: the cache serves it again from `directory` instead of the network.
 Only `xorbs/` keys with an explicit, fully returned range are cached; `config`,
-shards and listings always go to the backend. Each entry carries a blake2b
-digest of its bytes, checked on every hit: a damaged entry is dropped and the
-range fetched again, so the cache can never hand out bytes the backend did not
-send (and it never writes to the backend at all). Least recently used entries
+shards and listings always go to the backend. Each entry carries a digest
+of its bytes, checked on every hit: a damaged entry is dropped and the
+range fetched again. The digest is a crc32: it catches accidents (a torn write,
+a bad disk); deliberate tampering is caught where every chunk is checked against
+its hash before use, so the cache can never make a read return wrong bytes, and
+it never writes to the backend at all. Least recently used entries
 are evicted once the cache holds more than `max_bytes`.
 """
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
 import re
 import secrets
 import threading
+import zlib
 from collections import OrderedDict
 from pathlib import Path
 
@@ -31,11 +33,15 @@ log = logging.getLogger("xetstore")
 
 DEFAULT_CACHE_BYTES = 2 * 1024**3
 _CACHED_PREFIX = "xorbs/"
-_DIGEST = 16
+_DIGEST = 4  # a crc32 of the entry's bytes
 _ENTRY = re.compile(r"(\d+)-(\d+)")
 _UNITS = {"": 1, "k": 1024, "m": 1024**2, "g": 1024**3, "t": 1024**4}
 
 _Entry = tuple[str, int, int]  # key, start, end
+
+
+def _digest(data: bytes) -> bytes:
+    return zlib.crc32(data).to_bytes(_DIGEST, "little")
 
 
 def cache_bytes_from_env(default: int = DEFAULT_CACHE_BYTES) -> int:
@@ -95,20 +101,27 @@ class CachingBackend(BackendWrapper):
         return self.directory / key / f"{start}-{end}"
 
     def _lookup(self, key: str, start: int, end: int) -> bytes | None:
+        """[start, end) from cached ranges that cover it together, or None."""
         with self._lock:
-            covering = [(s, e) for s, e in self._by_key.get(key, ()) if s <= start and end <= e]
-        for s, e in sorted(covering, key=lambda r: r[1] - r[0]):
+            ranges = [(s, e) for s, e in self._by_key.get(key, ()) if s < end and start < e]
+        cover = _cover(ranges, start, end)
+        if cover is None:
+            return None
+        pieces, pos = [], start
+        for s, e in cover:
             entry = (key, s, e)
             data = self._read(entry)
             if data is None:
                 self._drop(entry)
-                continue
+                return None
+            pieces.append(data[pos - s : min(end, e) - s])
+            pos = min(end, e)
             with self._lock:
-                self.hits += 1
                 if entry in self._entries:
                     self._entries.move_to_end(entry)
-            return data[start - s : end - s]
-        return None
+        with self._lock:
+            self.hits += 1
+        return pieces[0] if len(pieces) == 1 else b"".join(pieces)
 
     def _read(self, entry: _Entry) -> bytes | None:
         """An entry's bytes if they are intact, else None."""
@@ -119,7 +132,7 @@ class CachingBackend(BackendWrapper):
         except OSError:
             return None  # evicted by another process, or unreadable
         digest, data = raw[:_DIGEST], raw[_DIGEST:]
-        if len(data) != entry[2] - entry[1] or hashlib.blake2b(data, digest_size=_DIGEST).digest() != digest:
+        if len(data) != entry[2] - entry[1] or _digest(data) != digest:
             log.warning("dropping damaged cache entry %s", path)
             return None
         return data
@@ -132,7 +145,9 @@ class CachingBackend(BackendWrapper):
         tmp = self.directory / f".tmp-{secrets.token_hex(8)}"
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
-            tmp.write_bytes(hashlib.blake2b(data, digest_size=_DIGEST).digest() + data)
+            with open(tmp, "wb") as f:
+                f.write(_digest(data))
+                f.write(data)
             os.replace(tmp, path)
         except OSError as exc:  # a cache that cannot write is only slower
             log.debug("cannot cache %s: %s", path, exc)
@@ -195,3 +210,21 @@ class CachingBackend(BackendWrapper):
         for tmp in self.directory.glob(".tmp-*"):
             tmp.unlink(missing_ok=True)
         self._evict()
+
+
+def _cover(ranges: list[tuple[int, int]], start: int, end: int) -> list[tuple[int, int]] | None:
+    """Few ranges whose union holds [start, end), in order, or None if there are gaps."""
+    chosen: list[tuple[int, int]] = []
+    pos = start
+    ranges = sorted(ranges)
+    i, best = 0, None
+    while pos < end:
+        while i < len(ranges) and ranges[i][0] <= pos:
+            if best is None or ranges[i][1] > best[1]:
+                best = ranges[i]
+            i += 1
+        if best is None or best[1] <= pos:
+            return None
+        chosen.append(best)
+        pos = best[1]
+    return chosen
