@@ -34,6 +34,7 @@ log = logging.getLogger("xetstore")
 DEFAULT_CACHE_BYTES = 2 * 1024**3
 _CACHED_PREFIX = "xorbs/"
 _DIGEST = 4  # a crc32 of the entry's bytes
+_WRITE_PIECE = 256 * 1024
 _ENTRY = re.compile(r"(\d+)-(\d+)")
 _UNITS = {"": 1, "k": 1024, "m": 1024**2, "g": 1024**3, "t": 1024**4}
 
@@ -42,6 +43,15 @@ _Entry = tuple[str, int, int]  # key, start, end
 
 def _digest(data: bytes) -> bytes:
     return zlib.crc32(data).to_bytes(_DIGEST, "little")
+
+
+def _write(path: Path, digest: bytes, data: bytes) -> None:
+    # Pieces: one 8 MiB write() costs several times what 32 small ones do (page allocation).
+    view = memoryview(data)
+    with open(path, "wb", buffering=0) as f:
+        f.write(digest)
+        for start in range(0, len(view), _WRITE_PIECE):
+            f.write(view[start : start + _WRITE_PIECE])
 
 
 def cache_bytes_from_env(default: int = DEFAULT_CACHE_BYTES) -> int:
@@ -145,9 +155,7 @@ class CachingBackend(BackendWrapper):
         tmp = self.directory / f".tmp-{secrets.token_hex(8)}"
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
-            with open(tmp, "wb") as f:
-                f.write(_digest(data))
-                f.write(data)
+            _write(tmp, _digest(data), data)
             os.replace(tmp, path)
         except OSError as exc:  # a cache that cannot write is only slower
             log.debug("cannot cache %s: %s", path, exc)
