@@ -8,7 +8,8 @@ reports, as medians of --runs, in the same run and against the same server:
 
 - upload: `xetstore add` of the new file into an empty repository versus boto3's
   `upload_file` (multipart, 10 threads) of the same file;
-- download: a read by a second client with an empty cache versus `download_file`;
+- download: a read by a second client with an empty cache versus `download_file`
+  (also without the local cache of fetched ranges, XETSTORE_CACHE_BYTES=0);
 - a second version with --edit-percent of the file overwritten in 8 places: the bytes
   the uploader sends and the bytes a client that has read the first version fetches,
   as a share of the file (plain boto3 moves the whole file both ways).
@@ -142,6 +143,15 @@ class Bench:
             out["down"] = timed(lambda: repo.read_file(fh1, dest))
             if check and sha256_of(dest) != sha256_of(v1):
                 raise SystemExit("xetstore read back different bytes: the benchmark is void")
+        saved = os.environ.get("XETSTORE_CACHE_BYTES")
+        os.environ["XETSTORE_CACHE_BYTES"] = "0"  # the same read without keeping fetched ranges
+        try:
+            with Repository.open(open_backend(self.url(prefix)), cache_dir=self.work / f"cache-bare-{run}") as repo:
+                out["down_uncached"] = timed(lambda: repo.read_file(fh1, dest))
+        finally:
+            os.environ.pop("XETSTORE_CACHE_BYTES")
+            if saved is not None:
+                os.environ["XETSTORE_CACHE_BYTES"] = saved
         downloader.received = 0
         with Repository.open(downloader, cache_dir=self.work / f"cache-down-{run}") as repo:
             repo.read_file(fh2, dest)  # this client has read v1: only changed ranges move
@@ -201,6 +211,8 @@ def run(bench: Bench, work: Path, args: argparse.Namespace) -> dict[str, Any]:
         "upload_ratio": med["plain_up"] / med["up"],
         "download_mb_s": {"boto3": size / med["plain_down"] / MB, "xetstore": size / med["down"] / MB},
         "download_ratio": med["plain_down"] / med["down"],
+        "download_uncached_mb_s": size / med["down_uncached"] / MB,
+        "download_uncached_ratio": med["plain_down"] / med["down_uncached"],
         "second_version_sent_percent": 100 * med["v2_sent"] / size,
         "second_version_received_percent": 100 * med["v2_received"] / size,
     }  # fmt: skip
@@ -213,6 +225,7 @@ def print_table(r: dict[str, Any]) -> None:
     for what in ("upload", "download"):
         speeds = r[f"{what}_mb_s"]
         print(f"{what + ' new data (MB/s)':24}{speeds['boto3']:>10.1f}{speeds['xetstore']:>10.1f}{r[what + '_ratio']:>8.2f}")
+    print(f"{'  without range cache':24}{'':>10}{r['download_uncached_mb_s']:>10.1f}{r['download_uncached_ratio']:>8.2f}")
     print(f"second version, {r['edit_percent']:g} % of the file edited (target <= 5 % moved):")
     print(f"  uploaded   {r['second_version_sent_percent']:6.2f} % of the file (boto3: 100 %)")
     print(f"  downloaded {r['second_version_received_percent']:6.2f} % of the file (boto3: 100 %)")

@@ -9,6 +9,7 @@ per connection) so a fault can target requests by method and path:
                     the server did the work, the client never hears of it)
     cut_response    forward only the first `after` bytes of the response, then drop
     status          answer with `status` (e.g. 503 SlowDown) without asking the server
+    corrupt_request flip one bit of the request body at offset `after` (a bad network card)
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from dataclasses import dataclass, field
 
 __all__ = ["Fault", "FaultProxy"]
 
-_ACTIONS = ("reset_request", "lose_response", "cut_response", "status")
+_ACTIONS = ("reset_request", "lose_response", "cut_response", "status", "corrupt_request")
 _ERROR_CODES = {500: "InternalError", 503: "SlowDown"}
 
 
@@ -140,7 +141,8 @@ class FaultProxy:
                 return
             server_w.write(head)
             limit = fault.after if fault is not None and fault.action == "reset_request" else None
-            await _copy(client_r, server_w, length if limit is None else min(limit, length))
+            flip = fault.after if fault is not None and fault.action == "corrupt_request" else None
+            await _copy(client_r, server_w, length if limit is None else min(limit, length), flip)
             if limit is not None:
                 return  # the rest of the body never arrives: drop the connection
 
@@ -182,14 +184,19 @@ async def _drain_quietly(reader: asyncio.StreamReader) -> None:
         pass
 
 
-async def _copy(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, length: int) -> None:
-    while length > 0:
-        data = await reader.read(min(length, 1 << 16))
+async def _copy(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, length: int, flip: int | None = None) -> None:
+    """Forward `length` bytes; with `flip`, the bit 0 of the byte at that offset is inverted."""
+    done = 0
+    while done < length:
+        data = await reader.read(min(length - done, 1 << 16))
         if not data:
             raise _Dropped("client closed mid-body")
+        if flip is not None and done <= flip < done + len(data):
+            data = bytearray(data)
+            data[flip - done] ^= 1
         writer.write(data)
         await writer.drain()
-        length -= len(data)
+        done += len(data)
 
 
 def _parse_head(head: bytes) -> tuple[str, str, int]:

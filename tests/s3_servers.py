@@ -40,7 +40,7 @@ class S3Server:
     endpoint: str
 
     def client(self, endpoint: str | None = None) -> Any:
-        return boto3.client(
+        return boto3.session.Session().client(  # not boto3's default session: it caches the environment
             "s3", endpoint_url=endpoint or self.endpoint, region_name="us-east-1",
             config=Config(s3={"addressing_style": "path"}, retries={"total_max_attempts": 1}),
         )  # fmt: skip

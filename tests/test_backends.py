@@ -114,6 +114,13 @@ def test_s3_url_options(aws_env: None) -> None:  # noqa: F811
     plain = S3Backend.from_url("s3://bkt?endpoint=http://127.0.0.1:1")
     assert plain.prefix == "" and plain._client.meta.config.s3 == {"addressing_style": "path"}
     assert plain._client.meta.region_name == "us-east-1"  # a custom endpoint needs some region
+    # Plain HTTP: botocore signs the body's SHA-256; HTTPS: an unsigned body with a CRC32.
+    assert plain._client.meta.config.request_checksum_calculation == "when_required"
+    tls = S3Backend.from_url("s3://bkt?endpoint=https://s3.example.org")
+    assert tls._client.meta.config.request_checksum_calculation == "when_supported"
+    aws = S3Backend.from_url("s3://bkt/p?region=eu-west-3")
+    assert aws._client.meta.endpoint_url == "https://s3.eu-west-3.amazonaws.com"
+    assert aws._client.meta.config.s3 is None  # botocore's own choice of addressing on AWS
 
 
 @pytest.mark.s3
@@ -229,6 +236,25 @@ def test_s3_put_faults(s3_server: S3Server, bucket: str, proxied: FaultProxy, fa
 
 
 @pytest.mark.s3
+def test_s3_body_damaged_in_transit_is_refused_and_retried(
+    s3_server: S3Server, bucket: str, proxied: FaultProxy  # noqa: F811
+) -> None:
+    """The server checks the body against its signed SHA-256 (or checksum) and refuses it."""
+    if s3_server.name == "moto":
+        pytest.skip("moto's server does not check request bodies against their hashes")
+    data = os.urandom(300_000)
+    raw = S3Backend.from_url(s3_server.url(bucket, endpoint=proxied.endpoint))
+    damage = proxied.add(Fault("corrupt_request", method="PUT", after=123_456))
+    with pytest.raises(TransientBackendError):
+        raw.put("xorbs/c", data)
+    assert damage.fired == 1
+    assert not raw.exists("xorbs/c")
+    damage.times += 1
+    assert RetryingBackend(raw, 3, 0.0).put("xorbs/c", data) is True
+    assert damage.fired == 2 and raw.get("xorbs/c") == data
+
+
+@pytest.mark.s3
 @pytest.mark.parametrize(
     "fault",
     [Fault("status", method="GET", status=503), Fault("cut_response", method="GET", after=50_000)],
@@ -287,3 +313,28 @@ def test_retrying_gives_up_with_one_clear_error() -> None:
     assert "gave up after 3 attempts to write it" in str(info.value)
     assert inner.calls["put"] == 3
     assert not inner.exists("xorbs/abc")
+
+
+@pytest.mark.s3
+def test_s3_settings_from_an_aws_profile(
+    s3_server: S3Server, bucket: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch  # noqa: F811
+) -> None:
+    """Endpoint, region and keys from ~/.aws-style files, chosen by ?profile= or AWS_PROFILE."""
+    key_id, secret = os.environ["AWS_ACCESS_KEY_ID"], os.environ["AWS_SECRET_ACCESS_KEY"]
+    config = tmp_path / "aws-config"
+    config.write_text(f"[profile team]\nregion = eu-west-3\nendpoint_url = {s3_server.endpoint}\n")
+    credentials = tmp_path / "aws-credentials"
+    credentials.write_text(f"[team]\naws_access_key_id = {key_id}\naws_secret_access_key = {secret}\n")
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(config))
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(credentials))
+    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_DEFAULT_REGION", "AWS_REGION"):
+        monkeypatch.delenv(name, raising=False)
+
+    backend = S3Backend.from_url(f"s3://{bucket}/team?profile=team")
+    assert backend._client.meta.region_name == "eu-west-3"
+    assert backend._client.meta.config.s3 == {"addressing_style": "path"}  # a custom endpoint
+    assert backend.put("config", b"c")
+    monkeypatch.setenv("AWS_PROFILE", "team")
+    assert open_backend(f"s3://{bucket}/team").get("config") == b"c"
+    assert s3_server.keys(bucket) == {"team/config": 1}
+    assert secret not in backend.url

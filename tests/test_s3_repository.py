@@ -302,3 +302,24 @@ def test_cli_on_an_s3_repository(s3_server: S3Server, bucket: str, tmp_path: Pat
     missing = xetstore("ls", "-r", s3_server.url(bucket, prefix="nothing-here"))
     assert missing.returncode == 10 and "no xetstore repository" in missing.stderr
     assert os.environ["AWS_SECRET_ACCESS_KEY"] not in added.stdout + added.stderr + listed.stdout
+
+
+def test_cli_gives_one_clear_error_when_retries_run_out(
+    s3_server: S3Server, bucket: str, proxied: FaultProxy, tmp_path: Path  # noqa: F811
+) -> None:
+    url = s3_server.url(bucket, prefix="cli", endpoint=proxied.endpoint)
+    (tmp_path / "w.bin").write_bytes(random_bytes(MiB, seed=15))
+
+    def xetstore(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "xetstore", *args], capture_output=True, text=True, timeout=120)
+
+    assert xetstore("init", url).returncode == 0
+    failing = proxied.add(Fault("status", method="PUT", path_contains="/xorbs/", status=503, times=1000))
+    added = xetstore("add", "-q", "-r", url, str(tmp_path / "w.bin"))
+    assert added.returncode == 1
+    (line,) = added.stderr.strip().splitlines()
+    assert line.startswith("xetstore: error: xorbs/") and "gave up after 6 attempts to write it" in line
+    assert failing.fired == 6
+    proxied.clear()
+    assert xetstore("ls", "-r", url).stdout == ""
+    assert dangling_references(s3_server, bucket, "cli/") == []

@@ -14,7 +14,6 @@ from __future__ import annotations
 import bisect
 import io
 import logging
-import os
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any, NoReturn, TypeVar
 from urllib.parse import parse_qs, urlparse
@@ -65,21 +64,18 @@ class S3Backend(Backend):
         if parsed.scheme != "s3" or not parsed.netloc:
             raise ConfigError(f"{url!r} is not an S3 URL; use s3://BUCKET/PREFIX")
         options = _options(url, parsed.query)
-        # A session is not thread-safe; the client built from it is.
-        session = boto3.session.Session(profile_name=options.get("profile"))
-        endpoint = options.get("endpoint")
-        custom_endpoint = endpoint or _configured_endpoint(session)
-        region = options.get("region") or session.region_name or ("us-east-1" if custom_endpoint else None)
-        addressing = options.get("addressing") or ("path" if custom_endpoint else None)
-        config = Config(
-            retries={"total_max_attempts": 1, "mode": "standard"},  # retried in RetryingBackend only
-            connect_timeout=10,
-            read_timeout=60,
-            max_pool_connections=32,
-            s3={"addressing_style": addressing} if addressing else None,
-        )
         try:
-            client = session.client("s3", endpoint_url=endpoint, region_name=region, config=config)
+            # A session is not thread-safe; the client built from it is.
+            session = boto3.session.Session(profile_name=options.get("profile"))
+            client = _client(session, options, options.get("addressing"), "when_supported")
+            endpoint = client.meta.endpoint_url
+            # Self-hosted servers (RGW, MinIO, ...) rarely resolve bucket subdomains.
+            addressing = options.get("addressing") or ("path" if _custom_endpoint(endpoint) else None)
+            # Over plain HTTP botocore signs the body's SHA-256, which the server checks:
+            # a CRC32 as well would cost one more pass over every xorb and add nothing.
+            checksums = "when_required" if endpoint.startswith("http:") else "when_supported"
+            if (addressing, checksums) != (options.get("addressing"), "when_supported"):
+                client = _client(session, options, addressing, checksums)
         except (bx.BotoCoreError, ValueError) as exc:
             raise ConfigError(f"cannot use {url}: {exc}") from None
         prefix = parsed.path.strip("/")
@@ -271,13 +267,20 @@ def _options(url: str, query: str) -> dict[str, str]:
     return options
 
 
-def _configured_endpoint(session: boto3.session.Session) -> str | None:
-    """The endpoint the AWS environment or profile sets for S3, if any (botocore applies it)."""
-    for name in ("AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL"):
-        if os.environ.get(name):
-            return os.environ[name]
-    try:
-        value = session._session.get_config_variable("endpoint_url")  # botocore's profile lookup
-    except (bx.BotoCoreError, AttributeError):
-        return None
-    return str(value) if value else None
+def _client(session: boto3.session.Session, options: dict[str, str], addressing: str | None, checksums: str) -> Any:
+    config = Config(
+        retries={"total_max_attempts": 1, "mode": "standard"},  # retried in RetryingBackend only
+        connect_timeout=10,
+        read_timeout=60,
+        max_pool_connections=32,
+        s3={"addressing_style": addressing} if addressing else None,
+        request_checksum_calculation=checksums,
+    )
+    region = options.get("region") or session.region_name or "us-east-1"
+    return session.client("s3", endpoint_url=options.get("endpoint"), region_name=region, config=config)
+
+
+def _custom_endpoint(endpoint: str) -> bool:
+    """Whether the client talks to something other than AWS itself."""
+    host = urlparse(endpoint).hostname or ""
+    return not host.endswith((".amazonaws.com", ".amazonaws.com.cn"))
