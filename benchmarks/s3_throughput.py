@@ -224,8 +224,10 @@ def print_table(r: dict[str, Any]) -> None:
     print(f"{'':24}{'boto3':>10}{'xetstore':>10}{'ratio':>8}   (target ratio >= 0.70)")
     for what in ("upload", "download"):
         speeds = r[f"{what}_mb_s"]
-        print(f"{what + ' new data (MB/s)':24}{speeds['boto3']:>10.1f}{speeds['xetstore']:>10.1f}{r[what + '_ratio']:>8.2f}")
-    print(f"{'  without range cache':24}{'':>10}{r['download_uncached_mb_s']:>10.1f}{r['download_uncached_ratio']:>8.2f}")
+        print(f"{what + ' new data (MB/s)':24}{speeds['boto3']:>10.1f}{speeds['xetstore']:>10.1f}", end="")
+        print(f"{r[what + '_ratio']:>8.2f}")
+    uncached, ratio = r["download_uncached_mb_s"], r["download_uncached_ratio"]
+    print(f"{'  without range cache':24}{'':>10}{uncached:>10.1f}{ratio:>8.2f}")
     print(f"second version, {r['edit_percent']:g} % of the file edited (target <= 5 % moved):")
     print(f"  uploaded   {r['second_version_sent_percent']:6.2f} % of the file (boto3: 100 %)")
     print(f"  downloaded {r['second_version_received_percent']:6.2f} % of the file (boto3: 100 %)")

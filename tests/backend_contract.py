@@ -48,8 +48,11 @@ class BackendContract:
     # -- missing keys ---------------------------------------------------------
 
     def test_missing_key(self, backend: Backend) -> None:
-        for call in (lambda: backend.get("xorbs/missing"), lambda: backend.stat("xorbs/missing"),
-                     lambda: backend.get("xorbs/missing", 0, 10), lambda: backend.get("xorbs/missing", 5, 5)):  # fmt: skip
+        calls = [
+            lambda: backend.get("xorbs/missing"), lambda: backend.stat("xorbs/missing"),
+            lambda: backend.get("xorbs/missing", 0, 10), lambda: backend.get("xorbs/missing", 5, 5),
+        ]  # fmt: skip
+        for call in calls:
             with pytest.raises(ObjectNotFound) as info:
                 call()
             assert info.value.key == "xorbs/missing"

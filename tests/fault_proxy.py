@@ -184,7 +184,9 @@ async def _drain_quietly(reader: asyncio.StreamReader) -> None:
         pass
 
 
-async def _copy(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, length: int, flip: int | None = None) -> None:
+async def _copy(
+    reader: asyncio.StreamReader, writer: asyncio.StreamWriter, length: int, flip: int | None = None
+) -> None:
     """Forward `length` bytes; with `flip`, the bit 0 of the byte at that offset is inverted."""
     done = 0
     while done < length:

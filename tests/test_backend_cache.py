@@ -115,7 +115,9 @@ def test_zero_cap_disables_the_cache(counting: CountingBackend, tmp_path: Path) 
     assert len(counting.gets) == 2
 
 
-@pytest.mark.parametrize("text, size", [("0", 0), ("12345", 12345), ("500M", 500 << 20), ("4G", 4 << 30), ("2GiB", 2 << 30)])
+@pytest.mark.parametrize(
+    "text, size", [("0", 0), ("12345", 12345), ("500M", 500 << 20), ("4G", 4 << 30), ("2GiB", 2 << 30)]
+)
 def test_cache_size_from_environment(monkeypatch: pytest.MonkeyPatch, text: str, size: int) -> None:
     monkeypatch.setenv("XETSTORE_CACHE_BYTES", text)
     assert cache_bytes_from_env() == size

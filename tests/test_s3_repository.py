@@ -170,7 +170,9 @@ def test_open_file_fetches_only_the_range_it_reads(clients, tmp_path: Path) -> N
     assert 0 < b.wire.bytes_read() < MiB
 
 
-def test_fetched_ranges_are_cached_and_checked(clients, s3_server: S3Server, bucket: str, tmp_path: Path) -> None:  # noqa: F811
+def test_fetched_ranges_are_cached_and_checked(
+    clients, s3_server: S3Server, bucket: str, tmp_path: Path  # noqa: F811
+) -> None:
     data = random_bytes(6 * MiB, seed=6)
     a = clients("a", init=True)
     file_hash = a.repo.add_bytes(data).file_hash

@@ -43,6 +43,13 @@ _TRANSIENT = {
     "TooManyRequests", "RequestTimeout", "InternalError", "ServiceUnavailable",
     "ConditionalRequestConflict", "OperationAborted", "BadDigest", "XAmzContentSHA256Mismatch",
 }  # fmt: skip
+_NO_CREDENTIALS = (bx.NoCredentialsError, bx.PartialCredentialsError, bx.CredentialRetrievalError)
+_CREDENTIALS_HINT = "set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or AWS_PROFILE"
+# Dropped, refused or timed-out connections and bodies cut short: worth another try.
+_NETWORK = (
+    bx.ConnectionError, bx.HTTPClientError, bx.IncompleteReadError,
+    bx.ResponseStreamingError, bx.FlexibleChecksumError,
+)  # fmt: skip
 
 
 class S3Backend(Backend):
@@ -101,7 +108,7 @@ class S3Backend(Backend):
             response = self._call(key, lambda: self._client.get_object(**args), range_ok=True)
         except _PastTheEnd:
             return b""
-        return self._call(key, lambda: _body(response, start, end))
+        return self._call(key, lambda: _body(key, response, start, end))
 
     def put(self, key: str, data: Payload) -> bool:
         name = self._name(key)
@@ -167,11 +174,11 @@ class S3Backend(Backend):
             if range_ok and _code(exc) in ("InvalidRange", "416"):
                 raise _PastTheEnd() from None
             _raise_client_error(key, self, exc)
-        except (bx.NoCredentialsError, bx.PartialCredentialsError, bx.CredentialRetrievalError) as exc:
-            raise AccessDenied(key, f"no usable S3 credentials ({exc}); set AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY or AWS_PROFILE") from None
-        except bx.SSLError as exc:
+        except _NO_CREDENTIALS as exc:
+            raise AccessDenied(key, f"no usable S3 credentials ({exc}); {_CREDENTIALS_HINT}") from None
+        except bx.SSLError as exc:  # a certificate problem does not pass by itself
             raise BackendError(key, f"TLS failure talking to {self.url}: {exc}") from None
-        except (bx.ConnectionError, bx.HTTPClientError, bx.IncompleteReadError, bx.ResponseStreamingError, bx.FlexibleChecksumError) as exc:
+        except _NETWORK as exc:
             raise TransientBackendError(key, f"{type(exc).__name__}: {exc}") from None
         except bx.BotoCoreError as exc:
             raise BackendError(key, f"S3 client error: {exc}") from None
@@ -188,9 +195,11 @@ def _raise_client_error(key: str, backend: S3Backend, exc: bx.ClientError) -> No
     if code in _MISSING:
         raise ObjectNotFound(key, backend.url) from None
     if code == "NoSuchBucket":
-        raise BackendError(key, f"bucket {backend.bucket} does not exist at {backend.url}; create it first") from None
+        where = f"bucket {backend.bucket} does not exist at {backend.url}"
+        raise BackendError(key, f"{where}; create it first (e.g. aws s3 mb s3://{backend.bucket})") from None
     if code in _DENIED or status == 403:
-        raise AccessDenied(key, f"S3 refused access ({code}: {message}); check the credentials and bucket policy") from None
+        hint = "check the credentials and the bucket policy"
+        raise AccessDenied(key, f"S3 refused access ({code}: {message}); {hint}") from None
     if code in _TRANSIENT or status in (408, 429) or status >= 500:
         raise TransientBackendError(key, f"S3 error {code} (HTTP {status}): {message}") from None
     raise BackendError(key, f"S3 error {code} (HTTP {status}): {message}") from None
@@ -200,11 +209,17 @@ def _code(exc: bx.ClientError) -> str:
     return str(exc.response.get("Error", {}).get("Code", ""))
 
 
-def _body(response: dict[str, Any], start: int, end: int | None) -> bytes:
-    """The requested bytes; a server that ignored the Range header sent the whole object."""
+def _body(key: str, response: dict[str, Any], start: int, end: int | None) -> bytes:
+    """The requested bytes, after checking that the server answered the range asked for."""
     data = response["Body"].read()  # raises IncompleteReadError if the body is cut short
-    if (start or end is not None) and not response.get("ContentRange"):
+    if not (start or end is not None):
+        return data
+    answered = response.get("ContentRange")  # "bytes FIRST-LAST/SIZE"
+    if not answered:  # the server ignored the Range header and sent the whole object
         return data[start:end]
+    first = answered.removeprefix("bytes ").split("-", 1)[0]
+    if first != str(start):
+        raise BackendError(key, f"asked for bytes from {start}, the server sent {answered}")
     return data
 
 
@@ -267,7 +282,9 @@ def _options(url: str, query: str) -> dict[str, str]:
     return options
 
 
-def _client(session: boto3.session.Session, options: dict[str, str], addressing: str | None, checksums: str) -> Any:
+def _client(
+    session: boto3.session.Session, options: dict[str, str], addressing: str | None, checksums: str
+) -> Any:
     config = Config(
         retries={"total_max_attempts": 1, "mode": "standard"},  # retried in RetryingBackend only
         connect_timeout=10,
