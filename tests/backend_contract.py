@@ -7,6 +7,7 @@ collects only the subclasses) and implement `make_backend`; implement
 
 from __future__ import annotations
 
+import random
 import time
 from concurrent.futures import ThreadPoolExecutor
 
@@ -24,7 +25,7 @@ BAD_KEYS = [
 
 
 def _data(n: int, seed: int = 1) -> bytes:
-    return bytes((i * 131 + seed * 17 + (i >> 8)) & 0xFF for i in range(n))
+    return random.Random(seed).randbytes(n)
 
 
 class BackendContract:
@@ -127,12 +128,13 @@ class BackendContract:
 
     # -- bad keys -------------------------------------------------------------
 
-    @pytest.mark.parametrize("key", BAD_KEYS)
-    def test_invalid_keys_refused(self, backend: Backend, key: str) -> None:
-        for call in (lambda: backend.put(key, b"x"), lambda: backend.get(key),
-                     lambda: backend.stat(key), lambda: backend.delete(key)):  # fmt: skip
-            with pytest.raises(ConfigError):
-                call()
+    def test_invalid_keys_refused(self, backend: Backend) -> None:
+        for key in BAD_KEYS:
+            calls = [lambda: backend.put(key, b"x"), lambda: backend.get(key),
+                     lambda: backend.stat(key), lambda: backend.delete(key)]  # fmt: skip
+            for call in calls:
+                with pytest.raises(ConfigError):
+                    call()
         assert list(backend.list()) == []
 
     # -- atomicity and threads ------------------------------------------------
