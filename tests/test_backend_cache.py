@@ -6,11 +6,12 @@ from pathlib import Path
 
 import pytest
 
-from .backend_wrappers import CountingBackend
 from xetstore.backends import with_local_cache
 from xetstore.backends.cache import CachingBackend, cache_bytes_from_env
 from xetstore.backends.memory import MemoryBackend
 from xetstore.errors import ConfigError
+
+from .backend_wrappers import CountingBackend
 
 XORB = "xorbs/" + "ab" * 32
 DATA = bytes(range(256)) * 40  # 10240 bytes

@@ -14,10 +14,6 @@ from pathlib import Path
 
 import pytest
 
-from .backend_contract import BackendContract
-from .backend_wrappers import FaultyBackend
-from .fault_proxy import Fault, FaultProxy
-from .s3_servers import S3Server, aws_env, bucket, moto_server, proxied, rgw_server, s3_server  # noqa: F401
 from xetstore.backends import open_backend
 from xetstore.backends.base import Backend
 from xetstore.backends.folder import FolderBackend
@@ -25,6 +21,11 @@ from xetstore.backends.memory import MemoryBackend
 from xetstore.backends.retrying import RetryingBackend
 from xetstore.backends.s3 import S3Backend
 from xetstore.errors import AccessDenied, BackendError, ConfigError, ObjectNotFound, TransientBackendError
+
+from .backend_contract import BackendContract
+from .backend_wrappers import FaultyBackend
+from .fault_proxy import Fault, FaultProxy
+from .s3_servers import S3Server, aws_env, bucket, moto_server, proxied, rgw_server, s3_server  # noqa: F401
 
 # -- the contract, once per backend ----------------------------------------------
 

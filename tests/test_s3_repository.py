@@ -10,17 +10,13 @@ import hashlib
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from .backend_wrappers import CountingBackend, FaultyBackend
-from .samples import random_bytes
-from .fault_proxy import Fault, FaultProxy
-from .s3_servers import S3Server, aws_env, bucket, moto_server, proxied, rgw_server, s3_server  # noqa: F401
 from xetstore import Repository
 from xetstore.backends.memory import MemoryBackend
 from xetstore.backends.retrying import RetryingBackend
@@ -28,6 +24,11 @@ from xetstore.backends.s3 import S3Backend
 from xetstore.errors import TransientBackendError
 from xetstore.hashing import xet_hex
 from xetstore.shard import decode_shard
+
+from .backend_wrappers import CountingBackend, FaultyBackend
+from .fault_proxy import Fault, FaultProxy
+from .s3_servers import S3Server, aws_env, bucket, moto_server, proxied, rgw_server, s3_server  # noqa: F401
+from .samples import random_bytes
 
 pytestmark = pytest.mark.s3
 
@@ -43,8 +44,8 @@ class Client:
 
 
 @pytest.fixture
-def clients(s3_server: S3Server, bucket: str, tmp_path: Path) -> Iterator[object]:  # noqa: F811
-    """`clients(name, endpoint=None, attempts=6)` opens a client with its own cache."""
+def clients(s3_server: S3Server, bucket: str, tmp_path: Path) -> Iterator[Callable[..., Client]]:  # noqa: F811
+    """`clients(name, endpoint=None, attempts=6, init=False)`: a client with its own cache."""
     opened: list[Repository] = []
 
     def make(name: str, endpoint: str | None = None, attempts: int = 6, init: bool = False) -> Client:
@@ -123,10 +124,11 @@ def test_two_clients_share_one_bucket(clients, s3_server: S3Server, bucket: str,
     assert len(b.wire.written("shards/")) == 1
     assert b.wire.bytes_read("xorbs/") == 0  # dedup needs the index, not the data
 
-    a2 = clients("a-again")  # A's cache, B's shard: a reopen merges it
-    a2_files = {f.file_hash for f in a2.repo.files()}
-    assert a2_files == set(hashes) | {added.file_hash}
-    assert hashlib.sha256(read_back(a2.repo, added.file_hash, tmp_path)).digest() == hashlib.sha256(v4).digest()
+    a.repo.close()
+    a = clients("a")  # A again, with its own cache: the reopen merges B's shard only
+    assert len([k for k, _ in a.wire.gets if k.startswith("shards/")]) == 1
+    assert {f.file_hash for f in a.repo.files()} == set(hashes) | {added.file_hash}
+    assert hashlib.sha256(read_back(a.repo, added.file_hash, tmp_path)).digest() == hashlib.sha256(v4).digest()
     assert dangling_references(s3_server, bucket) == []
 
 
