@@ -75,6 +75,11 @@ class FaultProxy:
         async def close() -> None:
             assert self._server is not None
             self._server.close()
+            current = asyncio.current_task()
+            tasks = [t for t in asyncio.all_tasks() if t is not current]
+            for task in tasks:  # connections a client kept alive
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
             await self._server.wait_closed()
 
         asyncio.run_coroutine_threadsafe(close(), self._loop).result(10)
@@ -113,7 +118,10 @@ class FaultProxy:
             asyncio.ensure_future(self._requests(client_r, server_w, client_w, current)),
             asyncio.ensure_future(self._responses(server_r, client_w, current)),
         ]
-        await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+        try:
+            await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+        except asyncio.CancelledError:
+            pass  # the proxy is stopping: end this connection quietly
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)

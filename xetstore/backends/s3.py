@@ -79,7 +79,9 @@ class S3Backend(Backend):
             # Self-hosted servers (RGW, MinIO, ...) rarely resolve bucket subdomains.
             addressing = options.get("addressing") or ("path" if _custom_endpoint(endpoint) else None)
             # Over plain HTTP botocore signs the body's SHA-256, which the server checks:
-            # a CRC32 as well would cost one more pass over every xorb and add nothing.
+            # a CRC32 as well would cost one more pass over every xorb and add nothing
+            # (and older servers, e.g. Ceph RGW 16, ignore x-amz-checksum-* headers, so
+            # an unsigned body with a CRC32 would go unchecked there).
             checksums = "when_required" if endpoint.startswith("http:") else "when_supported"
             if (addressing, checksums) != (options.get("addressing"), "when_supported"):
                 client = _client(session, options, addressing, checksums)
