@@ -10,6 +10,7 @@ only then commits it to the index (docs/format.md, "Write ordering").
 from __future__ import annotations
 
 import os
+from collections import deque
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
@@ -28,6 +29,8 @@ from .packing import FrameBuffers, SealedXorb, XorbBuilder
 __all__ = ["CleanSession", "Cleaned", "Progress", "hash_stream"]
 
 _WORKERS = min(4, os.cpu_count() or 2)
+# Xorbs uploading at once to a remote backend (one request each); a local one gets one.
+REMOTE_UPLOADS = 3
 
 Progress = Callable[[int], None]  # called with the bytes consumed since the last call
 
@@ -67,7 +70,8 @@ class CleanSession:
         self._builder = self._new_builder()
         self._sealed: list[ShardXorb] = []  # xorbs this session wrote (their tables only)
         self._publisher: ThreadPoolExecutor | None = None
-        self._publishing: Future[None] | None = None
+        self._publishing: deque[Future[None]] = deque()
+        self._in_flight = REMOTE_UPLOADS if backend.remote else 1
         self._session_chunks: dict[bytes, tuple[_XorbRef, int]] = {}
         self._manifests: dict[bytes, Manifest] = {}
         self._pending: list[tuple[bytes, bytes, list[_OpenTerm], list[tuple[bytes, int]]]] = []
@@ -153,11 +157,11 @@ class CleanSession:
         self._builder = self._new_builder()
         self._sealed.append(ShardXorb(sealed.footer, sealed.size))
         self.uploaded_bytes += sealed.size
-        # One xorb in flight while the next one fills: memory stays bounded.
-        self._wait_published()
+        # A few xorbs (64 MiB each) in flight while the next one fills: memory stays bounded.
+        self._wait_published(keep=self._in_flight - 1)
         if self._publisher is None:
-            self._publisher = ThreadPoolExecutor(max_workers=1, thread_name_prefix="xetstore-publish")
-        self._publishing = self._publisher.submit(self._publish, sealed)
+            self._publisher = ThreadPoolExecutor(self._in_flight, thread_name_prefix="xetstore-publish")
+        self._publishing.append(self._publisher.submit(self._publish, sealed))
 
     def _publish(self, sealed: SealedXorb) -> None:
         fault_point("clean.before_xorb")
@@ -165,10 +169,9 @@ class CleanSession:
         self._buffers.give(sealed.buffers)
         fault_point("clean.after_xorb")
 
-    def _wait_published(self) -> None:
-        if self._publishing is not None:
-            publishing, self._publishing = self._publishing, None
-            publishing.result()
+    def _wait_published(self, keep: int = 0) -> None:
+        while len(self._publishing) > keep:
+            self._publishing.popleft().result()
 
     def finish(self, created: int) -> Shard | None:
         """Seal and publish the last xorb, wait until every xorb is durable, and

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
-from .backends import Backend, open_backend
+from .backends import Backend, open_backend, with_local_cache
 from .chunking import make_chunker
 from .check import CheckReport, check_repository
 from .clean import CleanSession, Cleaned
@@ -137,6 +137,7 @@ class Repository:
             root, owns = Path(tempfile.mkdtemp(prefix="xetstore-cache-")), True
         else:
             root = default_cache_root() / config.id
+        backend = with_local_cache(backend, root / "xorb-ranges")
         repo = cls(backend, config, open_index(root / "index"), root, owns)
         try:
             repo.sync()

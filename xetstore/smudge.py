@@ -7,10 +7,15 @@ against the manifest's verification hash, before a byte is returned.
 from __future__ import annotations
 
 import bisect
+import fcntl
 import io
-from collections import OrderedDict
+import os
+import stat
+import threading
+from collections import OrderedDict, deque
 from collections.abc import Callable, Iterator
-from typing import BinaryIO
+from concurrent.futures import Future, ThreadPoolExecutor
+from typing import BinaryIO, TypeVar
 
 from .backends import Backend
 from .errors import FormatError, HashMismatch, MissingData, ObjectNotFound
@@ -22,7 +27,13 @@ from .xorb import HEADER_SIZE, XorbFooter, read_chunks
 __all__ = ["Reconstructor", "FileReader"]
 
 _WINDOW = 8 * 1024 * 1024  # plain bytes fetched per request while streaming a file
+# Windows fetched and verified at once, ahead of the one being written out.
+READ_THREADS = 4
 _FOOTER_CACHE = 64
+
+_T = TypeVar("_T")
+_R = TypeVar("_R")
+_Window = tuple[bytes, int, int]  # xorb hash, first chunk, end chunk
 
 
 class Reconstructor:
@@ -32,18 +43,21 @@ class Reconstructor:
         self._backend = backend
         self._index = index
         self._footers: OrderedDict[bytes, XorbFooter] = OrderedDict()
+        self._footers_lock = threading.Lock()  # reader threads share the footer cache
 
     def footer(self, xorb_hash: bytes, file: str = "") -> XorbFooter:
-        cached = self._footers.get(xorb_hash)
-        if cached is not None:
-            self._footers.move_to_end(xorb_hash)
-            return cached
+        with self._footers_lock:
+            cached = self._footers.get(xorb_hash)
+            if cached is not None:
+                self._footers.move_to_end(xorb_hash)
+                return cached
         entry = self._index.xorb(xorb_hash)
         if entry is None:
             raise MissingData(f"xorb {xet_hex(xorb_hash)}", file)
-        self._footers[xorb_hash] = entry[0]
-        if len(self._footers) > _FOOTER_CACHE:
-            self._footers.popitem(last=False)
+        with self._footers_lock:
+            self._footers[xorb_hash] = entry[0]
+            if len(self._footers) > _FOOTER_CACHE:
+                self._footers.popitem(last=False)
         return entry[0]
 
     def check_term(self, term: Term, file: str) -> XorbFooter:
@@ -75,19 +89,85 @@ class Reconstructor:
             raise FormatError(what, f"xorb is truncated: got {len(raw)} of {stop - start} bytes at {start}")
         return read_chunks(raw, footer, first, end, what)
 
-    def iter_file(self, manifest: Manifest) -> Iterator[bytes]:
-        """The file's bytes in order, fetched a window at a time."""
-        file = xet_hex(manifest.file_hash)
+    def _file_windows(self, manifest: Manifest, file: str) -> Iterator[tuple[_Window, int]]:
+        """Each window of chunks the file is read in, with its plain size."""
         for term in manifest.terms:
             footer = self.check_term(term, file)
             for first, end in _windows(footer, term.first, term.end):
-                yield from self.chunks(term.xorb_hash, first, end, file)
+                start = footer.unpacked_ends[first - 1] if first else 0
+                yield (term.xorb_hash, first, end), footer.unpacked_ends[end - 1] - start
+
+    def iter_file(self, manifest: Manifest) -> Iterator[bytes]:
+        """The file's bytes in order, fetched a window at a time, several windows at once."""
+        file = xet_hex(manifest.file_hash)
+        windows = (w for w, _size in self._file_windows(manifest, file))
+        for chunks in _prefetched(windows, lambda w: self.chunks(*w, file)):
+            yield from chunks
 
     def write_file(self, manifest: Manifest, out: BinaryIO, progress: Callable[[int], None] | None = None) -> None:
-        for data in self.iter_file(manifest):
-            out.write(data)
+        fd = _regular_file(out)
+        if fd is None:  # a pipe or an in-memory stream: in order
+            for data in self.iter_file(manifest):
+                out.write(data)
+                if progress:
+                    progress(len(data))
+            return
+        # A regular file: each reader thread writes its window at its offset.
+        out.flush()
+        file, base = xet_hex(manifest.file_hash), out.tell()
+
+        def place(item: tuple[_Window, int]) -> int:
+            window, offset = item
+            for chunk in self.chunks(*window, file):
+                _pwrite_all(fd, chunk, offset)
+                offset += len(chunk)
+            return offset - item[1]
+
+        for written in _prefetched(_at_offsets(self._file_windows(manifest, file), base), place):
             if progress:
-                progress(len(data))
+                progress(written)
+        out.seek(base + manifest.size)
+
+
+def _at_offsets(windows: Iterator[tuple[_Window, int]], base: int) -> Iterator[tuple[_Window, int]]:
+    offset = base
+    for window, size in windows:
+        yield window, offset
+        offset += size
+
+
+def _regular_file(out: BinaryIO) -> int | None:
+    """The descriptor of `out` if it is a seekable regular file, else None."""
+    if not hasattr(os, "pwrite"):
+        return None
+    try:
+        fd = out.fileno()
+        appending = fcntl.fcntl(fd, fcntl.F_GETFL) & os.O_APPEND  # pwrite would append
+        return fd if out.seekable() and not appending and stat.S_ISREG(os.fstat(fd).st_mode) else None
+    except (OSError, AttributeError, io.UnsupportedOperation):
+        return None
+
+
+def _pwrite_all(fd: int, data: bytes, offset: int) -> None:
+    view = memoryview(data)
+    while view:
+        n = os.pwrite(fd, view, offset)
+        view, offset = view[n:], offset + n
+
+
+def _prefetched(items: Iterator[_T], fetch: Callable[[_T], _R]) -> Iterator[_R]:
+    """fetch(item) for every item, in order, with up to READ_THREADS running ahead."""
+    pending: deque[Future[_R]] = deque()
+    pool = ThreadPoolExecutor(READ_THREADS, thread_name_prefix="xetstore-read")
+    try:
+        for item in items:
+            pending.append(pool.submit(fetch, item))
+            if len(pending) > READ_THREADS:
+                yield pending.popleft().result()
+        while pending:
+            yield pending.popleft().result()
+    finally:  # also when the reader stops early: no fetch outlives the file
+        pool.shutdown(wait=True, cancel_futures=True)
 
 
 def _windows(footer: XorbFooter, first: int, end: int) -> Iterator[tuple[int, int]]:

@@ -57,6 +57,8 @@ class Backend(ABC):
     """Key -> bytes. Objects are written once, atomically, and never modified."""
 
     url: str
+    # Reads cross a network: worth a local cache of fetched xorb ranges.
+    remote: bool = False
 
     @abstractmethod
     def get(self, key: str, start: int = 0, end: int | None = None) -> bytes:

@@ -1,0 +1,50 @@
+"""Reads fetch several windows at once and write them in place; uploads overlap cleaning."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+from xetstore import Repository
+
+from .samples import random_bytes
+
+MiB = 1024 * 1024
+
+
+def test_parallel_reads_into_files_pipes_and_appends(repo: Repository, tmp_path: Path) -> None:
+    data = random_bytes(40 * MiB + 321, seed=21)  # several 8 MiB windows
+    file_hash = repo.add_bytes(data).file_hash
+
+    seen: list[int] = []
+    repo.read_file(file_hash, tmp_path / "out.bin", progress=seen.append)
+    assert (tmp_path / "out.bin").read_bytes() == data
+    assert sum(seen) == len(data)
+
+    buffer = io.BytesIO(b"head:")
+    buffer.seek(0, io.SEEK_END)
+    repo.write_to(file_hash, buffer)  # not a file: written in order
+    assert buffer.getvalue() == b"head:" + data
+
+    with open(tmp_path / "log.bin", "wb") as f:
+        f.write(b"before ")
+    with open(tmp_path / "log.bin", "ab") as f:  # positional writes would ignore O_APPEND
+        repo.write_to(file_hash, f)
+        f.write(b" after")
+    assert (tmp_path / "log.bin").read_bytes() == b"before " + data + b" after"
+
+    with open(tmp_path / "offset.bin", "wb") as f:
+        f.write(b"prefix")
+        repo.write_to(file_hash, f)
+        assert f.tell() == 6 + len(data)
+        f.write(b"suffix")
+    assert (tmp_path / "offset.bin").read_bytes() == b"prefix" + data + b"suffix"
+
+
+def test_iterating_a_file_can_stop_early(repo: Repository) -> None:
+    data = random_bytes(30 * MiB, seed=22)
+    file_hash = repo.add_bytes(data).file_hash
+    pieces = repo.iter_file(file_hash)
+    first = next(pieces)
+    assert data.startswith(first)
+    pieces.close()  # the prefetching threads stop with it
