@@ -8,7 +8,11 @@ reads (streaming invariance). Everything here is pure: bytes in, offsets out.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator
+import io
+import os
+import stat
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
 from typing import BinaryIO, Protocol
 
 from fastcdc.fastcdc_cy import fastcdc_cy
@@ -16,11 +20,7 @@ from fastcdc.fastcdc_cy import fastcdc_cy
 from .errors import ConfigError
 from .params import AVG_CHUNK, CHUNKERS, MAX_CHUNK, MIN_CHUNK, READ_BLOCK
 
-__all__ = ["Chunker", "FastCdcChunker", "make_chunker", "iter_chunks", "chunk_ends", "OnRead"]
-
-# Called with each newly read region of the stream; may return a function that the
-# reader calls before it reuses that region (so the work may run on another thread).
-OnRead = Callable[[memoryview], Callable[[], object] | None]
+__all__ = ["Chunker", "FastCdcChunker", "Block", "make_chunker", "iter_blocks", "iter_chunks", "chunk_ends"]
 
 
 class Chunker(Protocol):
@@ -75,34 +75,66 @@ def make_chunker(name: str) -> Chunker:
     raise ConfigError(f"unknown chunker {name!r}; choose one of {', '.join(CHUNKERS)}")
 
 
-def iter_chunks(
-    stream: BinaryIO, chunker: Chunker, block_size: int = READ_BLOCK, on_read: OnRead | None = None
-) -> Iterator[memoryview]:
-    """Yield the chunks of a binary stream in order, reading `block_size` at a time.
+@dataclass(frozen=True, slots=True)
+class Block:
+    """One read's worth of a stream, cut into chunks.
 
-    Memory stays at about one block whatever the stream's size. Each chunk is a
-    view into a reused buffer: it is valid until the next chunk is requested,
-    so a consumer that keeps chunk bytes must copy them. `on_read` sees every
-    byte of the stream once, in order, as it is read (e.g. to hash the whole
-    stream on another thread while this one chunks).
+    `data` holds whole chunks only, ending at `ends` (offsets into `data`).
+    Consecutive blocks' data are contiguous and disjoint: together, in order,
+    they are the whole stream.
     """
-    buf = bytearray(block_size + MAX_CHUNK)
-    view = memoryview(buf)
-    held = 0  # bytes at the front of buf not cut yet (always < MAX_CHUNK)
+
+    data: memoryview
+    ends: list[int]
+
+
+def iter_blocks(stream: BinaryIO, chunker: Chunker, block_size: int = READ_BLOCK) -> Iterator[Block]:
+    """Yield a stream as blocks of whole chunks, reading `block_size` at a time.
+
+    Two buffers alternate, so a block stays valid until the block after the
+    next one is requested: a consumer may work on block N while block N+1 is
+    cut. Memory stays at two blocks whatever the stream's size.
+    """
+    size = min(block_size, _remaining(stream)) + MAX_CHUNK
+    buffers: list[memoryview] = []  # allocated as needed: a small file needs one small one
+    carry = memoryview(b"")  # bytes after the last cut (always < MAX_CHUNK)
+    which = 0
     while True:
-        filled = held + _fill(stream, view[held:])
+        if len(buffers) <= which:
+            buffers.append(memoryview(bytearray(size)))
+        buf = buffers[which]
+        held = len(carry)
+        buf[:held] = carry
+        filled = held + _fill(stream, buf[held:])
         eof = filled < len(buf)
-        wait = on_read(view[held:filled]) if on_read and filled > held else None
-        start = 0
-        for end in chunker.cut_points(view[:filled], final=eof):
-            yield view[start:end]
-            start = end
-        if wait is not None:
-            wait()
+        ends = list(chunker.cut_points(buf[:filled], final=eof))
+        last = ends[-1] if ends else 0
+        if ends:
+            yield Block(buf[:last], ends)
         if eof:
             return
-        held = filled - start
-        view[:held] = view[start:filled]
+        carry = buf[last:filled]  # undecided bytes start the next block
+        which ^= 1
+
+
+def iter_chunks(stream: BinaryIO, chunker: Chunker, block_size: int = READ_BLOCK) -> Iterator[memoryview]:
+    """Yield the chunks of a binary stream in order (each valid for two blocks)."""
+    for block in iter_blocks(stream, chunker, block_size):
+        start = 0
+        for end in block.ends:
+            yield block.data[start:end]
+            start = end
+
+
+def _remaining(stream: BinaryIO) -> int:
+    """Bytes left in a regular file (a bound for buffer sizes), or a large number."""
+    try:
+        st = os.fstat(stream.fileno())
+        if stat.S_ISREG(st.st_mode):
+            return max(0, st.st_size - stream.tell()) + 1
+    except (AttributeError, OSError, ValueError, io.UnsupportedOperation):
+        pass
+    return 1 << 62
 
 
 def _fill(stream: BinaryIO, target: memoryview) -> int:

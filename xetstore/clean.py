@@ -11,22 +11,22 @@ from __future__ import annotations
 
 import os
 from collections import deque
-from collections.abc import Callable
-from concurrent.futures import Future, ThreadPoolExecutor
+from collections.abc import Callable, Iterator
+from concurrent.futures import Executor, Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import BinaryIO
 
 from .backends import Backend
-from .chunking import Chunker, iter_chunks, make_chunker
+from .chunking import Block, Chunker, iter_blocks, make_chunker
 from .errors import HashMismatch
 from .faults import fault_point
-from .hashing import Sha256, chunk_hash, file_hash, range_hash, xet_hex
+from .hashing import Sha256, chunk_hashes, file_hash, range_hash, xet_hex
 from .index import Index
 from .params import MAX_CHUNK, READ_BLOCK, RepositoryParams
 from .shard import Manifest, Shard, ShardXorb, Term
 from .packing import FrameBuffers, SealedXorb, XorbBuilder
 
-__all__ = ["CleanSession", "Cleaned", "Progress", "hash_stream"]
+__all__ = ["CleanSession", "Cleaned", "Progress", "hash_stream", "hashed_blocks"]
 
 _WORKERS = min(4, os.cpu_count() or 2)
 # Xorbs uploading at once to a remote backend (one request each); a local one gets one.
@@ -66,6 +66,7 @@ class CleanSession:
         self._params = params
         self._chunker = chunker
         self._pool: ThreadPoolExecutor | None = None
+        self._sha_pool: ThreadPoolExecutor | None = None
         self._buffers = FrameBuffers(params.frame_bytes + MAX_CHUNK)
         self._builder = self._new_builder()
         self._sealed: list[ShardXorb] = []  # xorbs this session wrote (their tables only)
@@ -88,11 +89,18 @@ class CleanSession:
             self._pool = ThreadPoolExecutor(max_workers=_WORKERS, thread_name_prefix="xetstore-clean")
         return self._pool
 
+    @property
+    def _sha_worker(self) -> ThreadPoolExecutor:
+        # One thread: the whole-stream sha256 must see the blocks in order.
+        if self._sha_pool is None:
+            self._sha_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="xetstore-sha256")
+        return self._sha_pool
+
     def close(self) -> None:
-        for pool in (self._publisher, self._pool):
+        for pool in (self._publisher, self._pool, self._sha_pool):
             if pool is not None:
                 pool.shutdown(wait=True, cancel_futures=True)
-        self._pool = self._publisher = None
+        self._pool = self._publisher = self._sha_pool = None
 
     def __enter__(self) -> CleanSession:
         return self
@@ -116,18 +124,18 @@ class CleanSession:
         chunks: list[tuple[bytes, int]] = []
         terms: list[_OpenTerm] = []
         new_bytes = 0
-
-        def hash_block(block: memoryview) -> Callable[[], object]:
-            return self._workers.submit(sha.update, block).result
-
-        for chunk in iter_chunks(stream, self._chunker, block_size, on_read=hash_block):
-            h = chunk_hash(chunk)
-            ref, index, is_new = self._place(h, chunk)
-            new_bytes += len(chunk) if is_new else 0
-            _extend_terms(terms, ref, index, len(chunk), len(chunks))
-            chunks.append((h, len(chunk)))
+        blocks = iter_blocks(stream, self._chunker, block_size)
+        for block, hashes in hashed_blocks(blocks, sha, self._workers, self._sha_worker):
+            start = 0
+            for h, end in zip(hashes, block.ends):
+                chunk = block.data[start:end]
+                ref, index, is_new = self._place(h, chunk)
+                new_bytes += end - start if is_new else 0
+                _extend_terms(terms, ref, index, end - start, len(chunks))
+                chunks.append((h, end - start))
+                start = end
             if progress:
-                progress(len(chunk))
+                progress(len(block.data))
         digest = sha.digest()
         if expected_sha256 is not None and digest != expected_sha256:
             raise HashMismatch("input", expected_sha256.hex(), digest.hex(), "the file changed or is not the object named")
@@ -210,13 +218,42 @@ def _resolve(t: _OpenTerm, sealed: list[bytes], chunks: list[tuple[bytes, int]])
     return Term(xorb, t.first, t.end, t.size, range_hash(hashes))
 
 
+def hashed_blocks(
+    blocks: Iterator[Block], sha: Sha256, pool: Executor, sha_pool: Executor
+) -> Iterator[tuple[Block, list[bytes]]]:
+    """Each block with its chunk hashes, one block behind the reader.
+
+    While the caller works on block N, block N+1 is being read and cut (here)
+    and its chunk hashes and sha256 computed on the pools (blake3 and hashlib
+    release the GIL). A block is yielded only once `sha` has consumed it, so
+    the reader may reuse its buffer as soon as the caller asks for the next.
+    """
+    pending: tuple[Block, Future[list[bytes]], Future[None]] | None = None
+    for block in blocks:
+        job = (block, pool.submit(chunk_hashes, block.data, block.ends), sha_pool.submit(sha.update, block.data))
+        if pending is not None:
+            yield _finished(pending)
+        pending = job
+    if pending is not None:
+        yield _finished(pending)
+
+
+def _finished(job: tuple[Block, Future[list[bytes]], Future[None]]) -> tuple[Block, list[bytes]]:
+    block, hashed, summed = job
+    summed.result()
+    return block, hashed.result()
+
+
 def hash_stream(stream: BinaryIO, chunker: str | Chunker = "fastcdc", block_size: int = READ_BLOCK) -> tuple[str, str, int]:
     """(file hash, sha256, size) of a stream, as hex, without storing anything."""
     if isinstance(chunker, str):
         chunker = make_chunker(chunker)
     sha = Sha256()
-    chunks: list[tuple[bytes, int]] = []
-    for chunk in iter_chunks(stream, chunker, block_size):
-        sha.update(chunk)
-        chunks.append((chunk_hash(chunk), len(chunk)))
-    return xet_hex(file_hash(chunks)), sha.hexdigest(), sum(n for _, n in chunks)
+    entries: list[tuple[bytes, int]] = []
+    with ThreadPoolExecutor(1) as pool, ThreadPoolExecutor(1) as sha_pool:
+        for block, hashes in hashed_blocks(iter_blocks(stream, chunker, block_size), sha, pool, sha_pool):
+            start = 0
+            for h, end in zip(hashes, block.ends):
+                entries.append((h, end - start))
+                start = end
+    return xet_hex(file_hash(entries)), sha.hexdigest(), sum(n for _, n in entries)

@@ -28,6 +28,7 @@ __all__ = [
     "xet_hex",
     "from_xet_hex",
     "chunk_hash",
+    "chunk_hashes",
     "merkle_root",
     "xorb_hash",
     "file_hash",
@@ -87,6 +88,17 @@ def hash_mod(h: bytes, n: int) -> int:
 def chunk_hash(data: bytes | memoryview) -> ChunkHash:
     """The chunk hash: blake3 keyed with DATA_KEY over the chunk's plain bytes."""
     return ChunkHash(blake3.blake3(data, key=DATA_KEY).digest())
+
+
+def chunk_hashes(data: bytes | memoryview, ends: Sequence[int]) -> list[ChunkHash]:
+    """Chunk hashes of the consecutive chunks of `data` that end at `ends`."""
+    view = memoryview(data)
+    out: list[ChunkHash] = []
+    start = 0
+    for end in ends:
+        out.append(ChunkHash(blake3.blake3(view[start:end], key=DATA_KEY).digest()))
+        start = end
+    return out
 
 
 def shard_hash(data: bytes | memoryview) -> Hash:

@@ -19,6 +19,7 @@ __all__ = [
     "COMPRESSIONS",
     "DEFAULT_FRAME_BYTES",
     "READ_BLOCK",
+    "BG4_ZSTD_LEVEL",
     "RepositoryParams",
     "default_cache_root",
 ]
@@ -39,6 +40,11 @@ COMPRESSIONS = ("none", "zstd")
 # Consecutive new chunks are compressed together in frames of about this many
 # uncompressed bytes: a 64 KiB chunk alone is too small a compression window.
 DEFAULT_FRAME_BYTES = 1024 * 1024
+
+# zstd level for byte-grouped (float-like) frames, whatever the repository's level:
+# on bf16/f32 tensors level 1 stored 3.6 % less than level 3, 50 % faster
+# (the grouped mantissa bytes are near-random; longer match searches only cost).
+BG4_ZSTD_LEVEL = 1
 
 # Size of one read from an input file while cleaning it.
 READ_BLOCK = 8 * 1024 * 1024

@@ -9,6 +9,7 @@ from __future__ import annotations
 import bisect
 import fcntl
 import io
+import itertools
 import os
 import stat
 import threading
@@ -22,7 +23,7 @@ from .errors import FormatError, HashMismatch, MissingData, ObjectNotFound
 from .hashing import ZERO_HASH, range_hash, xet_hex
 from .index import Index
 from .shard import Manifest, Term
-from .xorb import HEADER_SIZE, XorbFooter, read_chunks
+from .xorb import HEADER_SIZE, XorbFooter, read_frames
 
 __all__ = ["Reconstructor", "FileReader"]
 
@@ -30,6 +31,7 @@ _WINDOW = 8 * 1024 * 1024  # plain bytes fetched per request while streaming a f
 # Windows fetched and verified at once, ahead of the one being written out.
 READ_THREADS = 4
 _FOOTER_CACHE = 64
+_FRAME_CACHE_BYTES = 16 * 1024 * 1024  # decoded frames kept for reads that share them
 
 _T = TypeVar("_T")
 _R = TypeVar("_R")
@@ -44,6 +46,7 @@ class Reconstructor:
         self._index = index
         self._footers: OrderedDict[bytes, XorbFooter] = OrderedDict()
         self._footers_lock = threading.Lock()  # reader threads share the footer cache
+        self._frames = _FrameCache(_FRAME_CACHE_BYTES)
 
     def footer(self, xorb_hash: bytes, file: str = "") -> XorbFooter:
         with self._footers_lock:
@@ -76,8 +79,29 @@ class Reconstructor:
         return footer
 
     def chunks(self, xorb_hash: bytes, first: int, end: int, file: str = "") -> list[bytes]:
-        """Chunks [first, end) of a xorb, each verified against its hash."""
+        """Chunks [first, end) of a xorb, each verified against its hash.
+
+        A frame only partly wanted (small files share frames) is kept, decoded,
+        in a small cache: reading its neighbours does not decompress it again.
+        """
         footer = self.footer(xorb_hash, file)
+        start = footer.frame_start(first)
+        cached = self._frames.get((xorb_hash, start))
+        if cached is not None:
+            stop = min(end, start + len(cached))
+            head = cached[first - start : stop - start]
+            return head + (self.chunks(xorb_hash, stop, end, file) if stop < end else [])
+        out: list[bytes] = []
+        for at, frame in self._fetch(xorb_hash, footer, first, end, file):
+            lo, hi = max(first, at), min(end, at + len(frame))
+            if hi - lo < len(frame):
+                self._frames.put((xorb_hash, at), frame)
+            out += frame[lo - at : hi - at]
+        return out
+
+    def _fetch(
+        self, xorb_hash: bytes, footer: XorbFooter, first: int, end: int, file: str
+    ) -> list[tuple[int, list[bytes]]]:
         start, stop = footer.byte_range(first, end)
         key = f"xorbs/{xet_hex(xorb_hash)}"
         try:
@@ -87,7 +111,7 @@ class Reconstructor:
         what = f"xorb {xet_hex(xorb_hash)}" + (f" (file {file})" if file else "")
         if len(raw) != stop - start:
             raise FormatError(what, f"xorb is truncated: got {len(raw)} of {stop - start} bytes at {start}")
-        return read_chunks(raw, footer, first, end, what)
+        return read_frames(raw, footer, first, end, what)
 
     def _file_windows(self, manifest: Manifest, file: str) -> Iterator[tuple[_Window, int]]:
         """Each window of chunks the file is read in, with its plain size."""
@@ -129,6 +153,34 @@ class Reconstructor:
         out.seek(base + manifest.size)
 
 
+class _FrameCache:
+    """Decoded frames by (xorb hash, first chunk), least recently used out; thread-safe."""
+
+    def __init__(self, capacity: int) -> None:
+        self._capacity = capacity
+        self._size = 0
+        self._items: OrderedDict[tuple[bytes, int], list[bytes]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, key: tuple[bytes, int]) -> list[bytes] | None:
+        with self._lock:
+            item = self._items.get(key)
+            if item is not None:
+                self._items.move_to_end(key)
+            return item
+
+    def put(self, key: tuple[bytes, int], chunks: list[bytes]) -> None:
+        size = sum(len(c) for c in chunks)
+        with self._lock:
+            if key in self._items or size > self._capacity:
+                return
+            self._items[key] = chunks
+            self._size += size
+            while self._size > self._capacity:
+                _, old = self._items.popitem(last=False)
+                self._size -= sum(len(c) for c in old)
+
+
 def _at_offsets(windows: Iterator[tuple[_Window, int]], base: int) -> Iterator[tuple[_Window, int]]:
     offset = base
     for window, size in windows:
@@ -157,6 +209,14 @@ def _pwrite_all(fd: int, data: bytes, offset: int) -> None:
 
 def _prefetched(items: Iterator[_T], fetch: Callable[[_T], _R]) -> Iterator[_R]:
     """fetch(item) for every item, in order, with up to READ_THREADS running ahead."""
+    first = next(items, None)
+    second = next(items, None)
+    if first is None:
+        return
+    if second is None:  # one window (a small file): threads would only cost
+        yield fetch(first)
+        return
+    items = itertools.chain((first, second), items)
     pending: deque[Future[_R]] = deque()
     pool = ThreadPoolExecutor(READ_THREADS, thread_name_prefix="xetstore-read")
     try:

@@ -24,6 +24,7 @@ __all__ = [
     "footer_length",
     "decode_xorb",
     "read_chunks",
+    "read_frames",
     "verify_xorb",
 ]
 
@@ -187,24 +188,39 @@ def read_chunks(
 
     Every chunk's hash is checked against the footer before its bytes are returned.
     """
+    out: list[bytes] = []
+    for start, chunks in read_frames(raw, footer, first, end, what):
+        lo, hi = max(first, start), min(end, start + len(chunks))
+        out += chunks[lo - start : hi - start]
+    return out
+
+
+def read_frames(
+    raw: bytes | memoryview, footer: XorbFooter, first: int, end: int, what: str
+) -> list[tuple[int, list[bytes]]]:
+    """Every frame that holds chunks [first, end): (its first chunk index, all its chunks).
+
+    `raw` is footer.byte_range(first, end); a frame's payload is in its first
+    record, so the frames at both ends decode whole. Every chunk is verified.
+    """
     raw = memoryview(raw)
     if not 0 <= first < end <= footer.num_chunks:
         raise FormatError(what, f"chunk range [{first}, {end}) outside 0..{footer.num_chunks}")
     base, stop = footer.byte_range(first, end)
     if len(raw) != stop - base:
         raise FormatError(what, f"got {len(raw)} bytes for a {stop - base}-byte range")
-    out: list[bytes] = []
+    frames: list[tuple[int, list[bytes]]] = []
     i = footer.frame_start(first)
     while i < end:
         plain, count = _read_frame(raw, base, footer, i, what)
-        pos = 0
+        chunks, pos = [], 0
         for j in range(i, i + count):
             size = footer.chunk_size(j)
-            if j >= first and j < end:
-                out.append(_verified(plain[pos : pos + size], footer, j, what))
+            chunks.append(_verified(plain[pos : pos + size], footer, j, what))
             pos += size
+        frames.append((i, chunks))
         i += count
-    return out
+    return frames
 
 
 def _read_frame(
