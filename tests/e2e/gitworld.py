@@ -91,6 +91,15 @@ def lfs_tree(root: Path, big_size: int = 24 * 1024 * 1024, small_files: int = 12
     write_file(root / "xetstore" / "__init__.py", b"raise SystemExit('imported the repository, not xetstore')\n")
 
 
+def edit_big_file(path: Path) -> None:
+    """A few bytes changed in the middle, and an append: what a fine-tune or a log does."""
+    data = bytearray(path.read_bytes())
+    middle = len(data) // 2
+    data[middle : middle + 16] = b"sixteen new byte"
+    data += random_bytes(100_000, seed=99)
+    path.write_bytes(bytes(data))
+
+
 def tree(root: Path) -> dict[str, bytes]:
     """Every file under `root` except .git, by relative path."""
     return {
@@ -141,6 +150,6 @@ def agent_log(clone: Path) -> list[str]:
 
 
 __all__ = [
-    "have_git_lfs", "Machine", "lfs_tree", "tree", "assert_checkout_complete", "leftovers", "lfs_oids",
+    "have_git_lfs", "Machine", "lfs_tree", "edit_big_file", "tree", "assert_checkout_complete", "leftovers", "lfs_oids",
     "repository_stats", "agent_log", "POINTER_PREFIX",
 ]  # fmt: skip

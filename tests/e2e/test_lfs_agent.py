@@ -19,6 +19,7 @@ from tests.e2e.gitworld import (
     Machine,
     agent_log,
     assert_checkout_complete,
+    edit_big_file,
     have_git_lfs,
     leftovers,
     lfs_oids,
@@ -53,15 +54,6 @@ class Project:
 
     def stats(self) -> RepositoryStats:
         return repository_stats(self.repo_path, self.root / "stats-cache")
-
-
-def edit_big_file(path: Path) -> None:
-    """A few bytes changed in the middle, and an append: what a fine-tune or a log does."""
-    data = bytearray(path.read_bytes())
-    middle = len(data) // 2
-    data[middle : middle + 16] = b"sixteen new byte"
-    data += random_bytes(100_000, seed=99)
-    path.write_bytes(bytes(data))
 
 
 @pytest.fixture(scope="module")
