@@ -21,7 +21,7 @@ from .chunking import Block, Chunker, iter_blocks, make_chunker
 from .errors import HashMismatch
 from .faults import fault_point
 from .hashing import Sha256, chunk_hashes, file_hash, range_hash, xet_hex
-from .index import Index
+from .index import ChunkLocation, Index
 from .params import MAX_CHUNK, READ_BLOCK, RepositoryParams
 from .shard import Manifest, Shard, ShardXorb, Term
 from .packing import FrameBuffers, SealedXorb, XorbBuilder
@@ -125,11 +125,13 @@ class CleanSession:
         terms: list[_OpenTerm] = []
         new_bytes = 0
         blocks = iter_blocks(stream, self._chunker, block_size)
-        for block, hashes in hashed_blocks(blocks, sha, self._workers, self._sha_worker):
+        for block, hashes in hashed_blocks(blocks, sha, self._sha_worker):
+            # One index transaction per block: a transaction per chunk costs more than the lookup.
+            stored = self._index.chunk_locations(hashes)
             start = 0
-            for h, end in zip(hashes, block.ends):
+            for h, end, located in zip(hashes, block.ends, stored):
                 chunk = block.data[start:end]
-                ref, index, is_new = self._place(h, chunk)
+                ref, index, is_new = self._place(h, chunk, located)
                 new_bytes += end - start if is_new else 0
                 _extend_terms(terms, ref, index, end - start, len(chunks))
                 chunks.append((h, end - start))
@@ -143,12 +145,12 @@ class CleanSession:
         self._pending.append((fh, digest, terms, chunks))
         return Cleaned(fh, digest, sum(n for _, n in chunks), new_bytes)
 
-    def _place(self, h: bytes, chunk: memoryview) -> tuple[_XorbRef, int, bool]:
-        """Where chunk h lives: an existing location, or a new slot in the open xorb."""
+    def _place(self, h: bytes, chunk: memoryview, located: ChunkLocation | None) -> tuple[_XorbRef, int, bool]:
+        """Where chunk h lives: this session's copy, the index's `located`, or a new
+        slot in the open xorb."""
         known = self._session_chunks.get(h)
         if known is not None:
             return known[0], known[1], False
-        (located,) = self._index.chunk_locations([h])
         if located is not None:
             return located[0], located[1], False
         if not self._builder.fits(len(chunk)):
@@ -218,30 +220,24 @@ def _resolve(t: _OpenTerm, sealed: list[bytes], chunks: list[tuple[bytes, int]])
     return Term(xorb, t.first, t.end, t.size, range_hash(hashes))
 
 
-def hashed_blocks(
-    blocks: Iterator[Block], sha: Sha256, pool: Executor, sha_pool: Executor
-) -> Iterator[tuple[Block, list[bytes]]]:
-    """Each block with its chunk hashes, one block behind the reader.
+def hashed_blocks(blocks: Iterator[Block], sha: Sha256, sha_pool: Executor) -> Iterator[tuple[Block, list[bytes]]]:
+    """Each block with its chunk hashes, while `sha` consumes the stream on `sha_pool`.
 
-    While the caller works on block N, block N+1 is being read and cut (here)
-    and its chunk hashes and sha256 computed on the pools (blake3 and hashlib
-    release the GIL). A block is yielded only once `sha` has consumed it, so
-    the reader may reuse its buffer as soon as the caller asks for the next.
+    Chunk hashes are computed on this thread. blake3 releases the GIL for each
+    chunk, and a worker that re-takes the GIL a hundred times a block must wait
+    for the chunking thread every time (measured: a GIL convoy that made LMDB
+    lookups 20x slower); the sha256 takes the GIL once a block. Before the
+    reader reuses a buffer (two blocks on), its sha256 update has finished.
     """
-    pending: tuple[Block, Future[list[bytes]], Future[None]] | None = None
+    previous: Future[None] | None = None
     for block in blocks:
-        job = (block, pool.submit(chunk_hashes, block.data, block.ends), sha_pool.submit(sha.update, block.data))
-        if pending is not None:
-            yield _finished(pending)
-        pending = job
-    if pending is not None:
-        yield _finished(pending)
-
-
-def _finished(job: tuple[Block, Future[list[bytes]], Future[None]]) -> tuple[Block, list[bytes]]:
-    block, hashed, summed = job
-    summed.result()
-    return block, hashed.result()
+        summing = sha_pool.submit(sha.update, block.data)
+        yield block, chunk_hashes(block.data, block.ends)
+        if previous is not None:
+            previous.result()
+        previous = summing
+    if previous is not None:
+        previous.result()
 
 
 def hash_stream(stream: BinaryIO, chunker: str | Chunker = "fastcdc", block_size: int = READ_BLOCK) -> tuple[str, str, int]:
@@ -250,8 +246,8 @@ def hash_stream(stream: BinaryIO, chunker: str | Chunker = "fastcdc", block_size
         chunker = make_chunker(chunker)
     sha = Sha256()
     entries: list[tuple[bytes, int]] = []
-    with ThreadPoolExecutor(1) as pool, ThreadPoolExecutor(1) as sha_pool:
-        for block, hashes in hashed_blocks(iter_blocks(stream, chunker, block_size), sha, pool, sha_pool):
+    with ThreadPoolExecutor(1) as sha_pool:
+        for block, hashes in hashed_blocks(iter_blocks(stream, chunker, block_size), sha, sha_pool):
             start = 0
             for h, end in zip(hashes, block.ends):
                 entries.append((h, end - start))
