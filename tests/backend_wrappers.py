@@ -6,7 +6,7 @@ import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
-from xetstore.backends.base import Backend, ObjectInfo, Payload
+from xetstore.backends.base import Backend, ObjectInfo, Payload, payload_size
 from xetstore.backends.wrapper import BackendWrapper
 from xetstore.errors import BackendError, TransientBackendError
 
@@ -30,7 +30,7 @@ class CountingBackend(BackendWrapper):
 
     def put(self, key: str, data: Payload) -> bool:
         wrote = self.inner.put(key, data)
-        size = len(data) if isinstance(data, (bytes, bytearray, memoryview)) else sum(len(p) for p in data)
+        size = payload_size(data)
         with self._lock:
             self.puts.append((key, size, wrote))
         return wrote

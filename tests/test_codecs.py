@@ -142,7 +142,7 @@ def sample_shard() -> Shard:
     term = Term(sealed.hash, 0, 4, sum(len(c) for c in chunks))
     m = Manifest(file_hash(entries), b"\x11" * 32, (term,))
     empty = Manifest(bytes(32), b"\x22" * 32, ())
-    return Shard((m, empty), (ShardXorb(sealed.footer, len(sealed.data)),), created=1700000000)
+    return Shard((m, empty), (ShardXorb(sealed.footer, sealed.size),), created=1700000000)
 
 
 def test_shard_round_trip() -> None:

@@ -29,8 +29,8 @@ KILLED = -signal.SIGKILL
 # child: the 1st is its writer lease, the 2nd its xorb, the 3rd its shard.
 ADD_FAULTS = [
     "clean.before_xorb:kill",
+    "packing.mid_xorb:kill@1",
     "folder.mid_write:kill@2",
-    "folder.mid_write:kill@3",
     "clean.after_xorb:kill",
     "repository.after_xorbs:kill",
     "repository.after_shard:kill",
@@ -81,7 +81,7 @@ def test_sigkill_during_add(tmp_path: Path, fault: str) -> None:
     proc = run_cli("add", "-r", str(repo_dir), "--json", *map(str, new), fault=fault)
     assert proc.returncode == KILLED, proc.stderr
     assert proc.stdout == ""  # nothing was acknowledged
-    if fault.startswith("folder.mid_write"):
+    if fault.startswith(("folder.mid_write", "packing.mid_xorb")):
         assert temp_files(repo_dir), "the kill should leave a partial temp file"
 
     with Repository.open(str(repo_dir)) as r:

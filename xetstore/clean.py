@@ -9,16 +9,19 @@ only then commits it to the index (docs/format.md, "Write ordering").
 
 from __future__ import annotations
 
+import errno
 import os
+import tempfile
 from collections import deque
 from collections.abc import Callable, Iterator
 from concurrent.futures import Executor, Future, ThreadPoolExecutor
 from dataclasses import dataclass
+from pathlib import Path
 from typing import BinaryIO
 
 from .backends import Backend
 from .chunking import Block, Chunker, iter_blocks, make_chunker
-from .errors import HashMismatch
+from .errors import BackendError, DiskFull, HashMismatch
 from .faults import fault_point
 from .hashing import Sha256, chunk_hashes, file_hash, range_hash, xet_hex
 from .index import ChunkLocation, Index
@@ -60,8 +63,14 @@ class _OpenTerm:
 class CleanSession:
     """One add: any number of streams, shared xorbs, one shard at the end."""
 
-    def __init__(self, backend: Backend, index: Index, params: RepositoryParams, chunker: Chunker) -> None:
+    def __init__(
+        self, backend: Backend, index: Index, params: RepositoryParams, chunker: Chunker, spool_dir: str | None = None
+    ) -> None:
         self._backend = backend
+        # Xorbs are written to a spool file as they are built, never held whole in
+        # memory; in a folder backend the spool is published by a hard link.
+        self._spool_dir = backend.spool_dir() or spool_dir or tempfile.gettempdir()
+        self._spool: tuple[str, _Spool] | None = None
         self._index = index
         self._params = params
         self._chunker = chunker
@@ -79,7 +88,12 @@ class CleanSession:
         self.uploaded_bytes = 0  # serialized xorb bytes this session wrote
 
     def _new_builder(self) -> XorbBuilder:
-        return XorbBuilder.for_params(self._params, self._workers, self._buffers)
+        try:
+            fd, path = tempfile.mkstemp(prefix=".tmp-xorb-", dir=self._spool_dir)
+        except OSError as exc:
+            raise _spool_error(self._spool_dir, exc) from None
+        self._spool = (path, _Spool(path, open(fd, "wb", buffering=1 << 20)))
+        return XorbBuilder.for_params(self._params, self._workers, self._buffers, self._spool[1])  # type: ignore[arg-type]
 
     @property
     def _workers(self) -> ThreadPoolExecutor:
@@ -101,6 +115,14 @@ class CleanSession:
             if pool is not None:
                 pool.shutdown(wait=True, cancel_futures=True)
         self._pool = self._publisher = self._sha_pool = None
+        if self._spool is not None:  # the open xorb of a session that did not finish
+            path, spool = self._spool
+            self._spool = None
+            try:
+                spool.close()
+            except BackendError:
+                pass  # a full disk while giving up: the file goes anyway
+            os.unlink(path)
 
     def __enter__(self) -> CleanSession:
         return self
@@ -164,6 +186,9 @@ class CleanSession:
         if self._builder.num_chunks == 0:
             return
         sealed = self._builder.seal()
+        assert self._spool is not None
+        path, sink = self._spool
+        sink.close()
         self._builder = self._new_builder()
         self._sealed.append(ShardXorb(sealed.footer, sealed.size))
         self.uploaded_bytes += sealed.size
@@ -171,12 +196,14 @@ class CleanSession:
         self._wait_published(keep=self._in_flight - 1)
         if self._publisher is None:
             self._publisher = ThreadPoolExecutor(self._in_flight, thread_name_prefix="xetstore-publish")
-        self._publishing.append(self._publisher.submit(self._publish, sealed))
+        self._publishing.append(self._publisher.submit(self._publish, sealed, path))
 
-    def _publish(self, sealed: SealedXorb) -> None:
-        fault_point("clean.before_xorb")
-        self._backend.put(sealed.key, sealed.parts)
-        self._buffers.give(sealed.buffers)
+    def _publish(self, sealed: SealedXorb, spool: str) -> None:
+        try:
+            fault_point("clean.before_xorb")
+            self._backend.put(sealed.key, Path(spool))
+        finally:
+            os.unlink(spool)
         fault_point("clean.after_xorb")
 
     def _wait_published(self, keep: int = 0) -> None:
@@ -203,6 +230,32 @@ class CleanSession:
 
     def _is_new(self, m: Manifest) -> bool:
         return self._index.manifest(m.file_hash) is None
+
+
+class _Spool:
+    """The file a xorb is written to while it is built; its errors are ours."""
+
+    def __init__(self, path: str, file: BinaryIO) -> None:
+        self._path = path
+        self._file = file
+
+    def write(self, data: bytes | memoryview) -> int:
+        try:
+            return self._file.write(data)
+        except OSError as exc:
+            raise _spool_error(self._path, exc) from None
+
+    def close(self) -> None:
+        try:
+            self._file.close()
+        except OSError as exc:
+            raise _spool_error(self._path, exc) from None
+
+
+def _spool_error(path: str, exc: OSError) -> BackendError:
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG):
+        return DiskFull(f"xorb spool {path}", exc.strerror or "no space left on device")
+    return BackendError(f"xorb spool {path}", exc.strerror or str(exc))
 
 
 def _extend_terms(terms: list[_OpenTerm], ref: _XorbRef, index: int, size: int, chunk_no: int) -> None:

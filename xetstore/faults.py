@@ -18,7 +18,8 @@ __all__ = ["fault_point", "FAULT_POINTS"]
 
 # Every point the code calls, so tests can iterate over them.
 FAULT_POINTS = (
-    "clean.before_xorb",  # a xorb is sealed, not yet written
+    "packing.mid_xorb",  # a xorb is partly written to its spool file
+    "clean.before_xorb",  # a xorb is sealed and spooled, not yet published
     "folder.mid_write",  # half of an object is in a folder backend's temp file
     "clean.after_xorb",  # a xorb is durable, no shard refers to it yet
     "repository.after_xorbs",  # all of an add's xorbs are durable, its shard is not written

@@ -3,18 +3,22 @@
 The writing half of the xorb codec (xorb.py reads). Runs of consecutive new
 chunks are compressed together as frames (docs/format.md §6.3); with an
 executor, frames compress on worker threads while the caller goes on chunking.
-Pure: chunks in, a SealedXorb out; the caller decides where it is written.
+Pure: chunks in, bytes into a sink and a SealedXorb out; the caller decides
+where the sink lives and where the xorb is published.
 """
 
 from __future__ import annotations
 
+import io
 from collections import deque
 from collections.abc import Sequence
 from concurrent.futures import Executor, Future
 from dataclasses import dataclass
+from typing import BinaryIO
 
 from .compression import Scheme, compress_frame, decompress_frame, prefers_bg4
 from .errors import HashMismatch
+from .faults import fault_point
 from .hashing import xet_hex, xorb_hash
 from .params import MAX_CHUNK, MAX_XORB_BYTES, MAX_XORB_CHUNKS, RepositoryParams
 from .xorb import HEADER_SIZE, ChunkHeader, XorbFooter
@@ -24,32 +28,24 @@ __all__ = ["SealedXorb", "XorbBuilder", "FrameBuffers", "encode_frame"]
 
 @dataclass(frozen=True, slots=True)
 class SealedXorb:
-    """A finished xorb: its hash, its serialized bytes (as parts, in order) and its footer.
-
-    Parts avoid assembling one 64 MiB buffer only to write it out again.
-    """
+    """A finished xorb: its hash, footer and serialized size, and its bytes when the
+    builder kept them in memory (`data` is None if they went to the caller's sink)."""
 
     hash: bytes
-    parts: tuple[bytes | memoryview, ...]  # raw records may be views into `buffers`
     footer: XorbFooter
-    buffers: tuple[bytearray, ...] = ()  # frame buffers to recycle once the xorb is written
+    size: int
+    data: bytes | None = None
 
     @property
     def key(self) -> str:
         return f"xorbs/{xet_hex(self.hash)}"
 
-    @property
-    def size(self) -> int:
-        return sum(len(p) for p in self.parts)
-
-    @property
-    def data(self) -> bytes:
-        return b"".join(self.parts)
-
 
 class XorbBuilder:
     """Packs new chunks into one xorb, compressing runs of them as frames.
 
+    Frames are written to `sink` in order as soon as they are encoded, so a
+    xorb never sits whole in memory (with no sink, a BytesIO collects it).
     With an executor, frames are compressed (and their round trip checked) on
     worker threads while the caller goes on chunking; zstd releases the GIL.
     At most `_MAX_PENDING` frames are in flight, so memory stays bounded.
@@ -62,32 +58,35 @@ class XorbBuilder:
         compress: bool = True,
         executor: Executor | None = None,
         buffers: FrameBuffers | None = None,
+        sink: BinaryIO | None = None,
     ) -> None:
         self._level = level
         self._frame_bytes = frame_bytes
         self._compress = compress
         self._executor = executor
         self._buffers = buffers or FrameBuffers(frame_bytes + MAX_CHUNK)
-        self._used_buffers: list[bytearray] = []
-        self._frames: list[Future[_Frame] | _Frame] = []
+        self._sink: BinaryIO = sink if sink is not None else io.BytesIO()
+        self._keeps_data = sink is None
+        self._frames: deque[tuple[Future[_Frame] | _Frame, bytearray]] = deque()
+        self._serialized: list[int] = []
+        self._written = 0
         self._hashes: list[bytes] = []
         self._sizes: list[int] = []
-        self._frame = self._new_frame()
+        self._frame = self._buffers.take()
         self._frame_used = 0
         self._frame_first = 0  # index of the first chunk of the open frame
         self._total = 0
 
     @classmethod
     def for_params(
-        cls, params: RepositoryParams, executor: Executor | None = None, buffers: FrameBuffers | None = None
+        cls,
+        params: RepositoryParams,
+        executor: Executor | None = None,
+        buffers: FrameBuffers | None = None,
+        sink: BinaryIO | None = None,
     ) -> XorbBuilder:
         """A builder that packs the way a repository's config says."""
-        return cls(params.zstd_level, params.frame_bytes, params.compression == "zstd", executor, buffers)
-
-    def _new_frame(self) -> bytearray:
-        buf = self._buffers.take()
-        self._used_buffers.append(buf)
-        return buf
+        return cls(params.zstd_level, params.frame_bytes, params.compression == "zstd", executor, buffers, sink)
 
     @property
     def num_chunks(self) -> int:
@@ -119,41 +118,52 @@ class XorbBuilder:
         sizes = self._sizes[self._frame_first :]
         if not sizes:
             return
-        plain = memoryview(self._frame)[: self._frame_used]
-        args = (plain, sizes, self._level, self._compress)
+        args = (memoryview(self._frame)[: self._frame_used], sizes, self._level, self._compress)
         if self._executor is None:
-            self._frames.append(encode_frame(*args))
+            self._frames.append((encode_frame(*args), self._frame))
         else:
-            self._wait_for_room()
-            self._frames.append(self._executor.submit(encode_frame, *args))
-        self._frame = self._new_frame()
+            self._frames.append((self._executor.submit(encode_frame, *args), self._frame))
+        self._write_ready(wait=len(self._frames) > _MAX_PENDING)
+        self._frame = self._buffers.take()
         self._frame_used = 0
         self._frame_first = len(self._sizes)
 
-    def _wait_for_room(self) -> None:
-        pending = [f for f in self._frames if isinstance(f, Future) and not f.done()]
-        if len(pending) >= _MAX_PENDING:
-            pending[0].result()
+    def _write_ready(self, wait: bool) -> None:
+        """Write encoded frames to the sink in order; with `wait`, at least one."""
+        while self._frames:
+            job, buffer = self._frames[0]
+            if isinstance(job, Future):
+                if not (wait or job.done()):
+                    return
+                job = job.result()
+            self._frames.popleft()
+            wait = False
+            records, record_sizes = job
+            for part in records:
+                self._sink.write(part)
+            for size in record_sizes:
+                self._written += size
+                self._serialized.append(self._written)
+            self._buffers.give([buffer])  # raw records were views into it: written now
+            fault_point("packing.mid_xorb")
 
     def seal(self) -> SealedXorb:
-        """Finish the xorb; the builder must not be used afterwards."""
+        """Finish the xorb (write the rest and the footer); the builder is done after."""
         self._close_frame()
-        parts: list[bytes | memoryview] = []
-        serialized, end = [], 0
-        for frame in self._frames:
-            records, record_sizes = frame.result() if isinstance(frame, Future) else frame
-            parts += records
-            for size in record_sizes:
-                end += size
-                serialized.append(end)
+        while self._frames:
+            self._write_ready(wait=True)
+        self._buffers.give([self._frame])
         h = xorb_hash(list(zip(self._hashes, self._sizes)))
         unpacked, total = [], 0
         for size in self._sizes:
             total += size
             unpacked.append(total)
-        footer = XorbFooter(h, tuple(self._hashes), tuple(serialized), tuple(unpacked))
-        parts.append(footer.encode())
-        return SealedXorb(h, tuple(parts), footer, tuple(self._used_buffers))
+        footer = XorbFooter(h, tuple(self._hashes), tuple(self._serialized), tuple(unpacked))
+        tail = footer.encode()
+        self._sink.write(tail)
+        size = self._written + len(tail)
+        data = self._sink.getvalue() if self._keeps_data else None  # type: ignore[attr-defined]
+        return SealedXorb(h, footer, size, data)
 
 
 _Frame = tuple[list[bytes | memoryview], list[int]]
@@ -167,7 +177,7 @@ class FrameBuffers:
     as chunking it; recycled buffers cost nothing. Thread-safe (deque).
     """
 
-    def __init__(self, size: int, keep: int = 160) -> None:
+    def __init__(self, size: int, keep: int = 2 * _MAX_PENDING + 2) -> None:
         self.size = size
         self._keep = keep
         self._free: deque[bytearray] = deque()

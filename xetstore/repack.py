@@ -131,7 +131,7 @@ def _seal(
     verify_xorb(sealed.data, f"repacked xorb {xet_hex(sealed.hash)}")
     backend.put(sealed.key, sealed.data)
     fault_point("gc.after_repack_xorb")
-    out.new_xorbs.append(ShardXorb(sealed.footer, len(sealed.data)))
+    out.new_xorbs.append(ShardXorb(sealed.footer, sealed.size))
     for new_index, old in enumerate(pending):
         moved[old] = (sealed.hash, new_index)
 

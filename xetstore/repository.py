@@ -200,7 +200,9 @@ class Repository:
         return self.add_stream(io.BytesIO(data))
 
     def _session(self) -> CleanSession:
-        return CleanSession(self.backend, self.index, self.config.params, self._chunker)
+        spool = self.cache_dir / "spool"
+        spool.mkdir(parents=True, exist_ok=True)
+        return CleanSession(self.backend, self.index, self.config.params, self._chunker, str(spool))
 
     @contextmanager
     def _writing(self) -> Iterator[Lease]:

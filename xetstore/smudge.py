@@ -27,9 +27,9 @@ from .xorb import HEADER_SIZE, XorbFooter, read_frames
 
 __all__ = ["Reconstructor", "FileReader"]
 
-_WINDOW = 8 * 1024 * 1024  # plain bytes fetched per request while streaming a file
+_WINDOW = 4 * 1024 * 1024  # plain bytes fetched per request while streaming a file
 # Windows fetched and verified at once, ahead of the one being written out.
-READ_THREADS = 4
+READ_THREADS = 2
 _FOOTER_CACHE = 64
 _FRAME_CACHE_BYTES = 16 * 1024 * 1024  # decoded frames kept for reads that share them
 

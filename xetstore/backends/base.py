@@ -8,6 +8,7 @@ or `BackendError`.
 
 from __future__ import annotations
 
+import os
 import re
 from abc import ABC, abstractmethod
 from collections.abc import Iterator, Sequence
@@ -15,11 +16,21 @@ from dataclasses import dataclass
 
 from ..errors import ConfigError, ObjectNotFound
 
-__all__ = ["Backend", "ObjectInfo", "Payload", "validate_key", "payload_bytes"]
+__all__ = ["Backend", "ObjectInfo", "Payload", "validate_key", "payload_bytes", "payload_size"]
 
-# What put() accepts: bytes, or the object's bytes as parts in order (a sealed
-# xorb is its frames' records plus its footer; joining them would copy 64 MiB).
-Payload = bytes | bytearray | memoryview | Sequence[bytes]
+# What put() accepts: bytes; the object's bytes as parts in order (joining them
+# would copy); or a local file (a xorb spooled to disk while it was built), which
+# put() reads but does not remove.
+Payload = bytes | bytearray | memoryview | Sequence[bytes] | os.PathLike[str]
+
+
+def payload_size(data: Payload) -> int:
+    """A payload's length in bytes."""
+    if isinstance(data, (bytes, bytearray, memoryview)):
+        return len(data)
+    if isinstance(data, os.PathLike):
+        return os.path.getsize(data)
+    return sum(len(p) for p in data)
 
 
 def payload_bytes(data: Payload) -> bytes:
@@ -28,6 +39,9 @@ def payload_bytes(data: Payload) -> bytes:
         return data
     if isinstance(data, (bytearray, memoryview)):
         return bytes(data)
+    if isinstance(data, os.PathLike):
+        with open(data, "rb") as f:
+            return f.read()
     return b"".join(data)
 
 _KEY = re.compile(r"[a-z0-9][a-z0-9_.-]*(/[a-z0-9][a-z0-9_.-]*)*")
@@ -88,6 +102,11 @@ class Backend(ABC):
     @abstractmethod
     def list(self, prefix: str = "") -> Iterator[ObjectInfo]:
         """Every object whose key starts with `prefix`, in no particular order."""
+
+    def spool_dir(self) -> str | None:
+        """Where a file that will be put() is best written, if anywhere in particular
+        (a folder backend: inside itself, so publishing it is a link, not a copy)."""
+        return None
 
     def exists(self, key: str) -> bool:
         try:

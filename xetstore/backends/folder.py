@@ -56,12 +56,18 @@ class FolderBackend(Backend):
         tmp = path.parent / f"{_TEMP_PREFIX}{secrets.token_hex(8)}"
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
+            if isinstance(data, os.PathLike) and Path(data).parent == self.root:
+                _fsync(Path(data))  # a file spooled here (spool_dir): link it, no copy
+                return _publish(Path(data), path)
             _write_durably(tmp, data)
             return _publish(tmp, path)
         except OSError as exc:
             raise _translate(key, exc) from None
         finally:
             tmp.unlink(missing_ok=True)
+
+    def spool_dir(self) -> str | None:
+        return str(self.root)
 
     def stat(self, key: str) -> ObjectInfo:
         try:
@@ -115,7 +121,23 @@ class FolderBackend(Backend):
                         continue
 
 
+def _fsync(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _file_parts(path: os.PathLike[str]) -> Iterator[bytes]:
+    with open(path, "rb") as f:
+        while piece := f.read(1 << 20):
+            yield piece
+
+
 def _write_durably(tmp: Path, data: Payload) -> None:
+    if isinstance(data, os.PathLike):
+        data = list(_file_parts(data))
     parts = [data] if isinstance(data, (bytes, bytearray, memoryview)) else data
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
     try:

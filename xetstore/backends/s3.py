@@ -14,6 +14,7 @@ from __future__ import annotations
 import bisect
 import io
 import logging
+import os
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any, NoReturn, TypeVar
 from urllib.parse import parse_qs, urlparse
@@ -116,16 +117,22 @@ class S3Backend(Backend):
         name = self._name(key)
 
         def put() -> bool:
+            if isinstance(data, os.PathLike):  # a spooled file: botocore streams it
+                with open(data, "rb") as body:
+                    return self._put_object(name, body)
             body = data if isinstance(data, bytes) else _PartsReader(data)  # a fresh one per attempt
-            try:
-                self._client.put_object(Bucket=self.bucket, Key=name, Body=body, IfNoneMatch="*")
-            except bx.ClientError as exc:
-                if _code(exc) in ("PreconditionFailed", "412"):
-                    return False  # content-named: the existing object holds these bytes
-                raise
-            return True
+            return self._put_object(name, body)
 
         return self._call(key, put)
+
+    def _put_object(self, name: str, body: Any) -> bool:
+        try:
+            self._client.put_object(Bucket=self.bucket, Key=name, Body=body, IfNoneMatch="*")
+        except bx.ClientError as exc:
+            if _code(exc) in ("PreconditionFailed", "412"):
+                return False  # content-named: the existing object holds these bytes
+            raise
+        return True
 
     def stat(self, key: str) -> ObjectInfo:
         name = self._name(key)

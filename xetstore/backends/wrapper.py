@@ -32,5 +32,8 @@ class BackendWrapper(Backend):
     def list(self, prefix: str = "") -> Iterator[ObjectInfo]:
         return self.inner.list(prefix)
 
+    def spool_dir(self) -> str | None:
+        return self.inner.spool_dir()
+
     def close(self) -> None:
         self.inner.close()
