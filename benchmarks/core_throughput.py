@@ -23,28 +23,11 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-import numpy as np
-
 from xetstore import Repository
 
+from .inputs import make_random, make_weights
+
 MB = 1_000_000
-
-
-def make_random(path: Path, size: int) -> None:
-    gen = np.random.PCG64(1)
-    with open(path, "wb") as f:
-        for start in range(0, size, 64 << 20):
-            n = min(64 << 20, size - start)
-            f.write(gen.random_raw((n + 7) // 8).astype("<u8").tobytes()[:n])
-
-
-def make_weights(path: Path, size: int) -> None:
-    rng = np.random.default_rng(2)
-    with open(path, "wb") as f:
-        for start in range(0, size, 64 << 20):
-            n = min(64 << 20, size - start) // 4
-            scale = rng.uniform(0.005, 0.05)
-            f.write(rng.normal(0.0, scale, n).astype("<f4").tobytes())
 
 
 def timed(fn: Callable[[], object]) -> float:

@@ -121,13 +121,18 @@ def read_shard(backend: Backend, key: str) -> Shard:
     return decode_shard(data, key)
 
 
+def read_delete_record(backend: Backend, key: str) -> DeleteRecord:
+    """A deletion record, checked against its name; raises NotFound or IntegrityError."""
+    data = backend.get(key)
+    if xet_hex(shard_hash(data)) != key[len(DELETES) :]:
+        raise IntegrityError(f"{key}: content does not match its name")
+    return decode_delete_record(data, key)
+
+
 def _read_records(backend: Backend, inv: Inventory) -> None:
     for info in backend.list(DELETES):
         try:
-            data = backend.get(info.key)
-            if xet_hex(shard_hash(data)) != info.key[len(DELETES) :]:
-                raise IntegrityError(f"{info.key}: content does not match its name")
-            record = decode_delete_record(data, info.key)
+            record = read_delete_record(backend, info.key)
         except NotFound:
             continue
         except IntegrityError as exc:

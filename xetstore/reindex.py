@@ -17,13 +17,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .backends import Backend
-from .deletes import PREFIX as DELETES, decode_delete_record
+from .deletes import PREFIX as DELETES
 from .errors import IndexUnusable, IntegrityError, NotFound
 from .faults import fault_point
-from .hashing import shard_hash, xet_hex
+from .hashing import xet_hex
 from .index import Index
 from .leases import process_alive
-from .inventory import SHARDS, Damaged, read_shard, read_xorb_footer
+from .inventory import SHARDS, Damaged, read_delete_record, read_shard, read_xorb_footer
 from .shard import Shard
 
 __all__ = ["open_index", "sync_index", "rebuild_index", "RebuildReport"]
@@ -121,10 +121,7 @@ def _merge_records(backend: Backend, index: Index, seen: set[str], damaged: list
         if info.key in seen:
             continue
         try:
-            data = backend.get(info.key)
-            if xet_hex(shard_hash(data)) != info.key[len(DELETES) :]:
-                raise IntegrityError(f"{info.key}: content does not match its name")
-            record = decode_delete_record(data, info.key)
+            record = read_delete_record(backend, info.key)
         except NotFound:
             continue
         except IntegrityError as exc:
