@@ -13,7 +13,7 @@ import errno
 import os
 import tempfile
 from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Executor, Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -83,6 +83,7 @@ class CleanSession:
         self._publishing: deque[Future[None]] = deque()
         self._in_flight = REMOTE_UPLOADS if backend.remote else 1
         self._session_chunks: dict[bytes, tuple[_XorbRef, int]] = {}
+        self._stored_hashes: dict[bytes, Sequence[bytes]] = {}  # chunk lists of xorbs terms read
         self._manifests: dict[bytes, Manifest] = {}
         self._pending: list[tuple[bytes, bytes, list[_OpenTerm], list[tuple[bytes, int]]]] = []
         self.uploaded_bytes = 0  # serialized xorb bytes this session wrote
@@ -153,7 +154,7 @@ class CleanSession:
             start = 0
             for h, end, located in zip(hashes, block.ends, stored):
                 chunk = block.data[start:end]
-                ref, index, is_new = self._place(h, chunk, located)
+                ref, index, is_new = self._locate(terms, h, chunk, located)
                 new_bytes += end - start if is_new else 0
                 _extend_terms(terms, ref, index, end - start, len(chunks))
                 chunks.append((h, end - start))
@@ -166,6 +167,47 @@ class CleanSession:
         fh = file_hash(chunks)
         self._pending.append((fh, digest, terms, chunks))
         return Cleaned(fh, digest, sum(n for _, n in chunks), new_bytes)
+
+    def _locate(
+        self, terms: list[_OpenTerm], h: bytes, chunk: memoryview, located: ChunkLocation | None
+    ) -> tuple[_XorbRef, int, bool]:
+        """Where chunk h goes, preferring what keeps the stream's last term growing.
+
+        A file is cheaper to describe in few long terms: if the xorb its last
+        term reads holds h next, that is the place; and a chunk that repeats
+        the one before (zeros, padding) gets another copy in the open xorb,
+        which compresses to almost nothing, instead of a one-chunk term each.
+        """
+        last = terms[-1] if terms else None
+        if last is not None:
+            hashes = self._xorb_chunk_hashes(last.xorb)
+            if last.end < len(hashes) and hashes[last.end] == h:
+                return last.xorb, last.end, False
+            if self._repeats(last, h, len(chunk)):
+                return last.xorb, self._builder.add(h, chunk), True
+        return self._place(h, chunk, located)
+
+    def _repeats(self, last: _OpenTerm, h: bytes, size: int) -> bool:
+        """Whether h repeats the chunk that ends `last`, at the end of the open xorb."""
+        open_ref = len(self._sealed)
+        return (
+            last.xorb == open_ref
+            and last.end == self._builder.num_chunks
+            and self._builder.chunk_hashes[-1] == h
+            and self._builder.fits(size)
+        )
+
+    def _xorb_chunk_hashes(self, ref: _XorbRef) -> Sequence[bytes]:
+        if isinstance(ref, int):
+            if ref == len(self._sealed):
+                return self._builder.chunk_hashes
+            return self._sealed[ref].footer.chunk_hashes
+        hashes = self._stored_hashes.get(ref)
+        if hashes is None:
+            entry = self._index.xorb(ref)
+            hashes = entry[0].chunk_hashes if entry is not None else ()
+            self._stored_hashes[ref] = hashes
+        return hashes
 
     def _place(self, h: bytes, chunk: memoryview, located: ChunkLocation | None) -> tuple[_XorbRef, int, bool]:
         """Where chunk h lives: this session's copy, the index's `located`, or a new

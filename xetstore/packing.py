@@ -96,6 +96,11 @@ class XorbBuilder:
     def unpacked_bytes(self) -> int:
         return self._total
 
+    @property
+    def chunk_hashes(self) -> Sequence[bytes]:
+        """The hashes of the chunks added so far, in order (a live view)."""
+        return self._hashes
+
     def fits(self, size: int) -> bool:
         """Whether a chunk of `size` bytes may still join this xorb (Xet's limits)."""
         return self.num_chunks + 1 <= MAX_XORB_CHUNKS and self._total + size <= MAX_XORB_BYTES
