@@ -93,6 +93,21 @@ def test_an_insert_in_the_middle_stores_little(repo: Repository) -> None:
     assert res.stored_bytes < 0.05 * len(data)
 
 
+def test_runs_of_one_chunk_are_few_terms_and_tiny(repo: Repository) -> None:
+    # A run of identical chunks (zeros, padding) is stored as copies that
+    # compress away, so the file stays a term or two instead of one per chunk.
+    zeros = bytes(24 << 20)
+    first = repo.add_bytes(zeros)
+    assert len(repo.manifest(first.file_hash).terms) <= 2
+    assert first.stored_bytes < 64 << 10
+    # A later version follows the stored xorb's chunk list around its edit.
+    edited = zeros[: 10 << 20] + random_bytes(4096, 6) + zeros[10 << 20 :]
+    second = repo.add_bytes(edited)
+    assert len(repo.manifest(second.file_hash).terms) <= 5
+    assert second.stored_bytes < 64 << 10
+    assert repo.read_bytes(second.file_hash) == edited
+
+
 def test_many_small_files_share_xorbs_and_one_shard(repo: Repository, tmp_path: Path) -> None:
     paths = [write_file(tmp_path / f"f{i}.txt", f"file {i}\n".encode() * 50) for i in range(200)]
     results = repo.add_files(paths)

@@ -34,6 +34,7 @@ __all__ = ["CleanSession", "Cleaned", "Progress", "hash_stream", "hashed_blocks"
 _WORKERS = min(4, os.cpu_count() or 2)
 # Xorbs uploading at once to a remote backend (one request each); a local one gets one.
 REMOTE_UPLOADS = 3
+_STORED_LISTS = 8  # stored xorbs whose chunk lists one session keeps (~256 KiB each)
 
 Progress = Callable[[int], None]  # called with the bytes consumed since the last call
 
@@ -83,7 +84,9 @@ class CleanSession:
         self._publishing: deque[Future[None]] = deque()
         self._in_flight = REMOTE_UPLOADS if backend.remote else 1
         self._session_chunks: dict[bytes, tuple[_XorbRef, int]] = {}
-        self._stored_hashes: dict[bytes, Sequence[bytes]] = {}  # chunk lists of xorbs terms read
+        # Chunk lists of stored xorbs that terms read; a few suffice because
+        # a file's terms move through stored xorbs mostly in order.
+        self._stored_hashes: dict[bytes, Sequence[bytes]] = {}
         self._manifests: dict[bytes, Manifest] = {}
         self._pending: list[tuple[bytes, bytes, list[_OpenTerm], list[tuple[bytes, int]]]] = []
         self.uploaded_bytes = 0  # serialized xorb bytes this session wrote
@@ -206,6 +209,8 @@ class CleanSession:
         if hashes is None:
             entry = self._index.xorb(ref)
             hashes = entry[0].chunk_hashes if entry is not None else ()
+            if len(self._stored_hashes) >= _STORED_LISTS:
+                del self._stored_hashes[next(iter(self._stored_hashes))]
             self._stored_hashes[ref] = hashes
         return hashes
 
