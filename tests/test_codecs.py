@@ -53,6 +53,17 @@ def test_incompressible_frame_is_stored_raw() -> None:
     assert compress_frame(random_bytes(100_000), 3, False) == (Scheme.NONE, b"")
 
 
+@pytest.mark.parametrize("dtype", ["<f2", "<f4"])
+def test_float_frames_are_compressed_though_mantissa_bytes_are_random(dtype: str) -> None:
+    # The quick incompressibility probe must look at every byte lane: the first
+    # lane of a grouped float frame alone is random and would wrongly say "raw".
+    frame = np.random.default_rng(2).normal(0, 0.02, 300_000).astype(dtype).tobytes()
+    assert prefers_bg4(frame[:65536])
+    scheme, payload = compress_frame(frame, 3, True)
+    assert scheme == Scheme.BG4_ZSTD and len(payload) < 0.9 * len(frame)
+    assert decompress_frame(scheme, payload, len(frame), "floats") == frame
+
+
 def test_decompression_refuses_a_bomb() -> None:
     bomb = zstandard.ZstdCompressor().compress(bytes(50 << 20))
     with pytest.raises(DecompressionError):

@@ -98,7 +98,7 @@ def compress_frame(data: bytes | memoryview, level: int, bg4: bool) -> tuple[Sch
     scheme = Scheme.BG4_ZSTD if bg4 else Scheme.ZSTD
     plain = bg4_split(data) if bg4 else data
     level = BG4_ZSTD_LEVEL if bg4 else level
-    if len(plain) >= 4 * _SAMPLE and _incompressible(memoryview(plain)[:_SAMPLE]):
+    if len(data) >= 4 * _SAMPLE and _incompressible(data[:_SAMPLE], bg4):
         return Scheme.NONE, b""
     payload = zstandard.ZstdCompressor(level=level, write_checksum=False).compress(plain)
     if len(payload) >= len(data):
@@ -106,10 +106,13 @@ def compress_frame(data: bytes | memoryview, level: int, bg4: bool) -> tuple[Sch
     return scheme, payload
 
 
-def _incompressible(sample: memoryview) -> bool:
+def _incompressible(sample: bytes | memoryview, bg4: bool) -> bool:
     # Compressing random data costs as much as compressible data; a fast pass
     # over a sample lets incompressible frames (media, encrypted, random) skip it.
-    return len(zstandard.ZstdCompressor(level=1).compress(sample)) >= 0.98 * len(sample)
+    # The sample is grouped like the frame: a prefix of the grouped frame would
+    # be one byte lane alone, the random mantissa bytes of a float tensor.
+    plain = bg4_split(sample) if bg4 else sample
+    return len(zstandard.ZstdCompressor(level=1).compress(plain)) >= 0.98 * len(sample)
 
 
 def decompress_frame(scheme: int, payload: bytes | memoryview, size: int, what: str) -> bytes:
