@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["to_markdown", "summary_table", "headline_table", "BASELINE", "DEFAULT_XETSTORE"]
+__all__ = ["to_markdown", "summary_table", "headline_table", "speed_table", "BASELINE", "DEFAULT_XETSTORE"]
 
 BASELINE = "whole-file"
 DEFAULT_XETSTORE = "xetstore-fastcdc-zstd"
@@ -64,6 +64,28 @@ def headline_table(report: dict[str, Any]) -> list[str]:
             f"{_rate(m['ingest_mb_s'])} / {_rate(m['restore_mb_s'])} |"
         )
     return lines
+
+
+def speed_table(report: dict[str, Any], anchor: str = "hf_xet") -> list[str]:
+    """xetstore's default against the official Rust client, measured in the same run."""
+    by = _by(report)
+    lines = [
+        f"| workload | ingest MB/s ({DEFAULT_XETSTORE} / {anchor}) | ratio | restore MB/s | ratio | peak RSS MB | stored MB |",
+        "|---|---:|---:|---:|---:|---:|---:|",
+    ]
+    for w in report["workloads"]:
+        ours, theirs = by.get((w, DEFAULT_XETSTORE)), by.get((w, anchor))
+        if ours is None or theirs is None or ours["error"] or theirs["error"]:
+            continue
+        a, b = ours["median"], theirs["median"]
+        cells = []
+        for key, fmt in (("ingest_mb_s", _rate), ("restore_mb_s", _rate)):
+            ratio = a[key] / b[key] if a[key] and b[key] else None
+            cells += [f"{fmt(a[key])} / {fmt(b[key])}", _x(ratio)]
+        for key in ("peak_rss_bytes", "stored_bytes"):
+            cells.append(f"{_mb(a[key])} / {_mb(b[key])}")
+        lines.append(f"| {w} | " + " | ".join(cells) + " |")
+    return lines if len(lines) > 2 else []
 
 
 def _gap_lines(report: dict[str, Any]) -> list[str]:
@@ -127,6 +149,9 @@ def to_markdown(report: dict[str, Any]) -> str:
     gaps = _gap_lines(report)
     if gaps:
         lines += ["", "## xetstore default against the best peer (stored bytes)", "", *gaps]
+    speed = speed_table(report)
+    if speed:
+        lines += ["", "## Speed against hf_xet (same run; ratio = xetstore / hf_xet, medians)", "", *speed]
     for w, info in report["workloads"].items():
         lines += ["", f"## {w}: {info['description']}", "",
                   f"{info['versions']} versions, {_mb(info['logical_bytes'])} MB logical", ""]  # fmt: skip

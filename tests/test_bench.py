@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from benchmarks.bench import median_metrics
-from benchmarks.report import to_markdown
+from benchmarks.report import speed_table, to_markdown
 from benchmarks.runner import METRICS, measure, run_isolated, verify_tree
 from benchmarks.systems import DEFAULT_SYSTEMS, make_system, tree_files
 from benchmarks.workloads import WORKLOADS, materialize, versions
@@ -135,6 +135,18 @@ def test_corrupted_xorb_is_reported(small_workloads: Path, tmp_path: Path) -> No
                      "runs": [result], "error": result["error"]}],
     }  # fmt: skip
     assert "**ERROR:" in to_markdown(report)
+
+
+def test_speed_table_divides_xetstore_by_hf_xet() -> None:
+    def row(system: str, ingest: float, restore: float) -> dict:
+        median = {"ingest_mb_s": ingest, "restore_mb_s": restore, "peak_rss_bytes": 100e6, "stored_bytes": 5e6}
+        return {"workload": "model", "system": system, "median": median, "error": None}
+
+    report = {"workloads": {"model": {}, "zeros": {}},
+              "results": [row("xetstore-fastcdc-zstd", 150, 400), row("hf_xet", 200, 100)]}  # fmt: skip
+    table = speed_table(report)
+    assert table[2:] == ["| model | 150 / 200 | 0.75 | 400 / 100 | 4.00 | 100.0 / 100.0 | 5.0 / 5.0 |"]
+    assert speed_table({"workloads": {"model": {}}, "results": [row("hf_xet", 1, 1)]}) == []
 
 
 def test_median_metrics_skips_missing_values() -> None:

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from xetstore import ConfigError, Repository
-from xetstore import index as index_module
+from xetstore.index import environment as index_env
 from xetstore.index import SCHEMA, Index
 from xetstore.inventory import read_shard
 from xetstore.shard import ShardXorb
@@ -133,15 +133,15 @@ def test_index_of_another_schema_is_emptied_and_refilled(tmp_path: Path) -> None
         fh = r.add_bytes(random_bytes(100_000, 3)).file_hash
         r.index._write(lambda txn, dbs: txn.put(b"schema", b"0", db=dbs[b"meta"]))
         path = r.index.path
-    assert index_module._OPEN.get(str(path)) is None  # closed: the next open reads the schema
+    assert index_env._OPEN.get(str(path)) is None  # closed: the next open reads the schema
     with Repository.open(str(repo_dir)) as r:
         assert [f.file_hash for f in r.files()] == [fh]
         assert r.index._read(lambda txn, dbs: txn.get(b"schema", db=dbs[b"meta"])) == SCHEMA
 
 
 def test_index_refuses_a_network_filesystem(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    assert index_module._filesystem_type(Path("/proc")) == "proc"  # read from the real /proc/mounts
-    monkeypatch.setattr(index_module, "_filesystem_type", lambda path: "nfs4")
+    assert index_env._filesystem_type(Path("/proc")) == "proc"  # read from the real /proc/mounts
+    monkeypatch.setattr(index_env, "_filesystem_type", lambda path: "nfs4")
     with pytest.raises(ConfigError, match="network filesystem"):
         Index.open(tmp_path / "idx")
 
