@@ -86,14 +86,18 @@ def measure(path: Path, runs: int, work: Path) -> dict[str, float]:
 
 
 def peak_rss_of_add(size: int, work: Path) -> float:
-    """Peak RSS (MiB) of a child process adding a `size`-byte file."""
+    """Peak RSS (MiB) of a child process adding a `size`-byte file.
+
+    The child reads its own VmHWM: Linux carries a process's ru_maxrss across
+    fork and exec, so getrusage in the child would report this (large) parent.
+    """
     big = work / "big.bin"
     make_random(big, size)
     code = (
-        "import resource, sys; from xetstore import Repository;"
+        "import re; from xetstore import Repository;"
         f"r = Repository.init({str(work / 'rssrepo')!r}, cache_dir={str(work / 'rsscache')!r});"
         f"r.add_file({str(big)!r}); r.close();"
-        "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)"
+        "print(re.search(r'VmHWM:\\s+(\\d+)', open('/proc/self/status').read()).group(1))"
     )
     out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True)
     big.unlink()
