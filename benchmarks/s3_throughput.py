@@ -39,7 +39,10 @@ from botocore.config import Config
 
 from xetstore import Repository
 from xetstore.backends import Backend, Payload, open_backend
+from xetstore.backends.base import payload_size
 from xetstore.backends.wrapper import BackendWrapper
+
+from .inputs import make_random
 
 MB = 1_000_000
 MiB = 1 << 20
@@ -61,16 +64,8 @@ class _Meter(BackendWrapper):
     def put(self, key: str, data: Payload) -> bool:
         wrote = self.inner.put(key, data)
         if wrote:
-            self.sent += len(data) if isinstance(data, (bytes, bytearray, memoryview)) else sum(len(p) for p in data)
+            self.sent += payload_size(data)
         return wrote
-
-
-def make_random(path: Path, size: int, seed: int = 1) -> None:
-    gen = np.random.PCG64(seed)
-    with open(path, "wb") as f:
-        for start in range(0, size, 64 * MiB):
-            n = min(64 * MiB, size - start)
-            f.write(gen.random_raw((n + 7) // 8).astype("<u8").tobytes()[:n])
 
 
 def make_edited(src: Path, dest: Path, percent: float, places: int = 8) -> None:

@@ -1,0 +1,67 @@
+"""The measuring scripts in benchmarks/ still run end to end, at a tiny size.
+
+They report speeds, which tests never judge; what is checked is that each
+script completes against the real components it drives and that the figures
+it derives from byte counts (stored, uploaded) make sense.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from .s3_servers import S3Server, aws_env, moto_server  # noqa: F401
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def run_script(module: str, *args: str, tmp_path: Path) -> str:
+    env = {**os.environ, "XETSTORE_CACHE": str(tmp_path / "cache"), "TMPDIR": str(tmp_path)}
+    proc = subprocess.run(
+        [sys.executable, "-m", f"benchmarks.{module}", *args],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=300, check=False,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    return proc.stdout
+
+
+def rates(table: str, label: str) -> list[float]:
+    return [float(m) for m in re.findall(rf"\| {re.escape(label)} \| ([\d.]+) \|", table)]
+
+
+def test_core_throughput(tmp_path: Path) -> None:
+    out = run_script("core_throughput", "--size-mib", "4", "--runs", "1", "--rss-gib", "0.01", tmp_path=tmp_path)
+    for label in ("add (new data)", "re-add (identical)", "read"):
+        found = rates(out, label)
+        assert len(found) == 2 and all(r > 0 for r in found), out  # random and weights
+    rss = float(re.search(r"peak RSS adding a [\d.]+ GiB file: (\d+) MiB", out).group(1))
+    assert 10 < rss < 1024, out  # the child's own peak, not the parent's
+
+
+def test_chunker_speed(tmp_path: Path) -> None:
+    out = run_script("chunker_speed", "--size-mib", "4", "--runs", "1", tmp_path=tmp_path)
+    assert len(re.findall(r"\| hf_xet.hash_files \| \d+ \| 1.00 \|", out)) == 2, out
+
+
+def test_s3_throughput_on_moto(tmp_path: Path, moto_server: S3Server, aws_env: None) -> None:  # noqa: F811
+    out = run_script("s3_throughput", "--endpoint", moto_server.endpoint, "--size-mib", "8", "--runs", "1",
+                     "--json", tmp_path=tmp_path)  # fmt: skip
+    report = json.loads(out.splitlines()[-1])
+    assert report["upload_mb_s"]["xetstore"] > 0 and report["download_mb_s"]["xetstore"] > 0
+    # 1 % of the file edited in 8 places: a few chunks each, far from the whole file.
+    assert 0 < report["second_version_sent_percent"] < 30
+
+
+@pytest.mark.skipif(shutil.which("git-lfs") is None, reason="git-lfs is not installed (tools/test installs it)")
+def test_lfs_push(tmp_path: Path) -> None:
+    out = run_script("lfs_push", "--size-mib", "8", "--versions", "2", "--runs", "1", tmp_path=tmp_path)
+    report = json.loads(out.splitlines()[-1])
+    assert report["git-lfs"]["stored_bytes"] == report["logical_bytes"]
+    assert 0 < report["stored_ratio"] < 0.75  # the second version shares almost every chunk
