@@ -102,7 +102,7 @@ def run_bench(config: BenchConfig, say: Say = lambda line: None) -> dict[str, An
         "schema": SCHEMA,
         "date": started.isoformat(timespec="seconds"),
         "command": config.command,
-        "config": {"scale_mb": config.scale_mb, "runs": config.runs, "seed": config.seed, "cache_dir": str(config.cache_dir)},
+        "config": {"scale_mb": config.scale_mb, "runs": config.runs, "seed": config.seed},
         "machine": machine_facts(),
         "load_average": {"before": load_before, "after": load_average()},
         "systems": systems,
