@@ -35,6 +35,9 @@ _WORKERS = min(4, os.cpu_count() or 2)
 # Xorbs uploading at once to a remote backend (one request each); a local one gets one.
 REMOTE_UPLOADS = 3
 _STORED_LISTS = 8  # stored xorbs whose chunk lists one session keeps (~256 KiB each)
+# Copies of one repeated chunk (zeros, padding) a run stores before terms reuse
+# them: each copy costs ~100 bytes of footer and shard, each reuse a ~48-byte term.
+_RUN_COPIES = 64
 
 Progress = Callable[[int], None]  # called with the bytes consumed since the last call
 
@@ -191,12 +194,18 @@ class CleanSession:
         return self._place(h, chunk, located)
 
     def _repeats(self, last: _OpenTerm, h: bytes, size: int) -> bool:
-        """Whether h repeats the chunk that ends `last`, at the end of the open xorb."""
-        open_ref = len(self._sealed)
+        """Whether h repeats the chunk that ends `last`, at the end of the open xorb,
+        and the run of its copies there is still short of _RUN_COPIES.
+
+        Past that, the run is read again from its start by a new term: a long
+        run of zeros costs _RUN_COPIES copies plus one term per run length.
+        """
+        hashes, n = self._builder.chunk_hashes, self._builder.num_chunks
         return (
-            last.xorb == open_ref
-            and last.end == self._builder.num_chunks
-            and self._builder.chunk_hashes[-1] == h
+            last.xorb == len(self._sealed)
+            and last.end == n
+            and hashes[-1] == h
+            and not (n >= _RUN_COPIES and hashes[n - _RUN_COPIES] == h)
             and self._builder.fits(size)
         )
 
