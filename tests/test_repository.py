@@ -22,6 +22,7 @@ from xetstore import (
     RepositoryNotFound,
 )
 from xetstore.backends.memory import MemoryBackend
+from xetstore.intake import WHOLE_FILE
 
 from .samples import random_bytes, tree_size, write_file
 
@@ -119,6 +120,21 @@ def test_many_small_files_share_xorbs_and_one_shard(repo: Repository, tmp_path: 
     for p, r in zip(paths, results):
         assert repo.read_bytes(r.file_hash) == p.read_bytes()
     assert sum(r.stored_bytes for r in results) == sum(i.size for i in repo.backend.list("xorbs/"))
+
+
+def test_small_files_read_whole_give_the_streamed_results(tmp_path: Path) -> None:
+    # add_files reads files up to WHOLE_FILE whole and streams larger ones;
+    # either way a file's hash (so its chunk boundaries and chunk hashes), sha256
+    # and bytes are the same as add_stream's.
+    sizes = [0, 1, 8191, 65536, WHOLE_FILE - 1, WHOLE_FILE, WHOLE_FILE + 1, 3 * WHOLE_FILE]
+    paths = [write_file(tmp_path / "in" / f"f{n}", random_bytes(n, n)) for n in sizes]
+    with Repository.init(str(tmp_path / "whole")) as whole, Repository.init(str(tmp_path / "streamed")) as streamed:
+        results = whole.add_files(paths)
+        for p, r in zip(paths, results):
+            with p.open("rb") as f:
+                s = streamed.add_stream(f)
+            assert (r.file_hash, r.sha256, r.size) == (s.file_hash, s.sha256, s.size)
+            assert whole.read_bytes(r.file_hash) == p.read_bytes()
 
 
 def test_stats_report_dedup_and_compression(repo: Repository) -> None:

@@ -20,16 +20,17 @@ from pathlib import Path
 from typing import BinaryIO
 
 from .backends import Backend
-from .chunking import Block, Chunker, iter_blocks, make_chunker
+from .chunking import Chunker, chunk_ends, iter_blocks
 from .errors import BackendError, DiskFull, HashMismatch
 from .faults import fault_point
-from .hashing import Sha256, chunk_hashes, file_hash, range_hash, xet_hex
+from .hashing import Sha256, chunk_hashes, file_hash, range_hash
 from .index import ChunkLocation, Index
+from .intake import WholeFile, hashed_blocks
 from .params import MAX_CHUNK, READ_BLOCK, RepositoryParams
 from .shard import Manifest, Shard, ShardXorb, Term
 from .packing import FrameBuffers, SealedXorb, XorbBuilder
 
-__all__ = ["CleanSession", "Cleaned", "Progress", "hash_stream", "hashed_blocks"]
+__all__ = ["CleanSession", "Cleaned", "Progress"]
 
 _WORKERS = min(4, os.cpu_count() or 2)
 # Xorbs uploading at once to a remote backend (one request each); a local one gets one.
@@ -155,21 +156,43 @@ class CleanSession:
         new_bytes = 0
         blocks = iter_blocks(stream, self._chunker, block_size)
         for block, hashes in hashed_blocks(blocks, sha, self._sha_worker):
-            # One index transaction per block: a transaction per chunk costs more than the lookup.
-            stored = self._index.chunk_locations(hashes)
-            start = 0
-            for h, end, located in zip(hashes, block.ends, stored):
-                chunk = block.data[start:end]
-                ref, index, is_new = self._locate(terms, h, chunk, located)
-                new_bytes += end - start if is_new else 0
-                _extend_terms(terms, ref, index, end - start, len(chunks))
-                chunks.append((h, end - start))
-                start = end
+            new_bytes += self._add_chunks(block.data, block.ends, hashes, chunks, terms)
             if progress:
                 progress(len(block.data))
         digest = sha.digest()
         if expected_sha256 is not None and digest != expected_sha256:
             raise HashMismatch("input", expected_sha256.hex(), digest.hex(), "the file changed or is not the object named")
+        return self._cleaned(digest, chunks, terms, new_bytes)
+
+    def add_whole(self, whole: WholeFile, progress: Progress | None = None) -> Cleaned:
+        """Clean a small file read whole (intake.read_ahead): one block, no hand-offs."""
+        chunks: list[tuple[bytes, int]] = []
+        terms: list[_OpenTerm] = []
+        ends = chunk_ends(whole.data, self._chunker)
+        new_bytes = 0
+        if ends:
+            new_bytes = self._add_chunks(memoryview(whole.data), ends, chunk_hashes(whole.data, ends), chunks, terms)
+        if progress:
+            progress(len(whole.data))
+        return self._cleaned(whole.sha256, chunks, terms, new_bytes)
+
+    def _add_chunks(
+        self, data: memoryview, ends: list[int], hashes: list[bytes], chunks: list[tuple[bytes, int]], terms: list[_OpenTerm]
+    ) -> int:
+        """Dedup and place one block's chunks, extending the stream's `chunks` and
+        `terms`; return the bytes stored new."""
+        # One index transaction per block: a transaction per chunk costs more than the lookup.
+        stored = self._index.chunk_locations(hashes)
+        start = new_bytes = 0
+        for h, end, located in zip(hashes, ends, stored):
+            ref, index, is_new = self._locate(terms, h, data[start:end], located)
+            new_bytes += end - start if is_new else 0
+            _extend_terms(terms, ref, index, end - start, len(chunks))
+            chunks.append((h, end - start))
+            start = end
+        return new_bytes
+
+    def _cleaned(self, digest: bytes, chunks: list[tuple[bytes, int]], terms: list[_OpenTerm], new_bytes: int) -> Cleaned:
         fh = file_hash(chunks)
         self._pending.append((fh, digest, terms, chunks))
         return Cleaned(fh, digest, sum(n for _, n in chunks), new_bytes)
@@ -327,38 +350,3 @@ def _resolve(t: _OpenTerm, sealed: list[bytes], chunks: list[tuple[bytes, int]])
     xorb = sealed[t.xorb] if isinstance(t.xorb, int) else t.xorb
     hashes = (h for h, _ in chunks[t.chunk_from : t.chunk_from + t.end - t.first])
     return Term(xorb, t.first, t.end, t.size, range_hash(hashes))
-
-
-def hashed_blocks(blocks: Iterator[Block], sha: Sha256, sha_pool: Executor) -> Iterator[tuple[Block, list[bytes]]]:
-    """Each block with its chunk hashes, while `sha` consumes the stream on `sha_pool`.
-
-    Chunk hashes are computed on this thread. blake3 releases the GIL for each
-    chunk, and a worker that re-takes the GIL a hundred times a block must wait
-    for the chunking thread every time (measured: a GIL convoy that made LMDB
-    lookups 20x slower); the sha256 takes the GIL once a block. Before the
-    reader reuses a buffer (two blocks on), its sha256 update has finished.
-    """
-    previous: Future[None] | None = None
-    for block in blocks:
-        summing = sha_pool.submit(sha.update, block.data)
-        yield block, chunk_hashes(block.data, block.ends)
-        if previous is not None:
-            previous.result()
-        previous = summing
-    if previous is not None:
-        previous.result()
-
-
-def hash_stream(stream: BinaryIO, chunker: str | Chunker = "fastcdc", block_size: int = READ_BLOCK) -> tuple[str, str, int]:
-    """(file hash, sha256, size) of a stream, as hex, without storing anything."""
-    if isinstance(chunker, str):
-        chunker = make_chunker(chunker)
-    sha = Sha256()
-    entries: list[tuple[bytes, int]] = []
-    with ThreadPoolExecutor(1) as sha_pool:
-        for block, hashes in hashed_blocks(iter_blocks(stream, chunker, block_size), sha, sha_pool):
-            start = 0
-            for h, end in zip(hashes, block.ends):
-                entries.append((h, end - start))
-                start = end
-    return xet_hex(file_hash(entries)), sha.hexdigest(), sum(n for _, n in entries)

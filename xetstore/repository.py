@@ -6,6 +6,7 @@ import io
 import logging
 import os
 import shutil
+import stat
 import tempfile
 import time
 from collections.abc import Callable, Iterable, Iterator
@@ -33,6 +34,7 @@ from .faults import fault_point
 from .gc import DEFAULT_GRACE, GcOptions, GcReport, collect_garbage, remove_files
 from .hashing import from_xet_hex, xet_hex
 from .index import Index
+from .intake import read_inputs
 from .leases import Lease, check_before_publish
 from .params import RepositoryParams, default_cache_root
 from .reindex import RebuildReport, open_index, rebuild_index, sync_index
@@ -176,10 +178,13 @@ class Repository:
         """Add files in one session: shared xorbs, one shard."""
         paths = list(paths)
         for path in paths:  # refuse bad input before writing anything
-            _open_input(path).close()
+            _check_input(path)
         with self._writing() as lease, self._session() as session:
             cleaned: list[tuple[Cleaned, str | None]] = []
-            for path in paths:
+            for path, whole in read_inputs(paths, _open_input):
+                if whole is not None:
+                    cleaned.append((session.add_whole(whole, progress), os.fspath(path)))
+                    continue
                 with _open_input(path) as f:
                     cleaned.append((session.add_stream(f, progress=progress), os.fspath(path)))
             return self._commit(session, cleaned, lease)
@@ -373,18 +378,36 @@ def _parse_file_hash(text: str) -> bytes:
         raise FileNotInRepository(text, "a file hash is 64 hex digits, as `xetstore ls` prints") from None
 
 
+def _check_input(path: str | os.PathLike[str]) -> None:
+    """Raise InputError unless `path` looks like a readable file (without opening it:
+    an open costs as much as cleaning a small file)."""
+    p = os.fspath(path)
+    try:
+        mode = os.stat(p).st_mode
+    except OSError as exc:
+        raise _input_error(p, exc) from None
+    if stat.S_ISDIR(mode):
+        raise InputError(p, "is a directory (the command line adds directories recursively)")
+    if not os.access(p, os.R_OK):
+        raise InputError(p, "permission denied")
+
+
 def _open_input(path: str | os.PathLike[str]) -> BinaryIO:
     p = os.fspath(path)
-    if os.path.isdir(p):
-        raise InputError(p, "is a directory (the command line adds directories recursively)")
     try:
         return open(p, "rb")
-    except FileNotFoundError:
-        raise InputError(p, "no such file") from None
-    except PermissionError:
-        raise InputError(p, "permission denied") from None
     except OSError as exc:
-        raise InputError(p, exc.strerror or str(exc)) from None
+        raise _input_error(p, exc) from None
+
+
+def _input_error(p: str, exc: OSError) -> InputError:
+    if isinstance(exc, IsADirectoryError):
+        return InputError(p, "is a directory (the command line adds directories recursively)")
+    if isinstance(exc, FileNotFoundError):
+        return InputError(p, "no such file")
+    if isinstance(exc, PermissionError):
+        return InputError(p, "permission denied")
+    return InputError(p, exc.strerror or str(exc))
 
 
 def _results(cleaned: list[tuple[Cleaned, str | None]], uploaded: int) -> list[AddResult]:
