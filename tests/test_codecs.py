@@ -116,6 +116,19 @@ def test_flipped_byte_is_a_hash_mismatch_or_format_error() -> None:
         verify_xorb(bytes(raw), "damaged")
 
 
+def test_a_compressor_that_returns_other_bytes_fails_the_first_frame(monkeypatch: pytest.MonkeyPatch) -> None:
+    # A broken compression library must fail the add before a xorb is published.
+    import xetstore.packing as packing
+
+    def broken(data, level, bg4):  # type: ignore[no-untyped-def]
+        wrong = bytes(data)[::-1]
+        return Scheme.ZSTD, zstandard.ZstdCompressor(level=1).compress(wrong)
+
+    monkeypatch.setattr(packing, "compress_frame", broken)
+    with pytest.raises(HashMismatch, match="compression round trip"):
+        build_xorb(text_chunks(20), 1 << 20)
+
+
 def test_forged_footer_length_is_a_format_error() -> None:
     sealed = build_xorb(text_chunks(2))
     forged = sealed.data[:-4] + struct.pack("<I", 0xFFFFFFF0)
