@@ -5,8 +5,8 @@
 For a file of random bytes and a float32 "weights" file it reports, as medians of --runs:
 add of new data, re-add of an identical file, and read (restore to a file), each as MB/s and
 as a ratio to `hf_xet.hash_files` on the same file (the official Rust client's chunk + hash)
-or to a plain file copy. With --rss-gib it also adds a file of that size in a child process
-and reports the child's peak RSS. Tests never assert timings; this script only measures.
+or to a plain file copy. With --rss-gib it also adds a file of that size in a child process,
+reads it back in another, and reports each child's peak RSS. Tests never assert timings; this script only measures.
 """
 
 from __future__ import annotations
@@ -85,23 +85,31 @@ def measure(path: Path, runs: int, work: Path) -> dict[str, float]:
     }
 
 
-def peak_rss_of_add(size: int, work: Path) -> float:
-    """Peak RSS (MiB) of a child process adding a `size`-byte file.
+def peak_rss(size: int, work: Path) -> tuple[float, float]:
+    """Peak RSS (MiB) of a child process adding a `size`-byte file, and of
+    another reading it back to a file.
 
-    The child reads its own VmHWM: Linux carries a process's ru_maxrss across
+    Each child reads its own VmHWM: Linux carries a process's ru_maxrss across
     fork and exec, so getrusage in the child would report this (large) parent.
     """
-    big = work / "big.bin"
-    make_random(big, size)
+    big, back, repo, cache = (str(work / name) for name in ("big.bin", "back.bin", "rssrepo", "rsscache"))
+    make_random(Path(big), size)
+    opened = f"r = Repository.open({repo!r}, cache_dir={cache!r})"
+    file_hash, add_rss = _child_rss(f"Repository.init({repo!r}, cache_dir={cache!r}).close(); {opened}; print(r.add_file({big!r}).file_hash)")
+    _, read_rss = _child_rss(f"{opened}; r.read_file({file_hash!r}, {back!r})")
+    os.unlink(big)
+    os.unlink(back)
+    return add_rss, read_rss
+
+
+def _child_rss(statements: str) -> tuple[str, float]:
+    """What a child running `statements` printed, and its peak RSS in MiB."""
     code = (
-        "import re; from xetstore import Repository;"
-        f"r = Repository.init({str(work / 'rssrepo')!r}, cache_dir={str(work / 'rsscache')!r});"
-        f"r.add_file({str(big)!r}); r.close();"
+        f"import re; from xetstore import Repository; {statements}; r.close();"
         "print(re.search(r'VmHWM:\\s+(\\d+)', open('/proc/self/status').read()).group(1))"
     )
-    out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True)
-    big.unlink()
-    return int(out.stdout.strip()) / 1024
+    out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True).stdout.split()
+    return (out[0] if len(out) > 1 else ""), int(out[-1]) / 1024
 
 
 def main() -> None:
@@ -126,8 +134,9 @@ def main() -> None:
             print(f"| read | {r['read']:.0f} | {r['read'] / r['plain copy']:.2f} | plain copy {r['plain copy']:.0f} MB/s |")
             path.unlink()
         if args.rss_gib:
-            rss = peak_rss_of_add(int(args.rss_gib * (1 << 30)), work)
-            print(f"\npeak RSS adding a {args.rss_gib:g} GiB file: {rss:.0f} MiB")
+            add_rss, read_rss = peak_rss(int(args.rss_gib * (1 << 30)), work)
+            print(f"\npeak RSS adding a {args.rss_gib:g} GiB file: {add_rss:.0f} MiB")
+            print(f"peak RSS reading it back: {read_rss:.0f} MiB")
     finally:
         shutil.rmtree(work, ignore_errors=True)
     print(f"\n(self peak RSS {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MiB)")
