@@ -66,3 +66,9 @@ def test_lfs_push(tmp_path: Path) -> None:
     report = json.loads(out.splitlines()[-1])
     assert report["git-lfs"]["stored_bytes"] == report["logical_bytes"]
     assert 0 < report["stored_ratio"] < 0.75  # the second version shares almost every chunk
+
+
+def test_split_scan(tmp_path: Path) -> None:
+    out = run_script("split_scan", "--size-mib", "4", "--runs", "1", "--segment-mib", "1", tmp_path=tmp_path)
+    assert rates(out, "hash_stream (one process)") and rates(out, "split over 2 processes"), out
+    assert re.search(r"\| hash_stream \(one process\) \| \d+ \| 1.00 \|", out), out
