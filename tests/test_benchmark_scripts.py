@@ -72,3 +72,12 @@ def test_split_scan(tmp_path: Path) -> None:
     out = run_script("split_scan", "--size-mib", "4", "--runs", "1", "--segment-mib", "1", tmp_path=tmp_path)
     assert rates(out, "hash_stream (one process)") and rates(out, "split over 2 processes"), out
     assert re.search(r"\| hash_stream \(one process\) \| \d+ \| 1.00 \|", out), out
+
+
+def test_ingest_ab(tmp_path: Path) -> None:
+    # HEAD against this checkout: both sides ingest, and equal code stores equal bytes.
+    out = run_script("ingest_ab", "--base", "HEAD", "--workloads", "random,smallfiles", "--runs", "1",
+                     "--scale", "2", "--cache", str(tmp_path / "workloads"), tmp_path=tmp_path)  # fmt: skip
+    rows = re.findall(r"^\| (\w+) \| (\d+) \| (\d+) \| ([\d.]+) \| (.+) \|$", out, re.M)
+    assert [r[0] for r in rows] == ["random", "smallfiles"], out
+    assert all(int(r[1]) > 0 and int(r[2]) > 0 and r[4] == "equal" for r in rows), out
