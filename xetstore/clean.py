@@ -13,8 +13,8 @@ import errno
 import os
 import tempfile
 from collections import deque
-from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import Executor, Future, ThreadPoolExecutor
+from collections.abc import Callable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
@@ -165,7 +165,7 @@ class CleanSession:
         return self._cleaned(digest, chunks, terms, new_bytes)
 
     def add_whole(self, whole: WholeFile, progress: Progress | None = None) -> Cleaned:
-        """Clean a small file read whole (intake.read_ahead): one block, no hand-offs."""
+        """Clean a small file read whole (intake.read_inputs): one block, no hand-offs."""
         chunks: list[tuple[bytes, int]] = []
         terms: list[_OpenTerm] = []
         ends = chunk_ends(whole.data, self._chunker)
