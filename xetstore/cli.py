@@ -16,21 +16,36 @@ import sys
 import traceback
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
 from . import __version__
-from .intake import hash_stream
 from .errors import EXIT_FAILURE, EXIT_INTERRUPTED, InputError, IntegrityError, XetStoreError
 from .lfs.commands import lfs
 from .params import CHUNKERS, COMPRESSIONS, default_cache_root
 from .progress import progress_bar
-from .repository import Repository
+
+if TYPE_CHECKING:
+    from .repository import Repository
 
 __all__ = ["main", "cli", "Output", "common_options", "repo_option"]
 
 F = TypeVar("F", bound=Callable[..., Any])
+
+
+class _LazyRepository:
+    """Stands for the Repository class until a command touches it: `--version`,
+    `--help` and the `lfs` commands then start without importing the engine."""
+
+    def __getattr__(self, name: str) -> Any:
+        from .repository import Repository
+
+        return getattr(Repository, name)
+
+
+if not TYPE_CHECKING:
+    Repository = _LazyRepository()
 
 # The next step for damage found while reading, when the error does not name one.
 _CHECK_STEP = "; run `xetstore check --read-data` to find all damaged objects and files"
@@ -168,6 +183,8 @@ def stats(out: Output, repo: str) -> None:
 @common_options
 def hash_(out: Output, paths: tuple[Path, ...], chunker: str) -> None:
     """Print file hashes without storing anything."""
+    from .intake import hash_stream  # chunking and hashing load only for this command
+
     for path in _expand(paths):
         with _open(path) as f:
             fh, sha, size = hash_stream(f, chunker)

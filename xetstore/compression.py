@@ -7,13 +7,19 @@ cover several consecutive chunks (see docs/format.md, "Frames").
 
 from __future__ import annotations
 
+import functools
 from enum import IntEnum
-
-import numpy as np
-import zstandard
+from typing import TYPE_CHECKING, Any
 
 from .errors import DecompressionError
 from .params import BG4_ZSTD_LEVEL
+
+if TYPE_CHECKING:
+    import numpy as np
+
+# numpy and zstandard are imported on first use, not with this module: listing
+# or opening a repository decodes shards and footers only, and a fresh process
+# per command (the CLI, eight git-lfs agents) must not pay ~50 ms for numpy.
 
 __all__ = [
     "Scheme",
@@ -38,12 +44,27 @@ _FRAME_STARTS = (Scheme.ZSTD, Scheme.BG4_ZSTD)
 _KL_THRESHOLD = 0.02  # Xet's BG4 predictor threshold
 _MIN_BG4_SAMPLE = 4096
 _SAMPLE = 64 * 1024
-_POPCOUNT = np.array([bin(i).count("1") for i in range(256)], dtype=np.uint8)
-_LANE_OFFSETS = np.array([0, 9, 18, 27], dtype=np.uint8)  # one 9-bin histogram per lane
+
+
+@functools.cache
+def _tables() -> tuple[np.ndarray, np.ndarray]:
+    """Popcount of each byte value, and the offset of each lane's 9-bin histogram."""
+    import numpy as np
+
+    popcount = np.array([bin(i).count("1") for i in range(256)], dtype=np.uint8)
+    return popcount, np.array([0, 9, 18, 27], dtype=np.uint8)
+
+
+def _zstd() -> Any:
+    import zstandard
+
+    return zstandard
 
 
 def bg4_split(data: bytes | memoryview) -> bytes:
     """Byte grouping: bytes 0,4,8.. then 1,5,9.. then 2,.. then 3,.. (Xet's BG4)."""
+    import numpy as np
+
     arr = np.frombuffer(data, dtype=np.uint8)
     q, r = divmod(len(arr), 4)
     lanes = arr[: 4 * q].reshape(q, 4).T  # one transposing copy beats four strided ones
@@ -55,6 +76,8 @@ def bg4_split(data: bytes | memoryview) -> bytes:
 
 def bg4_join(data: bytes | memoryview) -> bytes:
     """Inverse of bg4_split."""
+    import numpy as np
+
     arr = np.frombuffer(data, dtype=np.uint8)
     q, r = divmod(len(arr), 4)
     out = np.empty(len(arr), dtype=np.uint8)
@@ -74,11 +97,14 @@ def prefers_bg4(sample: bytes | memoryview) -> bool:
     Builds a popcount histogram per byte position mod 4 and compares each with
     the pooled histogram (KL divergence); float tensors score high, text low.
     """
-    arr = np.frombuffer(sample, dtype=np.uint8)
-    if len(arr) < _MIN_BG4_SAMPLE:
+    if len(sample) < _MIN_BG4_SAMPLE:
         return False  # too few bytes for the lane statistics to mean anything
+    import numpy as np
+
+    popcount, lane_offsets = _tables()
+    arr = np.frombuffer(sample, dtype=np.uint8)
     m = len(arr) // 4 * 4
-    codes = (_POPCOUNT[arr[:m]].reshape(-1, 4) + _LANE_OFFSETS).ravel()
+    codes = (popcount[arr[:m]].reshape(-1, 4) + lane_offsets).ravel()
     lanes = np.bincount(codes, minlength=36).reshape(4, 9)
     pooled = lanes.sum(axis=0) + 1.0
     q = pooled / pooled.sum()
@@ -100,7 +126,7 @@ def compress_frame(data: bytes | memoryview, level: int, bg4: bool) -> tuple[Sch
     level = BG4_ZSTD_LEVEL if bg4 else level
     if len(data) >= 4 * _SAMPLE and _incompressible(data[:_SAMPLE], bg4):
         return Scheme.NONE, b""
-    payload = zstandard.ZstdCompressor(level=level, write_checksum=False).compress(plain)
+    payload = _zstd().ZstdCompressor(level=level, write_checksum=False).compress(plain)
     if len(payload) >= len(data):
         return Scheme.NONE, b""
     return scheme, payload
@@ -112,7 +138,7 @@ def _incompressible(sample: bytes | memoryview, bg4: bool) -> bool:
     # The sample is grouped like the frame: a prefix of the grouped frame would
     # be one byte lane alone, the random mantissa bytes of a float tensor.
     plain = bg4_split(sample) if bg4 else sample
-    return len(zstandard.ZstdCompressor(level=1).compress(plain)) >= 0.98 * len(sample)
+    return len(_zstd().ZstdCompressor(level=1).compress(plain)) >= 0.98 * len(sample)
 
 
 def decompress_frame(scheme: int, payload: bytes | memoryview, size: int, what: str) -> bytes:
@@ -127,6 +153,7 @@ def decompress_frame(scheme: int, payload: bytes | memoryview, size: int, what: 
         return bytes(payload)
     if scheme not in _FRAME_STARTS:
         raise DecompressionError(what, f"compression scheme {scheme} is not supported")
+    zstandard = _zstd()
     try:
         declared = zstandard.frame_content_size(payload)
         if declared not in (-1, size):

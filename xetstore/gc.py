@@ -33,7 +33,7 @@ from .hashing import from_xet_hex, xet_hex
 from .index import Index
 from .inventory import SHARDS, XORBS, Inventory, read_shard, take_inventory
 from .leases import PREFIX as LOCKS, Lease, live_leases
-from .params import RepositoryParams
+from .params import DEFAULT_GRACE, RepositoryParams
 from .reindex import sync_index
 from .repack import Rewrite, rewrite
 from .shard import Manifest
@@ -53,7 +53,6 @@ __all__ = [
     "QUARANTINE",
 ]
 
-DEFAULT_GRACE = 24 * 3600.0
 QUARANTINE = "quarantine/"
 
 

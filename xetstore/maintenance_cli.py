@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import re
+from typing import TYPE_CHECKING
 
 import click
 
-from .check import CheckReport
-from .cli import Output, cli, common_options, repo_option
+from .cli import Output, Repository, cli, common_options, repo_option
 from .errors import EXIT_DAMAGED, ConfigError
-from .gc import DEFAULT_GRACE, GcReport
-from .hashing import xet_hex
-from .repository import Repository
+from .params import DEFAULT_GRACE
+
+if TYPE_CHECKING:  # the modules themselves load when a command runs
+    from .check import CheckReport
+    from .gc import GcReport
 
 __all__ = ["parse_duration"]
 
@@ -90,6 +92,8 @@ def repair_index(out: Output, repo: str) -> None:
 @common_options
 def repair_xorbs(out: Output, repo: str, yes: bool) -> None:
     """Find damaged or missing xorbs and the files they cost (reads every used xorb)."""
+    from .hashing import xet_hex  # not at the top: `xetstore --version` would load blake3
+
     with Repository.open(repo) as r:
         rep = r.repair_xorbs(confirm=yes)
     for key, reason in rep.damaged.items():

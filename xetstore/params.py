@@ -18,6 +18,7 @@ __all__ = [
     "CHUNKERS",
     "COMPRESSIONS",
     "DEFAULT_FRAME_BYTES",
+    "DEFAULT_GRACE",
     "READ_BLOCK",
     "BG4_ZSTD_LEVEL",
     "RepositoryParams",
@@ -45,6 +46,11 @@ DEFAULT_FRAME_BYTES = 1024 * 1024
 # on bf16/f32 tensors level 1 stored 3.6 % less than level 3, 50 % faster
 # (the grouped mantissa bytes are near-random; longer match searches only cost).
 BG4_ZSTD_LEVEL = 1
+
+# Seconds an unreferenced object must have existed before gc removes it (a writer
+# may still be about to reference it). Here, not in gc.py, so that the CLI and
+# Repository name the default without importing gc.
+DEFAULT_GRACE = 24 * 3600.0
 
 # Size of one read from an input file while cleaning it.
 READ_BLOCK = 8 * 1024 * 1024

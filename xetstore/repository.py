@@ -13,12 +13,9 @@ from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO
+from typing import TYPE_CHECKING, BinaryIO
 
 from .backends import Backend, open_backend, with_local_cache
-from .chunking import make_chunker
-from .check import CheckReport, check_repository
-from .clean import CleanSession, Cleaned
 from .config import RepositoryConfig, decode_config, encode_config
 from .errors import (
     ConfigError,
@@ -31,16 +28,24 @@ from .errors import (
     RepositoryNotFound,
 )
 from .faults import fault_point
-from .gc import DEFAULT_GRACE, GcOptions, GcReport, collect_garbage, remove_files
 from .hashing import from_xet_hex, xet_hex
 from .index import Index
-from .intake import read_inputs
 from .leases import Lease, check_before_publish
-from .params import RepositoryParams, default_cache_root
-from .reindex import RebuildReport, open_index, rebuild_index, sync_index
-from .repair import ShardRepair, XorbRepair, repair_shards, repair_xorbs
+from .params import DEFAULT_GRACE, RepositoryParams, default_cache_root
+from .reindex import open_index, sync_index
 from .shard import Manifest, encode_shard, shard_key
 from .smudge import FileReader, Reconstructor
+
+# Adding (chunking, clean) and maintenance (check, gc, repair) are imported by the
+# methods that use them: a process that opens a repository to list or read files
+# (the CLI, each git-lfs agent) does not pay for them.
+if TYPE_CHECKING:
+    from .chunking import Chunker
+    from .check import CheckReport
+    from .clean import CleanSession, Cleaned
+    from .gc import GcReport
+    from .reindex import RebuildReport
+    from .repair import ShardRepair, XorbRepair
 
 __all__ = ["Repository", "AddResult", "FileInfo", "RepositoryStats"]
 
@@ -94,7 +99,7 @@ class Repository:
         self.index = index
         self.cache_dir = cache_dir
         self._owns_cache = owns_cache
-        self._chunker = make_chunker(config.params.chunker)
+        self._chunker: Chunker | None = None  # made by the first add session
         self._reconstructor = Reconstructor(backend, index)
 
     # -- lifecycle -----------------------------------------------------------
@@ -176,6 +181,8 @@ class Repository:
 
     def add_files(self, paths: Iterable[str | os.PathLike[str]], progress: Progress | None = None) -> list[AddResult]:
         """Add files in one session: shared xorbs, one shard."""
+        from .intake import read_inputs
+
         paths = list(paths)
         for path in paths:  # refuse bad input before writing anything
             _check_input(path)
@@ -205,6 +212,11 @@ class Repository:
         return self.add_stream(io.BytesIO(data))
 
     def _session(self) -> CleanSession:
+        from .chunking import make_chunker
+        from .clean import CleanSession
+
+        if self._chunker is None:
+            self._chunker = make_chunker(self.config.params.chunker)
         spool = self.cache_dir / "spool"
         spool.mkdir(parents=True, exist_ok=True)
         return CleanSession(self.backend, self.index, self.config.params, self._chunker, str(spool))
@@ -341,22 +353,32 @@ class Repository:
         self, read_data: bool = False, subset: str | None = None, progress: Progress | None = None
     ) -> CheckReport:
         """Structure (and with read_data, every chunk of the `subset` of xorbs); never raises for damage."""
+        from .check import check_repository
+
         return check_repository(self.backend, self.index, read_data, subset, progress)
 
     def repair_index(self) -> RebuildReport:
         """Rebuild the local index from the shards into a new directory, then swap it in."""
+        from .reindex import rebuild_index
+
         return rebuild_index(self.backend, self.index)
 
     def repair_xorbs(self, confirm: bool = False) -> XorbRepair:
         """Report damaged xorbs and the files lost; with confirm, delete those files and set the xorbs aside."""
+        from .repair import repair_xorbs
+
         return repair_xorbs(self.backend, self.index, self.config.params, confirm)
 
     def repair_shards(self, confirm: bool = False) -> ShardRepair:
         """Report undecodable shards and deletion records; with confirm, set them aside."""
+        from .repair import repair_shards
+
         return repair_shards(self.backend, self.index, confirm)
 
     def remove(self, file_hashes: Iterable[str]) -> list[FileInfo]:
         """Delete files (a deletion record); gc frees their chunks later."""
+        from .gc import remove_files
+
         removed = remove_files(self.backend, self.index, list(file_hashes))
         return [FileInfo(xet_hex(m.file_hash), m.size, m.sha256.hex()) for m in removed]
 
@@ -365,6 +387,8 @@ class Repository:
     ) -> GcReport:
         """Remove unreferenced objects older than `grace` seconds; dry_run None means
         a dry run except on folder and memory repositories."""
+        from .gc import GcOptions, collect_garbage
+
         if dry_run is None:
             dry_run = not self.backend.url.startswith(("file://", "memory://"))
         options = GcOptions(grace, repack_below, dry_run, wait)

@@ -1,7 +1,8 @@
 """`xetstore lfs ...`: run the agent, install it for git-lfs, point a git repository at a repository.
 
-Heavy modules (the repository and everything under it) are imported inside the
-commands that need them, so `python -m xetstore.lfs agent` starts fast.
+Heavy modules (the repository and everything under it), the agent and the git
+helpers are imported inside the commands that need them, so `python -m
+xetstore.lfs agent` starts fast and registering `lfs` costs other commands nothing.
 """
 
 from __future__ import annotations
@@ -16,9 +17,6 @@ from typing import Any
 import click
 
 from ..errors import ConfigError, XetStoreError
-from .agent import LOG_NAME
-from .agent import main as agent_main
-from .gitconfig import find_workspace, locate_repository, read_config, read_lfsconfig, run_git
 from .locator import SENTINEL, encode_locator
 
 __all__ = ["lfs", "AGENTS", "AGENT_ARGS", "install_settings"]
@@ -74,6 +72,8 @@ def lfs() -> None:
 @click.option("--repo", help="Repository URL; default: $XETSTORE_REPO, then the git repository's lfs.url.")
 def agent(repo: str | None) -> None:
     """Serve git-lfs on stdin/stdout (git-lfs runs this; see `lfs install`)."""
+    from .agent import main as agent_main  # here, not at the top: every `xetstore` command would load it
+
     sys.exit(agent_main(repo))
 
 
@@ -90,6 +90,8 @@ def install(scope: str) -> None:
     Folder repositories get one agent process per transfer, others (S3) eight;
     change it with `git config --global lfs.customtransfer.xetstore-folder.concurrent true`.
     """
+    from .gitconfig import read_config, run_git
+
     for key, value in install_settings():
         run_git(["config", f"--{scope}", key, value])
         click.echo(f"git config --{scope} {key} {value}")
@@ -101,6 +103,8 @@ def install(scope: str) -> None:
 @_scope_option
 def uninstall(scope: str) -> None:
     """Remove exactly what `lfs install` wrote."""
+    from .gitconfig import run_git
+
     for key, _ in install_settings():
         done = run_git(["config", f"--{scope}", "--unset-all", key], check=False)
         if done.returncode == 0:
@@ -117,6 +121,7 @@ def uninstall(scope: str) -> None:
 def init_(repo_url: str, remote: str | None) -> None:
     """Point this git repository at REPO_URL: writes .lfsconfig (commit it)."""
     from ..repository import Repository
+    from .gitconfig import find_workspace, read_config, run_git
 
     workspace = find_workspace()
     if workspace.top_level is None:
@@ -144,6 +149,8 @@ def env(repo: str | None, remote: str, as_json: bool) -> None:
     """What the agent would use here: repository, its source, cache, log (for bug reports)."""
     from .. import __version__
     from ..params import default_cache_root
+    from .agent import LOG_NAME
+    from .gitconfig import find_workspace, locate_repository, read_config, read_lfsconfig, run_git
 
     config = read_config()
     fields: dict[str, Any] = {"version": __version__, "python": sys.executable}

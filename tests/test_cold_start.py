@@ -1,0 +1,93 @@
+"""Start-up stays cheap: what a fresh process imports for the commands users run most.
+
+Every command is a new process (the CLI, each git-lfs agent), so a module imported at
+start-up is paid on every `ls`, `get` and transfer. These tests run the real commands in a
+fresh interpreter and look at `sys.modules` afterwards; `benchmarks/cold_start.py`
+measures the time.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from xetstore import Repository
+
+from .samples import random_bytes
+
+# Modules that listing, stats and reading a zstd-compressed file never need.
+HEAVY = (
+    "numpy", "boto3", "botocore", "tqdm", "fastcdc",
+    "xetstore.check", "xetstore.gc", "xetstore.repair", "xetstore.repack",
+    "xetstore.clean", "xetstore.chunking", "xetstore.gear", "xetstore.intake", "xetstore.lfs.agent",
+)  # fmt: skip
+
+# Runs CLI commands in this process (as the installed script does), then prints
+# which HEAVY modules got imported.
+_CHILD = """
+import json, sys
+from xetstore.cli import main
+
+commands, heavy = json.loads(sys.argv[1]), json.loads(sys.argv[2])
+
+def run(*args):
+    sys.argv = ["xetstore", *args]
+    try:
+        main()
+    except SystemExit as exc:
+        assert not exc.code, f"{args} exited {exc.code}"
+
+for command in commands:
+    if command[0] == "read":
+        from xetstore import Repository
+        with Repository.open(command[1]) as r:
+            for info in r.files():
+                r.read_bytes(info.file_hash)
+    else:
+        run(*command)
+print(json.dumps(sorted(m for m in sys.modules if m in heavy or m.split(".")[0] in heavy)))
+"""
+
+
+def loaded(commands: list[list[str]], cache: Path) -> list[str]:
+    out = subprocess.run(
+        [sys.executable, "-c", _CHILD, json.dumps(commands), json.dumps(HEAVY)],
+        capture_output=True, text=True, check=False, env={**os.environ, "XETSTORE_CACHE": str(cache)},
+    )  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    return json.loads(out.stdout.splitlines()[-1])
+
+
+def make_repository(tmp_path: Path) -> str:
+    url = str(tmp_path / "repo")
+    with Repository.init(url, cache_dir=tmp_path / "init-cache") as r:
+        text = "".join(f"{n},event {n * 7 % 13},user{n % 97}\n" for n in range(30_000))
+        r.add_bytes(text.encode())  # stored as zstd frames, not byte-grouped
+        r.add_bytes(random_bytes(300_000, seed=3))  # stored raw
+    return url
+
+
+def test_ls_stats_and_reads_import_no_numpy_boto3_or_maintenance(tmp_path: Path) -> None:
+    url = make_repository(tmp_path)
+    found = loaded([["ls", "-r", url], ["stats", "-r", url], ["read", url]], tmp_path / "cache")
+    assert found == []
+
+
+def test_version_imports_no_engine() -> None:
+    engine = ["xetstore.repository", "xetstore.index", "xetstore.lfs.gitconfig", "lmdb", "blake3"]
+    out = subprocess.run([sys.executable, "-c", _CHILD, json.dumps([["--version"]]), json.dumps([*HEAVY, *engine])],
+                         capture_output=True, text=True, check=True)  # fmt: skip
+    assert json.loads(out.stdout.splitlines()[-1]) == []
+
+
+def test_the_watch_list_names_real_modules(tmp_path: Path) -> None:
+    """`check` and `add` do load maintenance and chunking modules: the names above are
+    the ones the code uses, so the tests above cannot pass by a misspelling."""
+    url = make_repository(tmp_path)
+    text = tmp_path / "new.txt"
+    text.write_bytes(random_bytes(200_000, seed=4))
+    found = loaded([["check", "-r", url], ["add", "-r", url, str(text)]], tmp_path / "cache")
+    assert {"xetstore.check", "xetstore.clean", "xetstore.chunking", "fastcdc"} <= set(found)
