@@ -44,6 +44,12 @@ def test_bg4_round_trip(data: bytes) -> None:
     assert bg4_join(bg4_split(data)) == data
 
 
+def test_bg4_layout_is_xets_lanes_with_the_remainder_first() -> None:
+    grouped = bytes([0, 4, 8, 1, 5, 9, 2, 6, 3, 7])  # lanes of 3, 3, 2, 2 bytes
+    assert bg4_split(bytes(range(10))) == grouped
+    assert bg4_join(memoryview(grouped)) == bytes(range(10))  # frames arrive as views
+
+
 def test_bg4_predictor_tells_floats_from_text() -> None:
     assert prefers_bg4(float_chunks(1)[0])
     assert not prefers_bg4(build({"kind": "numbered_text", "size": 65536}))

@@ -14,11 +14,13 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
+
 from xetstore import Repository
 
 from .samples import random_bytes
 
-# Modules that listing, stats and reading a zstd-compressed file never need.
+# Modules that listing, stats and reading files (zstd, byte-grouped, raw) never need.
 HEAVY = (
     "numpy", "boto3", "botocore", "tqdm", "fastcdc",
     "xetstore.check", "xetstore.gc", "xetstore.repair", "xetstore.repack",
@@ -67,6 +69,8 @@ def make_repository(tmp_path: Path) -> str:
         text = "".join(f"{n},event {n * 7 % 13},user{n % 97}\n" for n in range(30_000))
         r.add_bytes(text.encode())  # stored as zstd frames, not byte-grouped
         r.add_bytes(random_bytes(300_000, seed=3))  # stored raw
+        weights = np.random.default_rng(1).normal(0, 0.02, 100_000).astype("<f4")
+        r.add_bytes(weights.tobytes())  # stored byte-grouped (BG4 zstd)
     return url
 
 
