@@ -147,6 +147,9 @@ def test_speed_table_divides_xetstore_by_hf_xet() -> None:
     table = speed_table(report)
     assert table[2:] == ["| model | 150 / 200 | 0.75 | 400 / 100 | 4.00 | 100.0 / 100.0 | 5.0 / 5.0 |"]
     assert speed_table({"workloads": {"model": {}}, "results": [row("hf_xet", 1, 1)]}) == []
+    report["results"] += [row("xetstore-cli", 30, 60), row("hf_xet-proc", 40, 30)]
+    per_process = speed_table(report, "hf_xet-proc", "xetstore-cli")
+    assert per_process[2:] == ["| model | 30 / 40 | 0.75 | 60 / 30 | 2.00 | 100.0 / 100.0 | 5.0 / 5.0 |"]
 
 
 def test_median_metrics_skips_missing_values() -> None:

@@ -1,7 +1,8 @@
 """The systems a benchmark compares, by name.
 
 Baselines (whole-file, fixed blocks), xetstore in several configurations, and
-peers (restic, borg, casync, hf_xet) that run only where they are installed.
+peers (restic, borg, casync, hf_xet) that run only where they are installed;
+`xetstore-cli` and `hf_xet-proc` run every add and restore as a fresh process.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from .base import System, SystemError_, tree_files
 from .hfxet import HfXet
 from .local import FixedBlocks, WholeFile
 from .peers import Borg, Casync, Restic
+from .processes import HfXetProcess, XetstoreCli
 from .xetstore_repo import XetstoreSystem, parse_xetstore_name
 
 __all__ = [
@@ -36,6 +38,8 @@ DEFAULT_SYSTEMS = (
     "borg-64k",
     "casync",
     "hf_xet",
+    "xetstore-cli",
+    "hf_xet-proc",
 )
 
 # Frame size and level candidates for the repository default (`--explore`).
@@ -60,6 +64,8 @@ def make_system(name: str) -> System:
         "borg-64k": lambda: Borg(_BORG_64K),
         "casync": Casync,
         "hf_xet": HfXet,
+        "xetstore-cli": XetstoreCli,
+        "hf_xet-proc": HfXetProcess,
     }
     if name in fixed:
         return fixed[name]()  # type: ignore[operator]

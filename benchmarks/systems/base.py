@@ -16,6 +16,7 @@ import os
 import shutil
 import subprocess
 import tempfile
+import threading
 from abc import ABC, abstractmethod
 from pathlib import Path
 
@@ -124,13 +125,14 @@ def run_tool(args: list[str], cwd: Path | None = None, env: dict[str, str] | Non
     full_env = {**os.environ, **(env or {})}
     with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
         proc = subprocess.Popen(args, cwd=cwd, env=full_env, stdout=out, stderr=err, text=True)
-        while True:
-            peak = vm_hwm(proc.pid)
-            try:
-                code = proc.wait(timeout=0.02)
-                break
-            except subprocess.TimeoutExpired:
-                _ToolPeak.bytes = max(_ToolPeak.bytes, peak or 0)
+        done = threading.Event()
+        sampler = threading.Thread(target=_sample_peak, args=(proc.pid, done), daemon=True)
+        sampler.start()
+        # A blocking wait sees the exit at once; polling with a timeout (as before)
+        # added up to 20 ms to every timed command, which per-process runs repeat.
+        code = proc.wait()
+        done.set()
+        sampler.join()
         out.seek(0)
         err.seek(0)
         stdout, stderr = out.read(), err.read()
@@ -138,6 +140,15 @@ def run_tool(args: list[str], cwd: Path | None = None, env: dict[str, str] | Non
         tail = (stderr or stdout).strip().splitlines()[-3:]
         raise SystemError_(f"`{' '.join(args[:3])} …` exited {code}: {' | '.join(tail)}")
     return stdout
+
+
+def _sample_peak(pid: int, done: threading.Event) -> None:
+    """Record the VmHWM of a running command every 10 ms until it exits."""
+    while not done.is_set():
+        peak = vm_hwm(pid)  # None once the process is gone (or reaped)
+        if peak is not None:
+            _ToolPeak.bytes = max(_ToolPeak.bytes, peak)
+        done.wait(0.01)
 
 
 def sha256_file(path: Path) -> str:
