@@ -20,6 +20,7 @@ from .runner import METRICS, run_isolated
 from .systems import make_system
 from .systems.base import tree_bytes
 from .workloads import WORKLOADS, materialize, versions
+from .workloads.real import REAL_WORKLOADS, not_prepared_note, prepared
 
 __all__ = ["BenchConfig", "run_bench", "median_metrics", "SCHEMA"]
 
@@ -49,11 +50,20 @@ def median_metrics(runs: list[dict[str, Any]]) -> dict[str, Any]:
     return out
 
 
-def _workload_dirs(config: BenchConfig, say: Say) -> dict[str, tuple[Path, str]]:
+def _workload_dirs(config: BenchConfig, say: Say, skipped: dict[str, str]) -> dict[str, tuple[Path, str]]:
     found: dict[str, tuple[Path, str]] = {}
     for name in config.workloads:
+        if name in REAL_WORKLOADS:
+            folder = prepared(name, config.cache_dir)
+            if folder is None:
+                skipped[name] = not_prepared_note(name, config.cache_dir)
+                say(skipped[name])
+            else:
+                found[name] = (folder, REAL_WORKLOADS[name])
+            continue
         if name not in WORKLOADS:
-            raise ValueError(f"unknown workload {name!r}; choose from {', '.join(WORKLOADS)}")
+            choices = [*WORKLOADS, *REAL_WORKLOADS]
+            raise ValueError(f"unknown workload {name!r}; choose from {', '.join(choices)}")
         say(f"workload {name}: generating or reading the cache in {config.cache_dir}")
         found[name] = (materialize(name, config.scale_mb, config.seed, config.cache_dir), WORKLOADS[name].description)
     for corpus in config.corpus:
@@ -77,7 +87,8 @@ def run_bench(config: BenchConfig, say: Say = lambda line: None) -> dict[str, An
         raise ValueError("--runs must be at least 1")
     started = dt.datetime.now(dt.timezone.utc)
     load_before = load_average()
-    workloads = _workload_dirs(config, say)
+    skipped_workloads: dict[str, str] = {}
+    workloads = _workload_dirs(config, say, skipped_workloads)
     systems = _systems(config)
     active = [s for s, i in systems.items() if i["skipped"] is None]
     for name, i in systems.items():
@@ -110,6 +121,7 @@ def run_bench(config: BenchConfig, say: Say = lambda line: None) -> dict[str, An
             w: {"description": d, "versions": len(versions(f)), "logical_bytes": sum(tree_bytes(v) for v in versions(f))}
             for w, (f, d) in workloads.items()
         },
+        "skipped_workloads": skipped_workloads,
         "results": [
             {"workload": w, "system": s, "median": median_metrics(rs), "runs": rs, "error": _first_error(rs)}
             for (w, s), rs in runs.items()

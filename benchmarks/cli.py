@@ -46,12 +46,13 @@ def bench(quick: bool, scale: float, runs: int, seed: int, workload_names: str |
     from .report import to_markdown
     from .systems import DEFAULT_SYSTEMS, EXPLORE_SYSTEMS
     from .workloads import WORKLOADS, default_cache_dir
+    from .workloads.real import REAL_WORKLOADS
 
     if quick:
         scale, runs = _QUICK_SCALE_MB, 1
     workloads = _names(workload_names)
-    if workloads is None:
-        workloads = [] if corpus else list(WORKLOADS)
+    if workloads is None:  # real-data workloads are fixed-size: not in --quick
+        workloads = [] if corpus else list(WORKLOADS) + ([] if quick else list(REAL_WORKLOADS))
     systems = _names(system_names) or list(DEFAULT_SYSTEMS)
     if explore:
         systems += [s for s in EXPLORE_SYSTEMS if s not in systems]

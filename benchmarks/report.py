@@ -145,6 +145,7 @@ def _facts(report: dict[str, Any]) -> list[str]:
         f"- load average (1, 5, 15 min) before: {load['before']}, after: {load['after']}",
         f"- libraries: {libs}",
         f"- peers: {peers or 'none installed'}",
+        *(f"- {note}" for note in report.get("skipped_workloads", {}).values()),
     ]
 
 

@@ -1,0 +1,132 @@
+"""Real-data workloads: files real programs built, assembled once by an explicit prepare step.
+
+    python -m benchmarks.workloads.real [--cache DIR] [--wheel FILE ...]
+
+The generated workloads imitate real data; these are real data. The prepare step takes
+consecutive releases of a real package as wheels (by default it asks pip to download
+numpy 2.1.0-2.2.0 from the package index, about 80 MB; `--wheel` uses wheel files you
+already have instead), and builds two workloads under the bench cache:
+
+- `real-libs`: the shared libraries (`*.so*`) of each release, one version per release:
+  what a build-artifact store sees (compiled code, relinked between releases).
+- `real-releases`: every file of each release, unpacked (about 1000 files each).
+
+The database written by a real program is the `database` workload (SQLite via the stdlib
+`sqlite3`, with updates, deletes and VACUUM). Nothing is downloaded while the bench runs: an
+unprepared real workload is skipped with a line that names this command.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import zipfile
+from pathlib import Path, PurePosixPath
+
+__all__ = ["REAL_WORKLOADS", "DEFAULT_WHEELS", "prepared", "prepare_from_wheels", "not_prepared_note"]
+
+REAL_WORKLOADS = {
+    "real-libs": "shared libraries (.so) of consecutive numpy releases, from their wheels",
+    "real-releases": "consecutive numpy releases, every file of each wheel unpacked",
+}
+DEFAULT_WHEELS = ("numpy==2.1.0", "numpy==2.1.1", "numpy==2.1.2", "numpy==2.1.3", "numpy==2.2.0")
+
+
+def _folder(name: str, cache_dir: Path) -> Path:
+    return Path(cache_dir) / "real" / name
+
+
+def prepared(name: str, cache_dir: Path) -> Path | None:
+    """The folder of a prepared real workload, or None when it was not prepared."""
+    folder = _folder(name, cache_dir)
+    return folder if (folder / ".complete").exists() else None
+
+
+def not_prepared_note(name: str, cache_dir: Path) -> str:
+    return (f"workload {name}: not prepared, skipped; prepare it once with "
+            f"`python -m benchmarks.workloads.real --cache {cache_dir}` (downloads numpy wheels via pip)")  # fmt: skip
+
+
+def _members(wheel: zipfile.ZipFile, libs_only: bool) -> list[zipfile.ZipInfo]:
+    found = []
+    for info in wheel.infolist():
+        path = PurePosixPath(info.filename)
+        if info.is_dir() or ".." in path.parts or path.is_absolute():
+            continue  # a wheel's members are relative paths; refuse anything else
+        if libs_only and ".so" not in path.suffixes:
+            continue
+        found.append(info)
+    return found
+
+
+def _unpack(wheel_path: Path, dest: Path, libs_only: bool) -> None:
+    with zipfile.ZipFile(wheel_path) as wheel:
+        for info in _members(wheel, libs_only):
+            target = dest / info.filename
+            target.parent.mkdir(parents=True, exist_ok=True)
+            with wheel.open(info) as src, open(target, "wb") as out:
+                shutil.copyfileobj(src, out, 1 << 20)
+
+
+def prepare_from_wheels(wheels: list[Path], cache_dir: Path) -> dict[str, Path]:
+    """Build both real workloads from wheels given in release order; returns their folders."""
+    if len(wheels) < 2:
+        raise ValueError("a real workload needs at least two consecutive releases (wheels)")
+    done = {}
+    for name, libs_only in (("real-libs", True), ("real-releases", False)):
+        folder = _folder(name, cache_dir)
+        folder.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{name}-", dir=folder.parent))
+        try:
+            for n, wheel in enumerate(wheels, 1):
+                version = tmp / f"v{n:02d}"
+                version.mkdir()
+                _unpack(wheel, version, libs_only)
+            sources = [{"version": f"v{n:02d}", "wheel": Path(w).name} for n, w in enumerate(wheels, 1)]
+            (tmp / ".sources.json").write_text(json.dumps(sources, indent=1) + "\n")
+            (tmp / ".complete").write_text("")
+            shutil.rmtree(folder, ignore_errors=True)
+            os.replace(tmp, folder)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+        done[name] = folder
+    return done
+
+
+def download_wheels(specs: list[str], dest: Path) -> list[Path]:
+    """Wheels for `specs` (one release each, in order) via pip, without dependencies."""
+    dest.mkdir(parents=True, exist_ok=True)
+    found = []
+    for spec in specs:
+        before = set(dest.glob("*.whl"))
+        subprocess.run([sys.executable, "-m", "pip", "download", "-q", "--no-deps", "--only-binary=:all:",
+                        "-d", str(dest), spec], check=True)  # fmt: skip
+        name, _, version = spec.partition("==")
+        match = sorted(p for p in dest.glob(f"{name}-{version}-*.whl")) or sorted(set(dest.glob("*.whl")) - before)
+        if not match:
+            raise RuntimeError(f"pip download {spec} left no wheel in {dest}")
+        found.append(match[0])
+    return found
+
+
+def main() -> None:
+    from . import default_cache_dir
+
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--cache", type=Path, default=None, help="the bench cache (default as `xetstore bench`)")
+    ap.add_argument("--wheel", type=Path, action="append", help="a wheel to use, in release order (repeatable)")
+    args = ap.parse_args()
+    cache = args.cache or default_cache_dir()
+    wheels = args.wheel or download_wheels(list(DEFAULT_WHEELS), cache / "real" / "wheels")
+    for name, folder in prepare_from_wheels(wheels, cache).items():
+        print(f"prepared {name} in {folder} from {len(wheels)} wheels")
+
+
+if __name__ == "__main__":
+    main()
