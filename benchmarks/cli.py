@@ -15,6 +15,9 @@ import click
 __all__ = ["bench"]
 
 _QUICK_SCALE_MB = 20.0
+# The quick run's systems: the default, per process, git-lfs's whole files, the peers.
+_QUICK_SYSTEMS = ("whole-file", "xetstore-fastcdc-zstd", "xetstore-cli", "restic", "borg", "casync", "hf_xet", "hf_xet-proc")
+FULL_COMMAND = "python -m benchmarks.workloads.real && xetstore bench --scale 300 --runs 3 --out benchmarks/results"
 
 
 def _names(text: str | None) -> list[str] | None:
@@ -22,7 +25,7 @@ def _names(text: str | None) -> list[str] | None:
 
 
 @click.command()
-@click.option("--quick", is_flag=True, help=f"Small data ({_QUICK_SCALE_MB:g} MB per workload), one run: a couple of minutes.")
+@click.option("--quick", is_flag=True, help=f"Small data ({_QUICK_SCALE_MB:g} MB per workload), one run, fewer systems, a short summary: about 3 minutes on 2 cores.")
 @click.option("--scale", type=float, default=100.0, show_default=True, help="MB of logical data per workload (all versions).")
 @click.option("--runs", type=int, default=3, show_default=True, help="Runs per system and workload; medians are reported.")
 @click.option("--seed", type=int, default=1, show_default=True, help="Seed of the workload generators.")
@@ -34,16 +37,17 @@ def _names(text: str | None) -> list[str] | None:
 @click.option("--cache", "cache_dir", type=click.Path(path_type=Path), help="Where generated workloads are kept (default $XDG_CACHE_HOME/xetstore-bench).")
 @click.option("--workdir", type=click.Path(path_type=Path), help="Where repositories are built (default: a temporary folder, removed after).")
 @click.option("--out", "out_dir", type=click.Path(path_type=Path), help="Write results.md, results.json and results.png here.")
-@click.option("--json", "as_json", is_flag=True, help="Print the JSON report instead of markdown.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON lines (each with a `type`: bench, workload, result) instead of markdown.")
+@click.option("-v", "--verbose", is_flag=True, help="With --quick: print every table, not the summary.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress lines on stderr.")
 def bench(quick: bool, scale: float, runs: int, seed: int, workload_names: str | None, system_names: str | None,
           explore: bool, corpus: tuple[Path, ...], cache_dir: Path | None, workdir: Path | None,
-          out_dir: Path | None, as_json: bool, quiet: bool) -> None:  # fmt: skip
+          out_dir: Path | None, as_json: bool, verbose: bool, quiet: bool) -> None:  # fmt: skip
     """Measure storage and speed of xetstore against baselines and peers."""
     import json
 
     from .bench import BenchConfig, run_bench
-    from .report import to_markdown
+    from .report import json_lines, quick_lines, to_markdown
     from .systems import DEFAULT_SYSTEMS, EXPLORE_SYSTEMS
     from .workloads import WORKLOADS, default_cache_dir
     from .workloads.real import REAL_WORKLOADS
@@ -53,7 +57,7 @@ def bench(quick: bool, scale: float, runs: int, seed: int, workload_names: str |
     workloads = _names(workload_names)
     if workloads is None:  # real-data workloads are fixed-size: not in --quick
         workloads = [] if corpus else list(WORKLOADS) + ([] if quick else list(REAL_WORKLOADS))
-    systems = _names(system_names) or list(DEFAULT_SYSTEMS)
+    systems = _names(system_names) or list(_QUICK_SYSTEMS if quick else DEFAULT_SYSTEMS)
     if explore:
         systems += [s for s in EXPLORE_SYSTEMS if s not in systems]
     config = BenchConfig(
@@ -66,7 +70,12 @@ def bench(quick: bool, scale: float, runs: int, seed: int, workload_names: str |
     except ValueError as exc:
         raise click.UsageError(str(exc)) from None
     markdown = to_markdown(report)
-    click.echo(json.dumps(report, indent=1) if as_json else markdown)
+    if as_json:
+        click.echo("\n".join(json.dumps(line) for line in json_lines(report)))
+    elif quick and not verbose:
+        click.echo("\n".join(quick_lines(report, FULL_COMMAND)))
+    else:
+        click.echo(markdown)
     if out_dir is not None:
         _write(out_dir, report, markdown, quiet)
     if any(r["error"] for r in report["results"]):

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["to_markdown", "summary_table", "headline_table", "speed_table", "BASELINE", "DEFAULT_XETSTORE", "PROCESS_XETSTORE"]
+__all__ = [
+    "to_markdown", "summary_table", "headline_table", "speed_table", "quick_lines", "json_lines",
+    "BASELINE", "DEFAULT_XETSTORE", "PROCESS_XETSTORE",
+]  # fmt: skip
 
 BASELINE = "whole-file"
 DEFAULT_XETSTORE = "xetstore-fastcdc-zstd"
@@ -92,6 +95,42 @@ def speed_table(report: dict[str, Any], anchor: str = "hf_xet", ours_name: str =
             cells.append(f"{_mb(a[key])} / {_mb(b[key])}")
         lines.append(f"| {w} | " + " | ".join(cells) + " |")
     return lines if len(lines) > 2 else []
+
+
+def quick_lines(report: dict[str, Any], full_command: str) -> list[str]:
+    """The short headline of a small run: one line per workload, then how far to trust it."""
+    by, out = _by(report), []
+    for w, info in report["workloads"].items():
+        ours = by.get((w, DEFAULT_XETSTORE))
+        if ours is None or ours["error"]:
+            out.append(f"{w}: xetstore ERROR" if ours else f"{w}: xetstore not run")
+            continue
+        m = ours["median"]
+        peers = [by[(w, p)] for p in _PEERS if (w, p) in by and not by[(w, p)]["error"]]
+        best = min(peers, key=lambda r: r["median"]["stored_bytes"]) if peers else None
+        vs = f", {m['stored_bytes'] / best['median']['stored_bytes']:.2f}x {best['system']}" if best else ""
+        speed = ""
+        cli, hf = by.get((w, PROCESS_XETSTORE)), by.get((w, PROCESS_ANCHOR))
+        if cli and hf and not cli["error"] and not hf["error"]:
+            a, b = cli["median"], hf["median"]
+            speed = f"; per process vs hf_xet: ingest {a['ingest_mb_s'] / b['ingest_mb_s']:.2f}x, restore {a['restore_mb_s'] / b['restore_mb_s']:.2f}x"
+        out.append(f"{w}: stores {_mb(m['stored_bytes'])} of {_mb(info['logical_bytes'])} MB{vs}{speed}")
+    scale, runs = report["config"]["scale_mb"], report["config"]["runs"]
+    out += [
+        f"(quick: {scale:g} MB per workload, {runs} run: stored bytes are indicative, speeds are noise at this",
+        f" size, start-up dominates. The full run is 300 MB per workload, 3 runs, plus the real-data workloads:",
+        f" `{full_command}`. Details: --verbose, or --out DIR.)",
+    ]
+    return out
+
+
+def json_lines(report: dict[str, Any]) -> list[dict[str, Any]]:
+    """The report as JSON lines, each with a `type`: the run, each workload, each result."""
+    head = {k: v for k, v in report.items() if k not in ("workloads", "results")}
+    lines: list[dict[str, Any]] = [{"type": "bench", **head}]
+    lines += [{"type": "workload", "name": w, **info} for w, info in report["workloads"].items()]
+    lines += [{"type": "result", **r} for r in report["results"]]
+    return lines
 
 
 def _gap_lines(report: dict[str, Any]) -> list[str]:

@@ -173,10 +173,40 @@ def test_missing_peer_is_skipped_with_a_note(tmp_path: Path) -> None:
     proc = _bench(["--scale", "0.2", "--runs", "1", "--workloads", "zeros", "--systems",
                    "whole-file,restic,borg,casync", "--json"], tmp_path, {"PATH": str(empty)})  # fmt: skip
     assert proc.returncode == 0, proc.stderr
-    report = json.loads(proc.stdout)
+    lines = json_lines_of(proc.stdout)
     for peer in ("restic", "borg", "casync"):
-        assert "not installed" in report["systems"][peer]["skipped"]
-    assert [r["system"] for r in report["results"]] == ["whole-file"]
+        assert "not installed" in lines[0]["systems"][peer]["skipped"]
+    assert [r["system"] for r in lines if r["type"] == "result"] == ["whole-file"]
+
+
+def json_lines_of(stdout: str) -> list[dict]:
+    """`bench --json` output: one object per line, each with a type, the run's first."""
+    lines = [json.loads(line) for line in stdout.splitlines()]
+    assert lines[0]["type"] == "bench" and all("type" in line for line in lines)
+    return lines
+
+
+def test_json_is_one_typed_object_per_line(tmp_path: Path) -> None:
+    proc = _bench(["--scale", "0.2", "--runs", "1", "--workloads", "zeros,dataset", "--systems",
+                   "whole-file,xetstore-fastcdc-zstd", "--json"], tmp_path)  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    lines = json_lines_of(proc.stdout)
+    assert [line["type"] for line in lines] == ["bench", "workload", "workload", *["result"] * 4]
+    assert {line["name"] for line in lines if line["type"] == "workload"} == {"zeros", "dataset"}
+    assert all(line["median"]["stored_bytes"] > 0 for line in lines if line["type"] == "result")
+
+
+def test_quick_prints_a_short_summary_with_its_uncertainty(tmp_path: Path) -> None:
+    """--quick's own size and systems, cut to two workloads to keep the test short."""
+    proc = _bench(["--quick", "--workloads", "zeros,dataset", "--systems", "whole-file,xetstore-fastcdc-zstd",
+                   "--out", str(tmp_path / "out")], tmp_path)  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stdout.splitlines()
+    assert lines[0].startswith("zeros: stores ") and lines[1].startswith("dataset: stores ")
+    assert len(lines) <= 6 and "speeds are noise" in proc.stdout and "--scale 300 --runs 3" in proc.stdout
+    assert "| xetstore-fastcdc-zstd |" in (tmp_path / "out" / "results.md").read_text()
+    verbose = _bench(["--quick", "--verbose", "--workloads", "zeros", "--systems", "whole-file"], tmp_path)
+    assert "# xetstore bench" in verbose.stdout
 
 
 def test_json_and_files_carry_every_metric_for_every_system(tmp_path: Path) -> None:
@@ -206,9 +236,9 @@ def test_corpus_folders_are_versions(tmp_path: Path) -> None:
         (corpus / f"v{n}" / "notes.txt").write_bytes(text)
     proc = _bench(["--runs", "1", "--corpus", str(corpus), "--systems", "whole-file,xetstore-fastcdc-zstd", "--json"], tmp_path)
     assert proc.returncode == 0, proc.stderr
-    report = json.loads(proc.stdout)
-    assert list(report["workloads"]) == ["corpus:mydata"]
-    assert all(r["error"] is None for r in report["results"])
+    lines = json_lines_of(proc.stdout)
+    assert [line["name"] for line in lines if line["type"] == "workload"] == ["corpus:mydata"]
+    assert all(r["error"] is None for r in lines if r["type"] == "result")
 
 
 def test_isolated_run_reports_a_failing_child(tmp_path: Path) -> None:
