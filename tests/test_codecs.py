@@ -10,6 +10,7 @@ import zstandard
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from xetstore import compression
 from xetstore.compression import Scheme, bg4_join, bg4_split, compress_frame, decompress_frame, prefers_bg4
 from xetstore.config import RepositoryConfig, decode_config, encode_config
 from xetstore.errors import ConfigError, DecompressionError, FormatError, HashMismatch, XetStoreError
@@ -48,6 +49,26 @@ def test_bg4_layout_is_xets_lanes_with_the_remainder_first() -> None:
     grouped = bytes([0, 4, 8, 1, 5, 9, 2, 6, 3, 7])  # lanes of 3, 3, 2, 2 bytes
     assert bg4_split(bytes(range(10))) == grouped
     assert bg4_join(memoryview(grouped)) == bytes(range(10))  # frames arrive as views
+
+
+def numpy_divergence(sample: bytes) -> float:
+    """The predictor as Xet states it, in numpy: the reference for the pure-Python path."""
+    arr = np.frombuffer(sample, dtype=np.uint8)[: len(sample) // 4 * 4]
+    popcount = np.array([bin(i).count("1") for i in range(256)])
+    lanes = np.stack([np.bincount(popcount[arr[k::4]], minlength=9) for k in range(4)])
+    q = (lanes.sum(axis=0) + 1.0) / (lanes.sum() + 9.0)
+    p = lanes / lanes.sum(axis=1, keepdims=True)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return float(np.nansum(np.where(p > 0, p * np.log(p / q), 0.0), axis=1).max())
+
+
+def test_bg4_predictor_without_numpy_counts_and_decides_as_numpy() -> None:
+    samples = [*float_chunks(3), random_bytes(65536, seed=2), build({"kind": "numbered_text", "size": 65536}),
+               bytes(65536), b"abcd" * 16385, np.arange(20000, dtype="<f4").tobytes(), random_bytes(5001, seed=3)]
+    for sample in samples:
+        pure = compression._lane_histograms_pure(sample)
+        assert pure == compression._lane_histograms_numpy(sample)
+        assert compression._max_divergence(pure) == pytest.approx(numpy_divergence(sample), rel=1e-9, abs=1e-12)
 
 
 def test_bg4_predictor_tells_floats_from_text() -> None:

@@ -1,0 +1,118 @@
+"""Per-process ingest and restore of another revision of xetstore against this checkout.
+
+    python -m benchmarks.process_ab --base REV [--workloads dataset,model] [--runs 5] [--scale 100] [--cache DIR]
+
+The process-level successor of `ingest_ab`: what a user's commands cost, start-up included.
+REV is checked out into a temporary git worktree. For each workload (generated as `xetstore
+bench` generates it, or a prepared real-data workload) every version is added by a fresh
+`xetstore add -r REPO DIR` process into a new folder repository, then the last version is
+restored by one fresh process (`Repository.open`, `read_file` per file), alternately with
+REV's code and this checkout's, --runs times each; every command is timed from outside. It
+reports median ingest and restore MB/s of both, their ratios, and whether the stored bytes
+(and the restored files) are the same. Tests never assert timings; this script only measures.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from .runner import verify_tree
+from .systems.base import tree_bytes, tree_files
+from .systems.processes import _RESTORE
+from .workloads import WORKLOADS, default_cache_dir, materialize, versions
+from .workloads.real import REAL_WORKLOADS, prepared
+
+ROOT = Path(__file__).resolve().parent.parent
+_CLI = "import sys; from xetstore.cli import main; sys.argv[0] = 'xetstore'; sys.exit(main())"
+
+
+def _run(tree: Path, work: Path, args: list[str]) -> float:
+    env = {**os.environ, "PYTHONPATH": str(tree), "XETSTORE_CACHE": str(work / "cache")}
+    start = time.perf_counter()
+    subprocess.run([sys.executable, *args], cwd=work, env=env, check=True, capture_output=True)
+    return time.perf_counter() - start
+
+
+def one_run(tree: Path, workload: Path) -> dict[str, float]:
+    """Add every version (a process each), restore the last (one process); seconds and bytes."""
+    work = Path(tempfile.mkdtemp(prefix="xetstore-pab-"))
+    try:
+        repo, vs = work / "repo", versions(workload)
+        _run(tree, work, ["-c", _CLI, "init", "-q", str(repo)])
+        ingest = sum(_run(tree, work, ["-c", _CLI, "add", "-q", "-r", str(repo), str(v)]) for v in vs)
+        listing = _listing(tree, work, repo, vs[-1])
+        dest = work / "restored"
+        dest.mkdir()
+        restore = _run(tree, work, ["-c", _RESTORE, str(repo), str(listing), str(dest)])
+        if verify_tree(vs[-1], dest):
+            raise RuntimeError(f"{tree}: restore of {vs[-1]} is not byte-identical")
+        total = sum(tree_bytes(v) for v in vs)
+        return {"ingest": total / 1e6 / ingest, "restore": tree_bytes(vs[-1]) / 1e6 / restore, "stored": tree_bytes(repo)}
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def _listing(tree: Path, work: Path, repo: Path, version: Path) -> Path:
+    """[relative path, file hash] of the last version, from `xetstore hash` (not timed)."""
+    env = {**os.environ, "PYTHONPATH": str(tree), "XETSTORE_CACHE": str(work / "cache")}
+    out = subprocess.run([sys.executable, "-c", _CLI, "hash", "--json", str(version)], cwd=work, env=env,
+                         check=True, capture_output=True, text=True).stdout  # fmt: skip
+    rels = {str(version / rel): rel.as_posix() for rel in tree_files(version)}
+    listing = [[rels[item["path"]], item["file_hash"]] for item in map(json.loads, out.splitlines())]
+    path = work / "listing.json"
+    path.write_text(json.dumps(listing))
+    return path
+
+
+def _workload(name: str, scale: float, cache: Path) -> Path | None:
+    if name in REAL_WORKLOADS:
+        return prepared(name, cache)
+    return materialize(name, scale, 1, cache)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--base", required=True, help="git revision to compare against")
+    ap.add_argument("--workloads", default=",".join(WORKLOADS))
+    ap.add_argument("--runs", type=int, default=5)
+    ap.add_argument("--scale", type=float, default=100.0, help="MB of logical data per generated workload")
+    ap.add_argument("--cache", type=Path, default=None, help="where workloads are kept (as bench)")
+    args = ap.parse_args()
+    cache = args.cache or default_cache_dir()
+    base = Path(tempfile.mkdtemp(prefix="xetstore-pab-base-")) / "base"
+    subprocess.run(["git", "-C", str(ROOT), "worktree", "add", "-q", "--detach", str(base), args.base], check=True)
+    print(f"# per process: {args.base} (base) against this checkout, median of {args.runs} interleaved runs\n")
+    print("| workload | ingest MB/s base | this | ratio | restore MB/s base | this | ratio | stored bytes |")
+    print("|---|---:|---:|---:|---:|---:|---:|---|")
+    try:
+        for name in args.workloads.split(","):
+            workload = _workload(name, args.scale, cache)
+            if workload is None:
+                print(f"| {name} | not prepared (python -m benchmarks.workloads.real) |||||||")
+                continue
+            found: dict[str, list[dict[str, float]]] = {"base": [], "this": []}
+            for _ in range(args.runs):
+                for side, tree in (("base", base), ("this", ROOT)):
+                    found[side].append(one_run(tree, workload))
+            med = {s: {k: statistics.median(r[k] for r in rs) for k in ("ingest", "restore")} for s, rs in found.items()}
+            stored = {r["stored"] for r in found["base"]}, {r["stored"] for r in found["this"]}
+            same = "equal" if stored[0] == stored[1] else f"{min(stored[0]):.0f} -> {min(stored[1]):.0f}"
+            b, t = med["base"], med["this"]
+            print(f"| {name} | {b['ingest']:.1f} | {t['ingest']:.1f} | {t['ingest'] / b['ingest']:.2f} | "
+                  f"{b['restore']:.1f} | {t['restore']:.1f} | {t['restore'] / b['restore']:.2f} | {same} |", flush=True)  # fmt: skip
+    finally:
+        subprocess.run(["git", "-C", str(ROOT), "worktree", "remove", "--force", str(base)], check=False)
+        shutil.rmtree(base.parent, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
