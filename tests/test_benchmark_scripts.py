@@ -81,3 +81,13 @@ def test_ingest_ab(tmp_path: Path) -> None:
     rows = re.findall(r"^\| (\w+) \| (\d+) \| (\d+) \| ([\d.]+) \| (.+) \|$", out, re.M)
     assert [r[0] for r in rows] == ["random", "smallfiles"], out
     assert all(int(r[1]) > 0 and int(r[2]) > 0 and r[4] == "equal" for r in rows), out
+
+
+def test_process_ab(tmp_path: Path) -> None:
+    # HEAD against this checkout, each command a process: both sides ingest and restore
+    # (byte-identical, or the script fails), and equal code stores equal bytes.
+    out = run_script("process_ab", "--base", "HEAD", "--workloads", "smallfiles", "--runs", "1",
+                     "--scale", "1", "--cache", str(tmp_path / "workloads"), tmp_path=tmp_path)  # fmt: skip
+    rows = re.findall(r"^\| (\w+) \| ([\d.]+) \| ([\d.]+) \| [\d.]+ \| ([\d.]+) \| ([\d.]+) \| [\d.]+ \| (.+) \|$", out, re.M)
+    assert [r[0] for r in rows] == ["smallfiles"], out
+    assert all(float(x) > 0 for x in rows[0][1:5]) and rows[0][5] == "equal", out
