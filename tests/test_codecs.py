@@ -71,6 +71,26 @@ def test_bg4_predictor_without_numpy_counts_and_decides_as_numpy() -> None:
         assert compression._max_divergence(pure) == pytest.approx(numpy_divergence(sample), rel=1e-9, abs=1e-12)
 
 
+def code_like_frame() -> bytes:
+    """Repeated 16-byte records whose top byte per 32-bit word is 0 or 0xff: lanes with
+    different bit statistics (the predictor says BG4) and long matches, as in machine code."""
+    rng = np.random.default_rng(1)
+    records = rng.integers(0, 256, (300, 16), dtype=np.uint8)
+    records[:, 3::4] = rng.choice([0, 0xFF], (300, 4))
+    return records[rng.integers(0, 300, 65536)].tobytes()
+
+
+def test_frames_that_grouping_would_grow_are_compressed_ungrouped() -> None:
+    frame = code_like_frame()
+    assert prefers_bg4(frame[:65536])
+    scheme, payload = compress_frame(frame, 3, bg4=True)
+    grouped = zstandard.ZstdCompressor(level=1).compress(bg4_split(frame))
+    assert scheme == Scheme.ZSTD and len(payload) < len(grouped)
+    assert decompress_frame(scheme, payload, len(frame), "frame") == frame
+    weights = b"".join(float_chunks(16))
+    assert compress_frame(weights, 3, bg4=True)[0] == Scheme.BG4_ZSTD  # float tensors stay grouped
+
+
 def test_bg4_predictor_tells_floats_from_text() -> None:
     assert prefers_bg4(float_chunks(1)[0])
     assert not prefers_bg4(build({"kind": "numbered_text", "size": 65536}))
