@@ -1,9 +1,9 @@
 """Per-process ingest and restore of another revision of xetstore against this checkout.
 
-    python -m benchmarks.process_ab --base REV [--workloads dataset,model] [--runs 5] [--scale 100] [--cache DIR]
+    python -m benchmarks.process_ab --base REV [--this REV] [--workloads dataset,model] [--runs 5] [--scale 100] [--cache DIR]
 
 The process-level successor of `ingest_ab`: what a user's commands cost, start-up included.
-REV is checked out into a temporary git worktree. For each workload (generated as `xetstore
+REV is checked out into a temporary git worktree (so is --this, else this checkout is measured). For each workload (generated as `xetstore
 bench` generates it, or a prepared real-data workload) every version is added by a fresh
 `xetstore add -r REPO DIR` process into a new folder repository, then the last version is
 restored by one fresh process (`Repository.open`, `read_file` per file), alternately with
@@ -82,15 +82,20 @@ def _workload(name: str, scale: float, cache: Path) -> Path | None:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--base", required=True, help="git revision to compare against")
+    ap.add_argument("--this", dest="this_rev", help="a git revision to measure instead of this checkout")
     ap.add_argument("--workloads", default=",".join(WORKLOADS))
     ap.add_argument("--runs", type=int, default=5)
     ap.add_argument("--scale", type=float, default=100.0, help="MB of logical data per generated workload")
     ap.add_argument("--cache", type=Path, default=None, help="where workloads are kept (as bench)")
     args = ap.parse_args()
     cache = args.cache or default_cache_dir()
-    base = Path(tempfile.mkdtemp(prefix="xetstore-pab-base-")) / "base"
-    subprocess.run(["git", "-C", str(ROOT), "worktree", "add", "-q", "--detach", str(base), args.base], check=True)
-    print(f"# per process: {args.base} (base) against this checkout, median of {args.runs} interleaved runs\n")
+    trees = Path(tempfile.mkdtemp(prefix="xetstore-pab-"))
+    base, this = trees / "base", (trees / "this" if args.this_rev else ROOT)
+    for tree, rev in ((base, args.base), (this, args.this_rev)):
+        if rev:
+            subprocess.run(["git", "-C", str(ROOT), "worktree", "add", "-q", "--detach", str(tree), rev], check=True)
+    what = args.this_rev or "this checkout"
+    print(f"# per process: {args.base} (base) against {what}, median of {args.runs} interleaved runs\n")
     print("| workload | ingest MB/s base | this | ratio | restore MB/s base | this | ratio | stored bytes |")
     print("|---|---:|---:|---:|---:|---:|---:|---|")
     try:
@@ -101,7 +106,7 @@ def main() -> None:
                 continue
             found: dict[str, list[dict[str, float]]] = {"base": [], "this": []}
             for _ in range(args.runs):
-                for side, tree in (("base", base), ("this", ROOT)):
+                for side, tree in (("base", base), ("this", this)):
                     found[side].append(one_run(tree, workload))
             med = {s: {k: statistics.median(r[k] for r in rs) for k in ("ingest", "restore")} for s, rs in found.items()}
             stored = {r["stored"] for r in found["base"]}, {r["stored"] for r in found["this"]}
@@ -110,8 +115,10 @@ def main() -> None:
             print(f"| {name} | {b['ingest']:.1f} | {t['ingest']:.1f} | {t['ingest'] / b['ingest']:.2f} | "
                   f"{b['restore']:.1f} | {t['restore']:.1f} | {t['restore'] / b['restore']:.2f} | {same} |", flush=True)  # fmt: skip
     finally:
-        subprocess.run(["git", "-C", str(ROOT), "worktree", "remove", "--force", str(base)], check=False)
-        shutil.rmtree(base.parent, ignore_errors=True)
+        for tree in (base, this):
+            if tree != ROOT:
+                subprocess.run(["git", "-C", str(ROOT), "worktree", "remove", "--force", str(tree)], check=False)
+        shutil.rmtree(trees, ignore_errors=True)
 
 
 if __name__ == "__main__":
