@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from .errors import (
     AccessDenied,
+    AmbiguousName,
     BackendError,
     ConfigError,
     DecompressionError,
@@ -28,21 +29,26 @@ from .errors import (
     MissingData,
     NotFound,
     ObjectNotFound,
+    Refused,
     RepositoryNotFound,
+    SnapshotNotFound,
     TransientBackendError,
     XetStoreError,
 )
 
 if TYPE_CHECKING:
     from .backends import Backend, ObjectInfo, open_backend
-    from .repository import AddResult, FileInfo, Repository, RepositoryStats
+    from .repository import AddResult, FileInfo, Repository, RepositoryStats, SnapshotResult
+    from .snapshot import Snapshot, SnapshotEntry
+    from .trees import SnapshotDiff
 
 # Imported on first use (PEP 562): `python -m xetstore.lfs agent`, which git-lfs
 # starts eight times per transfer, must not pay for numpy and the engine up front.
 _LAZY = {
     "Repository": ".repository", "AddResult": ".repository", "FileInfo": ".repository",
     "RepositoryStats": ".repository", "Backend": ".backends", "ObjectInfo": ".backends",
-    "open_backend": ".backends",
+    "open_backend": ".backends", "SnapshotResult": ".repository", "Snapshot": ".snapshot",
+    "SnapshotEntry": ".snapshot", "SnapshotDiff": ".trees",
 }  # fmt: skip
 
 
@@ -65,6 +71,10 @@ __all__ = [
     "AddResult",
     "FileInfo",
     "RepositoryStats",
+    "Snapshot",
+    "SnapshotEntry",
+    "SnapshotDiff",
+    "SnapshotResult",
     "Backend",
     "ObjectInfo",
     "open_backend",
@@ -74,6 +84,9 @@ __all__ = [
     "ObjectNotFound",
     "FileNotInRepository",
     "RepositoryNotFound",
+    "SnapshotNotFound",
+    "AmbiguousName",
+    "Refused",
     "InputError",
     "IntegrityError",
     "HashMismatch",

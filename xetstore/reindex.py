@@ -24,6 +24,7 @@ from .hashing import xet_hex
 from .index import Index
 from .leases import process_alive
 from .inventory import SHARDS, Damaged, read_delete_record, read_shard, read_xorb_footer
+from .trees import read_snapshots
 from .shard import Shard
 
 __all__ = ["open_index", "sync_index", "rebuild_index", "RebuildReport"]
@@ -116,7 +117,8 @@ def _fill(backend: Backend, fresh: Index, report: RebuildReport) -> None:
 
 
 def _merge_records(backend: Backend, index: Index, seen: set[str], damaged: list[Damaged]) -> int:
-    merged = 0
+    """Apply unseen deletion records, except to files a snapshot names (always live)."""
+    merged, pinned = 0, None
     for info in backend.list(DELETES):
         if info.key in seen:
             continue
@@ -127,7 +129,9 @@ def _merge_records(backend: Backend, index: Index, seen: set[str], damaged: list
         except IntegrityError as exc:
             damaged.append(Damaged(info.key, str(exc)))
             continue
-        index.add_deletes(info.key, record.entries)
+        if pinned is None:  # read snapshots only when there is a deletion to apply
+            pinned = {e.file_hash for s in read_snapshots(backend)[0] for e in s.files()}
+        index.add_deletes(info.key, [(f, shards) for f, shards in record.entries if f not in pinned])
         merged += 1
     return merged
 

@@ -26,9 +26,12 @@ from .errors import (
     FormatError,
     IndexUnusable,
     InputError,
+    AmbiguousName,
     MissingData,
     ObjectNotFound,
+    Refused,
     RepositoryNotFound,
+    SnapshotNotFound,
 )
 from .faults import fault_point
 from .gc import DEFAULT_GRACE, GcOptions, GcReport, collect_garbage, remove_files
@@ -41,12 +44,16 @@ from .reindex import RebuildReport, open_index, rebuild_index, sync_index
 from .repair import ShardRepair, XorbRepair, repair_shards, repair_xorbs
 from .shard import Manifest, encode_shard, shard_key
 from .smudge import FileReader, Reconstructor
+from .snapshot import FILE, Snapshot, SnapshotEntry, check_tag, newest_per_tag
+from .trees import SnapshotDiff, diff_snapshots, put_snapshot, read_snapshots, restore_tree, walk_inputs
 
-__all__ = ["Repository", "AddResult", "FileInfo", "RepositoryStats"]
+__all__ = ["Repository", "AddResult", "FileInfo", "RepositoryStats", "SnapshotResult"]
 
 log = logging.getLogger("xetstore")
 
 Progress = Callable[[int], None]
+
+_NAME_HINT = "name a file by its file hash or sha256 (64 hex digits, as `xetstore ls` prints), a unique prefix of either, or TAG:PATH"
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,6 +64,13 @@ class AddResult:
     new_bytes: int  # plain bytes of the chunks this add stored
     stored_bytes: int  # xorb bytes this add wrote, shared in proportion to new_bytes
     path: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class SnapshotResult:
+    snapshot: Snapshot
+    added: list[AddResult]
+    skipped: list[tuple[str, str]]  # (path, why): what a snapshot cannot record
 
 
 @dataclass(frozen=True, slots=True)
@@ -127,8 +141,19 @@ class Repository:
             raw = backend.get("config")
         except ObjectNotFound:
             raise RepositoryNotFound(backend.url, "it has no config") from None
-        config = decode_config(raw, f"config of {backend.url}")
-        return cls._attach(backend, config, cache_dir)
+        return cls._attach(backend, decode_config(raw, f"config of {backend.url}"), cache_dir)
+
+    @classmethod
+    def read_config(cls, url: str | Backend) -> RepositoryConfig:
+        """A repository's config, without opening its index (cheap)."""
+        backend = url if isinstance(url, Backend) else open_backend(url)
+        try:
+            return decode_config(backend.get("config"), f"config of {backend.url}")
+        except ObjectNotFound:
+            raise RepositoryNotFound(backend.url, "it has no config") from None
+        finally:
+            if backend is not url:
+                backend.close()
 
     @classmethod
     def _attach(cls, backend: Backend, config: RepositoryConfig, cache_dir: str | Path | None) -> Repository:
@@ -335,6 +360,89 @@ class Repository:
         shards = len(self.index.shard_keys())
         return RepositoryStats(logical, unique, stored + shard_bytes, files, chunks, xorbs, shards)
 
+    def resolve(self, name: str) -> str:
+        """The file hash `name` stands for: a file hash, a sha256 (git-lfs oid), a
+        unique prefix of either, or TAG:PATH. Raises NotFound or AmbiguousName."""
+        if ":" in name:
+            tag, _, path = name.partition(":")
+            entry = self.snapshot(tag).entry(path.strip("/"))
+            if entry is None or entry.kind != FILE:
+                raise SnapshotNotFound(tag, [], path)
+            return xet_hex(entry.file_hash)
+        text = name.lower()
+        if not 0 < len(text) <= 64 or text.strip("0123456789abcdef"):
+            raise FileNotInRepository(name, _NAME_HINT)
+        found = {f.file_hash for f in self.files() if f.file_hash.startswith(text) or f.sha256.startswith(text)}
+        if len(found) > 1:
+            raise AmbiguousName(name, sorted(found))
+        if not found:
+            raise FileNotInRepository(name, "no stored file hash or sha256 starts with it; run `xetstore ls`")
+        return found.pop()
+
+    # -- snapshots: trees.py ---------------------------------------------------
+
+    def add_snapshot(
+        self, paths: Iterable[str | os.PathLike[str]], tag: str, progress: Progress | None = None
+    ) -> SnapshotResult:
+        """Add files and directories, then record them as a snapshot tagged `tag`
+        (after their shard is durable). A tag names one snapshot for good."""
+        try:
+            check_tag(tag)
+        except ValueError as exc:
+            raise ConfigError(str(exc)) from None
+        walk = walk_inputs(paths)
+        self._refuse_taken(tag)
+        files = walk.files()
+        added = self.add_files([w.source for w in files], progress)
+        entries = [SnapshotEntry(w.path, w.kind, w.mode) for w in walk.entries if w.kind != FILE] + [
+            SnapshotEntry(w.path, FILE, w.mode, from_xet_hex(r.file_hash), r.size, w.mtime_ns)
+            for w, r in zip(files, added)
+        ]
+        self._refuse_taken(tag)
+        snapshot = put_snapshot(self.backend, tag, entries)
+        return SnapshotResult(snapshot, added, [(str(p), why) for p, why in walk.skipped])
+
+    def _refuse_taken(self, tag: str) -> None:
+        taken = self.tags().get(tag)
+        if taken is not None:
+            raise Refused(f"tag {tag} already names {taken.key}; snapshots are immutable, so choose another tag")
+
+    def snapshots(self) -> list[Snapshot]:
+        """Every snapshot on the backend, newest first (damaged ones are logged and skipped)."""
+        found, damaged = read_snapshots(self.backend)
+        for key, reason in damaged:
+            log.warning("skipping damaged %s: %s", key, reason)
+        return sorted(found, key=lambda s: (s.created_ns, s.key), reverse=True)
+
+    def tags(self) -> dict[str, Snapshot]:
+        """Tag -> the snapshot it names (the newest carrying it), sorted by tag."""
+        return dict(sorted(newest_per_tag(self.snapshots()).items()))
+
+    def snapshot(self, tag: str) -> Snapshot:
+        tags = self.tags()
+        if tag not in tags:
+            raise SnapshotNotFound(tag, list(tags))
+        return tags[tag]
+
+    def restore(self, tag: str, dest: str | os.PathLike[str], progress: Progress | None = None) -> list[SnapshotEntry]:
+        """Recreate a snapshot's files and directories under `dest`, which must be absent or empty."""
+        snap = self.snapshot(tag)
+        return restore_tree(snap, Path(dest), lambda fh, target: self.read_file(fh, target, progress))
+
+    def diff(self, old_tag: str, new_tag: str) -> SnapshotDiff:
+        """Paths added, removed and changed from `old_tag` to `new_tag`, and the chunks `new_tag` adds."""
+        return diff_snapshots(self.snapshot(old_tag), self.snapshot(new_tag), self._chunks_of)
+
+    def _chunks_of(self, file_hash: bytes) -> dict[tuple[bytes, int], tuple[int, float]]:
+        out = {}
+        for t in self.manifest(xet_hex(file_hash)).terms:
+            footer, size = self.index.xorb(t.xorb_hash) or (None, 0)
+            if footer is None:
+                raise MissingData(f"xorbs/{xet_hex(t.xorb_hash)}", xet_hex(file_hash))
+            ratio = size / footer.unpacked_ends[-1]
+            out.update({(t.xorb_hash, i): (footer.chunk_size(i), ratio) for i in range(t.first, t.end)})
+        return out
+
     # -- maintenance: check.py, gc.py, repair.py, reindex.py -----------------
 
     def check(
@@ -356,9 +464,20 @@ class Repository:
         return repair_shards(self.backend, self.index, confirm)
 
     def remove(self, file_hashes: Iterable[str]) -> list[FileInfo]:
-        """Delete files (a deletion record); gc frees their chunks later."""
-        removed = remove_files(self.backend, self.index, list(file_hashes))
+        """Delete files (a deletion record); gc frees their chunks later. A file a
+        snapshot names is refused: tags name immutable versions."""
+        file_hashes = list(file_hashes)
+        self._refuse_tagged(file_hashes)
+        removed = remove_files(self.backend, self.index, file_hashes)
         return [FileInfo(xet_hex(m.file_hash), m.size, m.sha256.hex()) for m in removed]
+
+    def _refuse_tagged(self, file_hashes: list[str]) -> None:
+        wanted = {h.lower() for h in file_hashes}
+        for snap in self.snapshots():
+            for e in snap.files():
+                if xet_hex(e.file_hash) in wanted:
+                    raise Refused(f"file {xet_hex(e.file_hash)} is {e.path} in snapshot {snap.tag}; "
+                                  "a file a tag names cannot be removed")  # fmt: skip
 
     def gc(
         self, grace: float = DEFAULT_GRACE, dry_run: bool | None = None, repack_below: float = 0.5, wait: float = 600.0
