@@ -55,7 +55,7 @@ def restore(out: Output, repo: str, tag: str, dest: Path) -> None:
         out.emit("restored", "", path=e.path, entry=e.kind, size=e.size)
     out.emit(
         "summary", f"restored {len(files)} files ({human_size(sum(e.size for e in files))}) and "
-        f"{len(done) - len(files)} directories of {tag} into {dest}",
+        f"{len(done) - len(files)} {'directory' if len(done) - len(files) == 1 else 'directories'} of {tag} into {dest}",
         tag=tag, files=len(files), directories=len(done) - len(files), bytes=sum(e.size for e in files), dest=str(dest),
     )  # fmt: skip
 
