@@ -16,7 +16,7 @@ LAYERS = {
     "xorb": 2, "packing": 2, "shard": 2, "config": 2, "deletes": 2, "snapshot": 2, "lfs/protocol": 2, "lfs/locator": 2,
     "index": 3, "backends": 3,
     "repository": 4, "clean": 4, "intake": 4, "smudge": 4, "check": 4, "gc": 4, "inventory": 4,
-    "leases": 4, "reindex": 4, "repack": 4, "repair": 4, "trees": 4,
+    "leases": 4, "reindex": 4, "repack": 4, "repair": 4, "trees": 4, "names": 4,
     "cli": 5, "maintenance_cli": 5, "snapshot_cli": 5, "output": 5, "progress": 5, "lfs": 5, "__init__": 5, "__main__": 5,
 }  # fmt: skip
 

@@ -38,16 +38,16 @@ from .errors import (
 
 if TYPE_CHECKING:
     from .backends import Backend, ObjectInfo, open_backend
-    from .repository import AddResult, FileInfo, Repository, RepositoryStats, SnapshotResult
+    from .repository import AddResult, FileInfo, Repository, RepositoryStats
     from .snapshot import Snapshot, SnapshotEntry
-    from .trees import SnapshotDiff
+    from .trees import SnapshotDiff, SnapshotResult
 
 # Imported on first use (PEP 562): `python -m xetstore.lfs agent`, which git-lfs
 # starts eight times per transfer, must not pay for numpy and the engine up front.
 _LAZY = {
     "Repository": ".repository", "AddResult": ".repository", "FileInfo": ".repository",
     "RepositoryStats": ".repository", "Backend": ".backends", "ObjectInfo": ".backends",
-    "open_backend": ".backends", "SnapshotResult": ".repository", "Snapshot": ".snapshot",
+    "open_backend": ".backends", "SnapshotResult": ".trees", "Snapshot": ".snapshot",
     "SnapshotEntry": ".snapshot", "SnapshotDiff": ".trees",
 }  # fmt: skip
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import io
 import logging
 import os
@@ -26,10 +27,8 @@ from .errors import (
     FormatError,
     IndexUnusable,
     InputError,
-    AmbiguousName,
     MissingData,
     ObjectNotFound,
-    Refused,
     RepositoryNotFound,
     SnapshotNotFound,
 )
@@ -44,16 +43,27 @@ from .reindex import RebuildReport, open_index, rebuild_index, sync_index
 from .repair import ShardRepair, XorbRepair, repair_shards, repair_xorbs
 from .shard import Manifest, encode_shard, shard_key
 from .smudge import FileReader, Reconstructor
-from .snapshot import FILE, Snapshot, SnapshotEntry, check_tag, newest_per_tag
-from .trees import SnapshotDiff, diff_snapshots, put_snapshot, read_snapshots, restore_tree, walk_inputs
+from .names import resolve_name
+from .snapshot import Snapshot, SnapshotEntry, newest_per_tag
+from .trees import (
+    SnapshotDiff,
+    SnapshotResult,
+    chunk_costs,
+    diff_snapshots,
+    put_snapshot,
+    read_snapshots,
+    refuse_taken,
+    refuse_tagged,
+    restore_tree,
+    snapshot_entries,
+    walk_inputs,
+)
 
-__all__ = ["Repository", "AddResult", "FileInfo", "RepositoryStats", "SnapshotResult"]
+__all__ = ["Repository", "AddResult", "FileInfo", "RepositoryStats"]
 
 log = logging.getLogger("xetstore")
 
 Progress = Callable[[int], None]
-
-_NAME_HINT = "name a file by its file hash or sha256 (64 hex digits, as `xetstore ls` prints), a unique prefix of either, or TAG:PATH"
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,13 +74,6 @@ class AddResult:
     new_bytes: int  # plain bytes of the chunks this add stored
     stored_bytes: int  # xorb bytes this add wrote, shared in proportion to new_bytes
     path: str | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class SnapshotResult:
-    snapshot: Snapshot
-    added: list[AddResult]
-    skipped: list[tuple[str, str]]  # (path, why): what a snapshot cannot record
 
 
 @dataclass(frozen=True, slots=True)
@@ -363,21 +366,7 @@ class Repository:
     def resolve(self, name: str) -> str:
         """The file hash `name` stands for: a file hash, a sha256 (git-lfs oid), a
         unique prefix of either, or TAG:PATH. Raises NotFound or AmbiguousName."""
-        if ":" in name:
-            tag, _, path = name.partition(":")
-            entry = self.snapshot(tag).entry(path.strip("/"))
-            if entry is None or entry.kind != FILE:
-                raise SnapshotNotFound(tag, [], path)
-            return xet_hex(entry.file_hash)
-        text = name.lower()
-        if not 0 < len(text) <= 64 or text.strip("0123456789abcdef"):
-            raise FileNotInRepository(name, _NAME_HINT)
-        found = {f.file_hash for f in self.files() if f.file_hash.startswith(text) or f.sha256.startswith(text)}
-        if len(found) > 1:
-            raise AmbiguousName(name, sorted(found))
-        if not found:
-            raise FileNotInRepository(name, "no stored file hash or sha256 starts with it; run `xetstore ls`")
-        return found.pop()
+        return resolve_name(name, self.files, self.snapshot)
 
     # -- snapshots: trees.py ---------------------------------------------------
 
@@ -386,26 +375,13 @@ class Repository:
     ) -> SnapshotResult:
         """Add files and directories, then record them as a snapshot tagged `tag`
         (after their shard is durable). A tag names one snapshot for good."""
-        try:
-            check_tag(tag)
-        except ValueError as exc:
-            raise ConfigError(str(exc)) from None
+        refuse_taken(self.tags(), tag)
         walk = walk_inputs(paths)
-        self._refuse_taken(tag)
-        files = walk.files()
-        added = self.add_files([w.source for w in files], progress)
-        entries = [SnapshotEntry(w.path, w.kind, w.mode) for w in walk.entries if w.kind != FILE] + [
-            SnapshotEntry(w.path, FILE, w.mode, from_xet_hex(r.file_hash), r.size, w.mtime_ns)
-            for w, r in zip(files, added)
-        ]
-        self._refuse_taken(tag)
-        snapshot = put_snapshot(self.backend, tag, entries)
+        added = self.add_files([w.source for w in walk.files()], progress)
+        refuse_taken(self.tags(), tag)  # again: the add may have taken a while
+        stored = [(from_xet_hex(r.file_hash), r.size) for r in added]
+        snapshot = put_snapshot(self.backend, tag, snapshot_entries(walk, stored))
         return SnapshotResult(snapshot, added, [(str(p), why) for p, why in walk.skipped])
-
-    def _refuse_taken(self, tag: str) -> None:
-        taken = self.tags().get(tag)
-        if taken is not None:
-            raise Refused(f"tag {tag} already names {taken.key}; snapshots are immutable, so choose another tag")
 
     def snapshots(self) -> list[Snapshot]:
         """Every snapshot on the backend, newest first (damaged ones are logged and skipped)."""
@@ -431,17 +407,8 @@ class Repository:
 
     def diff(self, old_tag: str, new_tag: str) -> SnapshotDiff:
         """Paths added, removed and changed from `old_tag` to `new_tag`, and the chunks `new_tag` adds."""
-        return diff_snapshots(self.snapshot(old_tag), self.snapshot(new_tag), self._chunks_of)
-
-    def _chunks_of(self, file_hash: bytes) -> dict[tuple[bytes, int], tuple[int, float]]:
-        out = {}
-        for t in self.manifest(xet_hex(file_hash)).terms:
-            footer, size = self.index.xorb(t.xorb_hash) or (None, 0)
-            if footer is None:
-                raise MissingData(f"xorbs/{xet_hex(t.xorb_hash)}", xet_hex(file_hash))
-            ratio = size / footer.unpacked_ends[-1]
-            out.update({(t.xorb_hash, i): (footer.chunk_size(i), ratio) for i in range(t.first, t.end)})
-        return out
+        costs = functools.partial(chunk_costs, lambda fh: self.manifest(xet_hex(fh)), self.index.xorb)
+        return diff_snapshots(self.snapshot(old_tag), self.snapshot(new_tag), costs)
 
     # -- maintenance: check.py, gc.py, repair.py, reindex.py -----------------
 
@@ -467,17 +434,9 @@ class Repository:
         """Delete files (a deletion record); gc frees their chunks later. A file a
         snapshot names is refused: tags name immutable versions."""
         file_hashes = list(file_hashes)
-        self._refuse_tagged(file_hashes)
+        refuse_tagged(self.snapshots(), file_hashes)
         removed = remove_files(self.backend, self.index, file_hashes)
         return [FileInfo(xet_hex(m.file_hash), m.size, m.sha256.hex()) for m in removed]
-
-    def _refuse_tagged(self, file_hashes: list[str]) -> None:
-        wanted = {h.lower() for h in file_hashes}
-        for snap in self.snapshots():
-            for e in snap.files():
-                if xet_hex(e.file_hash) in wanted:
-                    raise Refused(f"file {xet_hex(e.file_hash)} is {e.path} in snapshot {snap.tag}; "
-                                  "a file a tag names cannot be removed")  # fmt: skip
 
     def gc(
         self, grace: float = DEFAULT_GRACE, dry_run: bool | None = None, repack_below: float = 0.5, wait: float = 600.0

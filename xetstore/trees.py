@@ -17,9 +17,12 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from .backends import Backend
-from .errors import InputError, IntegrityError, NotFound
+from .shard import Manifest
+from .xorb import XorbFooter
+from .errors import ConfigError, InputError, IntegrityError, MissingData, NotFound, Refused
 from .hashing import shard_hash, xet_hex
 from .snapshot import (
     DIR,
@@ -28,14 +31,31 @@ from .snapshot import (
     Snapshot,
     SnapshotEntry,
     check_path,
+    check_tag,
     decode_snapshot,
     encode_snapshot,
     snapshot_key,
 )
 
-__all__ = ["Walk", "WalkedPath", "walk_inputs", "read_snapshots", "put_snapshot", "restore_tree", "SnapshotDiff", "diff_snapshots"]
+if TYPE_CHECKING:
+    from .repository import AddResult
+
+__all__ = [
+    "SnapshotResult", "Walk", "WalkedPath", "walk_inputs", "snapshot_entries", "read_snapshots", "put_snapshot", "refuse_taken",
+    "refuse_tagged", "restore_tree", "SnapshotDiff", "diff_snapshots", "chunk_costs",
+]  # fmt: skip
+
+# (xorb hash, chunk index) -> (plain size, stored bytes per plain byte of its xorb)
+ChunkCosts = dict[tuple[bytes, int], tuple[int, float]]
 
 log = logging.getLogger("xetstore")
+
+
+@dataclass(frozen=True, slots=True)
+class SnapshotResult:
+    snapshot: Snapshot
+    added: list[AddResult]  # one per file, in the snapshot's order of files
+    skipped: list[tuple[str, str]]  # (path, why): what a snapshot cannot record
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,6 +124,14 @@ def _walk_child(p: Path, name: str, walk: Walk) -> None:
         walk.skipped.append((p, "not a regular file or directory"))
 
 
+def snapshot_entries(walk: Walk, stored: list[tuple[bytes, int]]) -> list[SnapshotEntry]:
+    """The walk's entries, its files with the (file hash, size) they were stored as, in order."""
+    entries = [SnapshotEntry(w.path, w.kind, w.mode) for w in walk.entries if w.kind != FILE]
+    for w, (file_hash, size) in zip(walk.files(), stored, strict=True):
+        entries.append(SnapshotEntry(w.path, FILE, w.mode, file_hash, size, w.mtime_ns))
+    return entries
+
+
 # -- snapshots on the backend ---------------------------------------------------
 
 
@@ -134,6 +162,26 @@ def put_snapshot(backend: Backend, tag: str, entries: list[SnapshotEntry]) -> Sn
     backend.put(key, data)
     log.info("wrote %s: tag %s, %d entries", key, tag, len(entries))
     return Snapshot(snap.tag, snap.created_ns, snap.entries, key)
+
+
+def refuse_taken(tags: dict[str, Snapshot], tag: str) -> None:
+    """ConfigError for a malformed tag, Refused for one that already names a snapshot."""
+    try:
+        check_tag(tag)
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
+    if tag in tags:
+        raise Refused(f"tag {tag} already names {tags[tag].key}; snapshots are immutable, so choose another tag")
+
+
+def refuse_tagged(snapshots: list[Snapshot], file_hashes: list[str]) -> None:
+    """Refused if a snapshot names one of these files (tags name immutable versions)."""
+    wanted = {h.lower() for h in file_hashes}
+    for snap in snapshots:
+        for e in snap.files():
+            if xet_hex(e.file_hash) in wanted:
+                raise Refused(f"file {xet_hex(e.file_hash)} is {e.path} in snapshot {snap.tag}; "
+                              "a file a tag names cannot be removed")  # fmt: skip
 
 
 # -- restore --------------------------------------------------------------------
@@ -184,9 +232,8 @@ class SnapshotDiff:
     new_stored_bytes: int  # the same chunks' share of their xorbs' stored bytes (an estimate)
 
 
-def diff_snapshots(old: Snapshot, new: Snapshot, chunks_of: Callable[[bytes], dict[tuple[bytes, int], tuple[int, float]]]) -> SnapshotDiff:
-    """Compare by path; `chunks_of(file hash)` maps (xorb hash, chunk index) to
-    (plain size, stored bytes per plain byte of its xorb)."""
+def diff_snapshots(old: Snapshot, new: Snapshot, chunks_of: Callable[[bytes], ChunkCosts]) -> SnapshotDiff:
+    """Compare by path; `chunks_of(file hash)` gives the chunks a file uses (chunk_costs)."""
     before = {e.path: e for e in old.entries}
     after = {e.path: e for e in new.entries}
     added = [after[p] for p in sorted(after.keys() - before.keys())]
@@ -204,8 +251,24 @@ def _differs(a: SnapshotEntry, b: SnapshotEntry) -> bool:
     return (a.kind, a.file_hash, a.mode) != (b.kind, b.file_hash, b.mode)
 
 
-def _chunks(snap: Snapshot, chunks_of: Callable[[bytes], dict[tuple[bytes, int], tuple[int, float]]]) -> dict[tuple[bytes, int], tuple[int, float]]:
-    out: dict[tuple[bytes, int], tuple[int, float]] = {}
+def _chunks(snap: Snapshot, chunks_of: Callable[[bytes], ChunkCosts]) -> ChunkCosts:
+    out: ChunkCosts = {}
     for fh in {e.file_hash for e in snap.files()}:
         out.update(chunks_of(fh))
+    return out
+
+
+def chunk_costs(
+    manifest: Callable[[bytes], Manifest], xorb: Callable[[bytes], tuple[XorbFooter, int] | None], file_hash: bytes
+) -> ChunkCosts:
+    """The chunks one file uses; a chunk's stored cost is its xorb's stored bytes per plain
+    byte (frames compress several chunks together, so no chunk has an exact one)."""
+    out: ChunkCosts = {}
+    for t in manifest(file_hash).terms:
+        found = xorb(t.xorb_hash)
+        if found is None:
+            raise MissingData(f"xorbs/{xet_hex(t.xorb_hash)}", xet_hex(file_hash))
+        footer, size = found
+        ratio = size / footer.unpacked_ends[-1]
+        out.update({(t.xorb_hash, i): (footer.chunk_size(i), ratio) for i in range(t.first, t.end)})
     return out
