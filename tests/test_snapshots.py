@@ -190,3 +190,16 @@ def test_snapshots_on_s3_are_written_once_and_restore(s3_server: S3Server, bucke
         other.restore("v2", tmp_path / "back")
         assert (tmp_path / "back" / "d" / "b.txt").read_bytes() == b"b\n"
         assert other.diff("v1", "v2").added[0].path == "d/b.txt"
+
+
+def test_check_reports_a_tag_whose_files_no_shard_holds(tmp_path: Path) -> None:
+    write_file(tmp_path / "d" / "f.txt", b"tagged\n")
+    run("init", "repo", cwd=tmp_path)
+    assert run("add", "-r", "repo", "--tag", "v1", "d", cwd=tmp_path).returncode == 0
+    assert run("check", "-r", "repo", cwd=tmp_path).returncode == 0
+    for shard in (tmp_path / "repo" / "shards").iterdir():
+        shard.unlink()
+    done = run("check", "-r", "repo", "--json", cwd=tmp_path)
+    assert done.returncode == 3
+    problems = [d for d in json_lines(done.stdout) if d["type"] == "problem" and d["key"].startswith("snapshots/")]
+    assert problems and "tag v1 names 1 files no shard holds (d/f.txt)" in problems[0]["reason"]

@@ -136,6 +136,7 @@ def _check(
     _check_terms(inv, infos, report)
     _check_sizes(inv, infos, report)
     _report_orphans(inv, report)
+    _check_snapshots(inv, live, report)
     _check_index(backend, index, inv, infos, report)
     if read_data:
         for h in sorted(inv.xorb_objects):
@@ -149,7 +150,19 @@ def _hint_for_damaged(key: str) -> str:
         return "the files this shard records cannot be listed; put back a good copy, or run `xetstore repair shards`"
     if key.startswith("deletes/"):
         return "put back a good copy, or run `xetstore repair shards` to set it aside"
+    if key.startswith("snapshots/"):
+        return "put back a good copy; until then gc deletes nothing"
     return "remove the stray object"
+
+
+def _check_snapshots(inv: Inventory, live: dict[bytes, Manifest], report: CheckReport) -> None:
+    """Every file a snapshot names must be held by some shard, or its tag cannot be restored."""
+    for snap in inv.snapshots:
+        lost = [e for e in snap.files() if e.file_hash not in live]
+        if lost:
+            shown = ", ".join(e.path for e in lost[:5]) + (" …" if len(lost) > 5 else "")
+            report.add(DAMAGE, snap.key, f"tag {snap.tag} names {len(lost)} files no shard holds ({shown})",
+                       [e.file_hash for e in lost], "re-add those files from a copy; the shard holding them is lost")  # fmt: skip
 
 
 def _xorb_tables(backend: Backend, inv: Inventory, report: CheckReport) -> dict[bytes, ShardXorb]:
