@@ -25,7 +25,7 @@ from .intake import hash_stream
 from .errors import EXIT_FAILURE, EXIT_INTERRUPTED, InputError, IntegrityError, XetStoreError
 from .lfs.commands import lfs
 from .params import CHUNKERS, COMPRESSIONS, default_cache_root
-from .output import Output, common_options, human_size
+from .output import Output, common_options, count, human_size
 from .repository import Repository
 
 __all__ = ["main", "cli", "Output", "common_options", "repo_option"]
@@ -87,14 +87,14 @@ def add(out: Output, repo: str, paths: tuple[Path, ...], tag: str | None) -> Non
     stored = sum(r.stored_bytes for r in results)
     total = sum(r.size for r in results)
     out.emit(
-        "summary", f"{len(results)} files, {human_size(total)}, {human_size(new)} new, {human_size(stored)} stored",
+        "summary", f"{count(len(results), 'file')}, {human_size(total)}, {human_size(new)} new, {human_size(stored)} stored",
         files=len(results), bytes=total, new_bytes=new, stored_bytes=stored,
     )  # fmt: skip
     if tag is not None:
         for path, why in made.skipped:
             out.emit("skipped", f"skipped {path}: {why}", path=path, reason=why)
         snap = made.snapshot
-        out.emit("snapshot", f"snapshot {snap.key[len('snapshots/'):][:12]} tagged {tag}: {len(snap.entries)} paths",
+        out.emit("snapshot", f"snapshot {snap.key[len('snapshots/'):][:12]} tagged {tag}: {count(len(snap.entries), 'path')}",
                  tag=tag, snapshot=snap.key, paths=len(snap.entries), size=snap.size)  # fmt: skip
 
 
@@ -144,7 +144,7 @@ def _ls_snapshot(out: Output, r: Repository, tag: str) -> None:
         else:
             fh = xet_hex(e.file_hash)
             out.emit("file", f"{human_size(e.size):>10}  {fh[:16]}  {e.path}", path=e.path, size=e.size, file_hash=fh, mode=e.mode)
-    out.emit("summary", f"{len(snap.files())} files, {human_size(snap.size)}, snapshot {snap.key}",
+    out.emit("summary", f"{count(len(snap.files()), 'file')}, {human_size(snap.size)}, snapshot {snap.key}",
              tag=tag, snapshot=snap.key, files=len(snap.files()), size=snap.size)  # fmt: skip
 
 

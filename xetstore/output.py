@@ -12,7 +12,7 @@ import click
 
 from .progress import progress_bar
 
-__all__ = ["Output", "common_options", "human_size"]
+__all__ = ["Output", "common_options", "human_size", "count"]
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -27,6 +27,11 @@ def human_size(n: int) -> str:
     if unit == 0:
         return f"{n} B"
     return f"{size:.3g} {_UNITS[unit]}" if size < 100 else f"{size:.0f} {_UNITS[unit]}"
+
+
+def count(n: int, noun: str) -> str:
+    """`1 file`, `2 files` (nouns with a plain -s plural)."""
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
 
 
 class Output:

@@ -12,7 +12,7 @@ import click
 
 from .cli import cli, repo_option
 from .hashing import xet_hex
-from .output import Output, common_options, human_size
+from .output import Output, common_options, count, human_size
 from .repository import Repository
 from .snapshot import FILE, SnapshotEntry
 
@@ -54,7 +54,7 @@ def restore(out: Output, repo: str, tag: str, dest: Path) -> None:
     for e in done:
         out.emit("restored", "", path=e.path, entry=e.kind, size=e.size)
     out.emit(
-        "summary", f"restored {len(files)} files ({human_size(sum(e.size for e in files))}) and "
+        "summary", f"restored {count(len(files), 'file')} ({human_size(sum(e.size for e in files))}) and "
         f"{len(done) - len(files)} {'directory' if len(done) - len(files) == 1 else 'directories'} of {tag} into {dest}",
         tag=tag, files=len(files), directories=len(done) - len(files), bytes=sum(e.size for e in files), dest=str(dest),
     )  # fmt: skip
