@@ -23,9 +23,15 @@ class _Listed(Protocol):  # what resolve_name reads of a FileInfo (structural: n
     def sha256(self) -> str: ...
 
 
-def resolve_name(name: str, files: Callable[[], Iterable[_Listed]], snapshot: Callable[[str], Snapshot]) -> str:
+def resolve_name(
+    name: str,
+    files: Callable[[], Iterable[_Listed]],
+    snapshot: Callable[[str], Snapshot],
+    exact: Callable[[str], str | None] = lambda text: None,
+) -> str:
     """The file hash of the one file `name` names: TAG:PATH, or a file hash or sha256 or a
-    prefix of either. Raises NotFound, or AmbiguousName listing the candidates."""
+    prefix of either. `exact` looks up a whole hash at once (no scan of every file).
+    Raises NotFound, or AmbiguousName listing the candidates."""
     if ":" in name:  # tags cannot contain ':' (snapshot.py)
         tag, _, path = name.partition(":")
         entry = snapshot(tag).entry(path.strip("/"))
@@ -35,6 +41,8 @@ def resolve_name(name: str, files: Callable[[], Iterable[_Listed]], snapshot: Ca
     text = name.lower()
     if not 0 < len(text) <= 64 or text.strip(_HEX):
         raise FileNotInRepository(name, _HINT)
+    if len(text) == 64 and (hit := exact(text)) is not None:
+        return hit
     found = {f.file_hash for f in files() if f.file_hash.startswith(text) or f.sha256.startswith(text)}
     if len(found) > 1:
         raise AmbiguousName(name, sorted(found))

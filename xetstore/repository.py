@@ -366,7 +366,12 @@ class Repository:
     def resolve(self, name: str) -> str:
         """The file hash `name` stands for: a file hash, a sha256 (git-lfs oid), a
         unique prefix of either, or TAG:PATH. Raises NotFound or AmbiguousName."""
-        return resolve_name(name, self.files, self.snapshot)
+        return resolve_name(name, self.files, self.snapshot, self._exact)
+
+    def _exact(self, text: str) -> str | None:
+        if self.index.manifest(from_xet_hex(text)) is not None:
+            return text
+        return self.find(text)
 
     # -- snapshots: trees.py ---------------------------------------------------
 
