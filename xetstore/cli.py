@@ -26,7 +26,9 @@ from .errors import EXIT_FAILURE, EXIT_INTERRUPTED, InputError, IntegrityError, 
 from .lfs.commands import lfs
 from .params import CHUNKERS, COMPRESSIONS, default_cache_root
 from .output import Output, common_options, count, human_size
-from .repository import Repository
+from .repository import AddResult, Repository
+from .snapshot import DIR
+from .trees import SnapshotResult
 
 __all__ = ["main", "cli", "Output", "common_options", "repo_option"]
 
@@ -69,14 +71,16 @@ def init(out: Output, repo: str, chunker: str, compression: str) -> None:
 @common_options
 def add(out: Output, repo: str, paths: tuple[Path, ...], tag: str | None) -> None:
     """Add files (directories recurse) to the repository, in one session."""
-    files = list(_expand(paths))
-    total = sum(_size(p) for p in files)
+    total = sum(_size(p) for p in _expand(paths))
     with Repository.open(repo) as r, out.progress(total, "adding") as bar:
-        if tag is None:
-            results = r.add_files(files, progress=bar.update)
-        else:
-            made = r.add_snapshot(paths, tag, progress=bar.update)
-            results = made.added
+        made = None if tag is None else r.add_snapshot(paths, tag, progress=bar.update)
+        results = made.added if made else r.add_files(list(_expand(paths)), progress=bar.update)
+    _print_added(out, results)
+    if made is not None:
+        _print_snapshot(out, made)
+
+
+def _print_added(out: Output, results: list[AddResult]) -> None:
     for res in results:
         out.emit(
             "added", f"{res.file_hash}  {human_size(res.size):>10}  new {human_size(res.new_bytes):>10}  {res.path}",
@@ -90,12 +94,15 @@ def add(out: Output, repo: str, paths: tuple[Path, ...], tag: str | None) -> Non
         "summary", f"{count(len(results), 'file')}, {human_size(total)}, {human_size(new)} new, {human_size(stored)} stored",
         files=len(results), bytes=total, new_bytes=new, stored_bytes=stored,
     )  # fmt: skip
-    if tag is not None:
-        for path, why in made.skipped:
-            out.emit("skipped", f"skipped {path}: {why}", path=path, reason=why)
-        snap = made.snapshot
-        out.emit("snapshot", f"snapshot {snap.key[len('snapshots/'):][:12]} tagged {tag}: {count(len(snap.entries), 'path')}",
-                 tag=tag, snapshot=snap.key, paths=len(snap.entries), size=snap.size)  # fmt: skip
+
+
+def _print_snapshot(out: Output, made: SnapshotResult) -> None:
+    for path, why in made.skipped:
+        out.emit("skipped", f"skipped {path}: {why}", path=path, reason=why)
+    snap = made.snapshot
+    out.emit("snapshot", f"snapshot {snap.key.removeprefix('snapshots/')[:12]} tagged {snap.tag}: "
+             f"{count(len(snap.entries), 'path')}", tag=snap.tag, snapshot=snap.key, paths=len(snap.entries),
+             size=snap.size)  # fmt: skip
 
 
 @cli.command()
@@ -130,7 +137,8 @@ def ls_(out: Output, repo: str, tag: str | None) -> None:
             _ls_snapshot(out, r, tag)
             return
         files = sorted(r.files(), key=lambda f: f.file_hash)
-    out.header(_LS_HEADER)
+    if files:  # an empty repository lists nothing, not a lone header
+        out.header(_LS_HEADER)
     for f in files:
         out.emit("file", f"{f.file_hash}  {human_size(f.size):>10}  {f.sha256}", file_hash=f.file_hash, size=f.size, sha256=f.sha256)
 
@@ -139,7 +147,7 @@ def _ls_snapshot(out: Output, r: Repository, tag: str) -> None:
     snap = r.snapshot(tag)
     out.header(f"{'SIZE':>10}  {'FILE HASH':<16}  PATH")
     for e in snap.entries:
-        if e.kind == "dir":
+        if e.kind == DIR:
             out.emit("dir", f"{'-':>10}  {'-':<16}  {e.path}/", path=e.path, mode=e.mode)
         else:
             fh = xet_hex(e.file_hash)
