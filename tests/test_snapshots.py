@@ -203,3 +203,15 @@ def test_check_reports_a_tag_whose_files_no_shard_holds(tmp_path: Path) -> None:
     assert done.returncode == 3
     problems = [d for d in json_lines(done.stdout) if d["type"] == "problem" and d["key"].startswith("snapshots/")]
     assert problems and "tag v1 names 1 files no shard holds (d/f.txt)" in problems[0]["reason"]
+
+
+def test_restore_of_a_tag_with_lost_files_writes_nothing(tmp_path: Path) -> None:
+    write_file(tmp_path / "d" / "a.txt", b"a\n")
+    write_file(tmp_path / "d" / "b.txt", b"b\n")
+    run("init", "repo", cwd=tmp_path)
+    run("add", "-r", "repo", "--tag", "v1", "d", cwd=tmp_path)
+    for shard in (tmp_path / "repo" / "shards").iterdir():
+        shard.unlink()
+    done = run("restore", "-r", "repo", "v1", "out", cwd=tmp_path)
+    assert done.returncode == 10 and "is not in the repository" in done.stderr
+    assert not (tmp_path / "out").exists()

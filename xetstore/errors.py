@@ -9,6 +9,7 @@
     │   └── SnapshotNotFound(tag)          no snapshot carries this tag (or path)
     ├── AmbiguousName(name, candidates)    a hash prefix names several files
     ├── InputError                         a path the user named cannot be read
+    ├── OutputError(path)                  a path the user named cannot be written
     ├── IntegrityError                     stored data is wrong: never retried, always loud
     │   ├── HashMismatch(what, expected, actual)
     │   ├── FormatError(what, reason)      bad magic, version, length or truncation
@@ -38,6 +39,7 @@ __all__ = [
     "SnapshotNotFound",
     "AmbiguousName",
     "InputError",
+    "OutputError",
     "IntegrityError",
     "HashMismatch",
     "FormatError",
@@ -140,6 +142,15 @@ class InputError(XetStoreError):
         self.path = path
         self.reason = reason
         super().__init__(f"cannot read {path}: {reason}")
+
+
+class OutputError(XetStoreError):
+    """A path the user asked to write to cannot (or must not) be written."""
+
+    def __init__(self, path: str, reason: str) -> None:
+        self.path = path
+        self.reason = reason
+        super().__init__(f"cannot write {path}: {reason}")
 
 
 class IntegrityError(XetStoreError):

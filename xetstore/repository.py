@@ -408,6 +408,8 @@ class Repository:
     def restore(self, tag: str, dest: str | os.PathLike[str], progress: Progress | None = None) -> list[SnapshotEntry]:
         """Recreate a snapshot's files and directories under `dest`, which must be absent or empty."""
         snap = self.snapshot(tag)
+        for e in snap.files():  # every file is known before anything is written
+            self.manifest(xet_hex(e.file_hash))
         return restore_tree(snap, Path(dest), lambda fh, target: self.read_file(fh, target, progress))
 
     def diff(self, old_tag: str, new_tag: str) -> SnapshotDiff:

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING
 from .backends import Backend
 from .shard import Manifest
 from .xorb import XorbFooter
-from .errors import ConfigError, InputError, IntegrityError, MissingData, NotFound, Refused
+from .errors import ConfigError, InputError, IntegrityError, MissingData, NotFound, OutputError, Refused
 from .hashing import shard_hash, xet_hex
 from .snapshot import (
     DIR,
@@ -203,7 +203,7 @@ def restore_tree(snapshot: Snapshot, dest: Path, read_file: Callable[[str, Path]
                 os.chmod(target, e.mode)
                 os.utime(target, ns=(e.mtime_ns, e.mtime_ns))
         except OSError as exc:
-            raise InputError(str(target), f"cannot restore {e.path}: {exc.strerror or exc}") from None
+            raise OutputError(str(target), f"restoring {e.path}: {exc.strerror or exc}") from None
         done.append(e)
     for e in sorted((e for e in done if e.kind == DIR), key=lambda e: e.path, reverse=True):
         os.chmod(dest.joinpath(*e.path.split("/")), e.mode)  # last, deepest first: a read-only dir blocks writes
@@ -212,7 +212,7 @@ def restore_tree(snapshot: Snapshot, dest: Path, read_file: Callable[[str, Path]
 
 def _check_destination(dest: Path) -> None:
     if dest.is_symlink() or (dest.exists() and (not dest.is_dir() or any(dest.iterdir()))):
-        raise InputError(str(dest), "exists and is not an empty directory; restore into a new or empty one")
+        raise OutputError(str(dest), "it exists and is not an empty directory; restore into a new or empty one")
 
 
 # -- diff -----------------------------------------------------------------------
