@@ -169,6 +169,8 @@ def test_lfs_commands_take_json(home: Home, tmp_path: Path) -> None:
     (made,) = [json.loads(line) for line in home.xetstore("lfs", "init", str(tmp_path / "repo"), "--json",
                                                           cwd=work).stdout.splitlines()]  # fmt: skip
     assert made["type"] == "lfsconfig" and made["key"] == "lfs.url"
+    header = (work / ".lfsconfig").read_text()
+    assert "pip install PATH-TO-ITS-CHECKOUT" in header and "pip install xetstore" not in header  # not on PyPI
     (env,) = [json.loads(line) for line in home.xetstore("lfs", "env", "--json", cwd=work).stdout.splitlines()]
     assert env["type"] == "env" and env["download_repository"] == str(tmp_path / "repo")
     removed = [json.loads(line) for line in home.xetstore("lfs", "uninstall", "--json").stdout.splitlines()]
