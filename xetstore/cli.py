@@ -15,7 +15,7 @@ import sys
 import traceback
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
@@ -26,9 +26,12 @@ from .errors import EXIT_FAILURE, EXIT_INTERRUPTED, InputError, IntegrityError, 
 from .lfs.commands import lfs
 from .params import CHUNKERS, COMPRESSIONS, default_cache_root
 from .output import Output, common_options, count, human_size
-from .repository import AddResult, Repository
+from .repository import Repository
 from .snapshot import DIR
-from .trees import SnapshotResult
+
+if TYPE_CHECKING:
+    from .repository import AddResult
+    from .trees import SnapshotResult
 
 __all__ = ["main", "cli", "Output", "common_options", "repo_option"]
 
