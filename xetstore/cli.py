@@ -120,9 +120,13 @@ def add(out: Output, repo: str, paths: tuple[Path, ...]) -> None:
 @repo_option
 @click.argument("file_hash")
 @click.option("-o", "--output", type=click.Path(path_type=Path), help="Write here (default stdout).")
+@click.option("--force", is_flag=True, help="Replace an existing file at OUTPUT.")
 @common_options
-def get(out: Output, repo: str, file_hash: str, output: Path | None) -> None:
-    """Write a stored file to OUTPUT or stdout."""
+def get(out: Output, repo: str, file_hash: str, output: Path | None, force: bool) -> None:
+    """Write a stored file to OUTPUT or stdout.
+
+    OUTPUT is never replaced unless --force; a device or FIFO is written in
+    place, a symbolic link is refused (name its target)."""
     with Repository.open(repo) as r:
         size = r.manifest(file_hash).size
         with out.progress(size, "reading") as bar:
@@ -130,7 +134,7 @@ def get(out: Output, repo: str, file_hash: str, output: Path | None) -> None:
                 r.write_to(file_hash, sys.stdout.buffer, progress=bar.update)
                 sys.stdout.buffer.flush()
             else:
-                r.read_file(file_hash, output, progress=bar.update)
+                r.read_file(file_hash, output, progress=bar.update, overwrite=force)
     if output is not None:
         out.emit("got", f"wrote {size} bytes to {output}", file_hash=file_hash, path=str(output), size=size)
 

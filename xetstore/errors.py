@@ -7,6 +7,7 @@
     │   ├── FileNotInRepository(file_hash) no manifest for this file hash
     │   └── RepositoryNotFound(url)        no repository at this URL
     ├── InputError                         a path the user named cannot be read
+    ├── OutputError(path)                  a path the user named cannot be written
     ├── IntegrityError                     stored data is wrong: never retried, always loud
     │   ├── HashMismatch(what, expected, actual)
     │   ├── FormatError(what, reason)      bad magic, version, length or truncation
@@ -33,6 +34,7 @@ __all__ = [
     "FileNotInRepository",
     "RepositoryNotFound",
     "InputError",
+    "OutputError",
     "IntegrityError",
     "HashMismatch",
     "FormatError",
@@ -110,6 +112,15 @@ class InputError(XetStoreError):
         self.path = path
         self.reason = reason
         super().__init__(f"cannot read {path}: {reason}")
+
+
+class OutputError(XetStoreError):
+    """A path the user asked to write to cannot (or must not) be written."""
+
+    def __init__(self, path: str, reason: str) -> None:
+        self.path = path
+        self.reason = reason
+        super().__init__(f"cannot write {path}: {reason}")
 
 
 class IntegrityError(XetStoreError):

@@ -36,6 +36,7 @@ from .hashing import from_xet_hex, xet_hex
 from .index import Index
 from .intake import read_inputs
 from .leases import Lease, check_before_publish
+from .output import write_output
 from .params import RepositoryParams, default_cache_root
 from .reindex import RebuildReport, open_index, rebuild_index, sync_index
 from .repair import ShardRepair, XorbRepair, repair_shards, repair_xorbs
@@ -244,21 +245,17 @@ class Repository:
             raise IndexUnusable(str(self.index.path), f"its entry for file {file_hash} names another file")
         return m
 
-    def read_file(self, file_hash: str, dest_path: str | os.PathLike[str], progress: Progress | None = None) -> None:
-        """Write a file to `dest_path` via a temp file: no partial output on failure."""
+    def read_file(
+        self,
+        file_hash: str,
+        dest_path: str | os.PathLike[str],
+        progress: Progress | None = None,
+        overwrite: bool = True,
+    ) -> None:
+        """Write a file to `dest_path` (output.py: no partial file, umask mode, a device
+        or FIFO written in place, a link refused); with overwrite False, never replace."""
         manifest = self.manifest(file_hash)
-        dest = Path(dest_path)
-        fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".xetstore-tmp", dir=dest.parent)
-        try:
-            with os.fdopen(fd, "wb") as out:
-                for data in self._iter_resuming(manifest):
-                    out.write(data)
-                    if progress:
-                        progress(len(data))
-            os.replace(tmp, dest)
-        except BaseException:
-            os.unlink(tmp)
-            raise
+        write_output(Path(dest_path), _counted(self._iter_resuming(manifest), progress), overwrite)
 
     def write_to(self, file_hash: str, out: BinaryIO, progress: Progress | None = None) -> None:
         """Stream a file's bytes into an open binary stream."""
@@ -408,6 +405,13 @@ def _input_error(p: str, exc: OSError) -> InputError:
     if isinstance(exc, PermissionError):
         return InputError(p, "permission denied")
     return InputError(p, exc.strerror or str(exc))
+
+
+def _counted(blocks: Iterator[bytes], progress: Progress | None) -> Iterator[bytes]:
+    for data in blocks:
+        yield data
+        if progress:
+            progress(len(data))
 
 
 def _results(cleaned: list[tuple[Cleaned, str | None]], uploaded: int) -> list[AddResult]:
