@@ -14,15 +14,16 @@ import os
 import platform
 import sys
 import traceback
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
 import click
 
 from . import __version__
+from .inputs import expand_inputs, open_input
 from .intake import hash_stream
-from .errors import EXIT_FAILURE, EXIT_INTERRUPTED, InputError, IntegrityError, XetStoreError
+from .errors import EXIT_FAILURE, EXIT_INTERRUPTED, IntegrityError, XetStoreError
 from .lfs.commands import lfs
 from .params import CHUNKERS, COMPRESSIONS, default_cache_root
 from .progress import progress_bar
@@ -95,10 +96,11 @@ def init(out: Output, repo: str, chunker: str, compression: str) -> None:
 @cli.command()
 @repo_option
 @click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option("--skip-unreadable", is_flag=True, help="Skip, with a warning, what cannot be read or is not a regular file.")
 @common_options
-def add(out: Output, repo: str, paths: tuple[Path, ...]) -> None:
-    """Add files (directories recurse) to the repository, in one session."""
-    files = list(_expand(paths))
+def add(out: Output, repo: str, paths: tuple[Path, ...], skip_unreadable: bool) -> None:
+    """Add regular files (directories recurse, links to files are followed) in one session."""
+    files = _expand(paths, skip_unreadable)
     total = sum(_size(p) for p in files)
     with Repository.open(repo) as r, out.progress(total, "adding") as bar:
         results = r.add_files(files, progress=bar.update)
@@ -172,8 +174,8 @@ def stats(out: Output, repo: str) -> None:
 @common_options
 def hash_(out: Output, paths: tuple[Path, ...], chunker: str) -> None:
     """Print file hashes without storing anything."""
-    for path in _expand(paths):
-        with _open(path) as f:
+    for path in _expand(paths, skip_unreadable=False):
+        with open_input(path) as f:
             fh, sha, size = hash_stream(f, chunker)
         out.emit("hash", f"{fh}  {path}", file_hash=fh, sha256=sha, size=size, path=str(path))
 
@@ -197,26 +199,18 @@ def env(out: Output) -> None:
 cli.add_command(lfs)
 
 
-def _expand(paths: tuple[Path, ...]) -> Iterator[Path]:
-    for p in paths:
-        if p.is_dir():
-            yield from sorted(q for q in p.rglob("*") if q.is_file() and not q.is_symlink())
-        else:
-            yield p
+def _expand(paths: tuple[Path, ...], skip_unreadable: bool) -> list[str]:
+    expanded = expand_inputs(paths, skip_unreadable)
+    for skipped in expanded.skipped:
+        click.echo(f"xetstore: warning: skipping {skipped.path}: {skipped.reason}", err=True)
+    return expanded.files
 
 
-def _size(path: Path) -> int:
+def _size(path: str) -> int:
     try:
-        return path.stat().st_size
+        return os.stat(path).st_size
     except OSError:
         return 0
-
-
-def _open(path: Path) -> Any:
-    try:
-        return open(path, "rb")
-    except OSError as exc:
-        raise InputError(str(path), exc.strerror or str(exc)) from None
 
 
 def main(argv: list[str] | None = None) -> None:

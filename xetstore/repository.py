@@ -6,7 +6,6 @@ import io
 import logging
 import os
 import shutil
-import stat
 import tempfile
 import time
 from collections.abc import Callable, Iterable, Iterator
@@ -25,7 +24,6 @@ from .errors import (
     FileNotInRepository,
     FormatError,
     IndexUnusable,
-    InputError,
     MissingData,
     ObjectNotFound,
     RepositoryNotFound,
@@ -35,6 +33,7 @@ from .gc import DEFAULT_GRACE, GcOptions, GcReport, collect_garbage, remove_file
 from .hashing import from_xet_hex, xet_hex
 from .index import Index
 from .intake import read_inputs
+from .inputs import changed_since, check_input, open_input
 from .leases import Lease, check_before_publish
 from .output import write_output
 from .params import RepositoryParams, default_cache_root
@@ -176,18 +175,22 @@ class Repository:
     # -- adding --------------------------------------------------------------
 
     def add_files(self, paths: Iterable[str | os.PathLike[str]], progress: Progress | None = None) -> list[AddResult]:
-        """Add files in one session: shared xorbs, one shard."""
+        """Add regular files in one session: shared xorbs, one shard. A file that
+        changed while it was read is stored as read, with a warning."""
         paths = list(paths)
-        for path in paths:  # refuse bad input before writing anything
-            _check_input(path)
+        before = [check_input(p) for p in paths]  # refuse bad input before writing anything
         with self._writing() as lease, self._session() as session:
             cleaned: list[tuple[Cleaned, str | None]] = []
-            for path, whole in read_inputs(paths, _open_input):
+            for (path, whole), st in zip(read_inputs(paths, open_input), before):
                 if whole is not None:
-                    cleaned.append((session.add_whole(whole, progress), os.fspath(path)))
-                    continue
-                with _open_input(path) as f:
-                    cleaned.append((session.add_stream(f, progress=progress), os.fspath(path)))
+                    c = session.add_whole(whole, progress)
+                else:
+                    with open_input(path) as f:
+                        c = session.add_stream(f, progress=progress)
+                if changed_since(path, st, c.size):
+                    log.warning("%s changed while it was read; stored as read (file hash %s): "
+                                "add it again once it is stable", os.fspath(path), xet_hex(c.file_hash))  # fmt: skip
+                cleaned.append((c, os.fspath(path)))
             return self._commit(session, cleaned, lease)
 
     def add_file(self, path: str | os.PathLike[str], progress: Progress | None = None) -> AddResult:
@@ -373,38 +376,6 @@ def _parse_file_hash(text: str) -> bytes:
         return from_xet_hex(text)
     except FormatError:
         raise FileNotInRepository(text, "a file hash is 64 hex digits, as `xetstore ls` prints") from None
-
-
-def _check_input(path: str | os.PathLike[str]) -> None:
-    """Raise InputError unless `path` looks like a readable file (without opening it:
-    an open costs as much as cleaning a small file)."""
-    p = os.fspath(path)
-    try:
-        mode = os.stat(p).st_mode
-    except OSError as exc:
-        raise _input_error(p, exc) from None
-    if stat.S_ISDIR(mode):
-        raise InputError(p, "is a directory (the command line adds directories recursively)")
-    if not os.access(p, os.R_OK):
-        raise InputError(p, "permission denied")
-
-
-def _open_input(path: str | os.PathLike[str]) -> BinaryIO:
-    p = os.fspath(path)
-    try:
-        return open(p, "rb")
-    except OSError as exc:
-        raise _input_error(p, exc) from None
-
-
-def _input_error(p: str, exc: OSError) -> InputError:
-    if isinstance(exc, IsADirectoryError):
-        return InputError(p, "is a directory (the command line adds directories recursively)")
-    if isinstance(exc, FileNotFoundError):
-        return InputError(p, "no such file")
-    if isinstance(exc, PermissionError):
-        return InputError(p, "permission denied")
-    return InputError(p, exc.strerror or str(exc))
 
 
 def _counted(blocks: Iterator[bytes], progress: Progress | None) -> Iterator[bytes]:
