@@ -22,6 +22,7 @@ import click
 
 from . import __version__
 from .inputs import expand_inputs, open_input
+from .interrupts import terminate_as_interrupt
 from .intake import hash_stream
 from .errors import EXIT_FAILURE, EXIT_INTERRUPTED, IntegrityError, XetStoreError
 from .lfs.commands import lfs
@@ -215,6 +216,7 @@ def _size(path: str) -> int:
 
 def main(argv: list[str] | None = None) -> None:
     """Run the command line; map errors to one line and an exit code."""
+    terminate_as_interrupt()
     try:
         code = cli.main(args=argv, prog_name="xetstore", standalone_mode=False)
         if isinstance(code, int) and code:  # click returns a command's Exit code here
