@@ -18,6 +18,7 @@ from .backends import Backend, open_backend, with_local_cache
 from .chunking import make_chunker
 from .check import CheckReport, check_repository
 from .clean import CleanSession, Cleaned
+from .dedup_targets import DedupTargets
 from .config import RepositoryConfig, decode_config, encode_config
 from .errors import (
     ConfigError,
@@ -221,9 +222,17 @@ class Repository:
             yield lease
 
     def _commit(self, session: CleanSession, cleaned: list[tuple[Cleaned, str | None]], lease: Lease) -> list[AddResult]:
-        """Write ordering: xorbs (already durable) -> shard -> index -> return."""
+        """Write ordering: xorbs (already durable) -> shard -> index -> return.
+
+        The index is synced again first: a file another client removed while
+        this session ran is not stored any more and must be recorded again, or
+        a gc would take its chunks. A file counts as stored only if every xorb
+        its manifest names exists (checked in `finish`, under the lease).
+        """
+        self.sync()
         shard = session.finish(int(time.time()))
         fault_point("repository.after_xorbs")
+        lease.check()  # the xorbs were checked while no gc could sweep
         if shard is not None:
             check_before_publish(self.backend, lease, shard)
             data = encode_shard(shard)
@@ -310,6 +319,23 @@ class Repository:
     def files(self) -> Iterator[FileInfo]:
         for m in self.index.manifests():
             yield FileInfo(xet_hex(m.file_hash), m.size, m.sha256.hex())
+
+    def find_stored(self, sha256: str, size: int) -> str | None:
+        """The file hash of a stored file with this sha256 and size, or None; checked
+        after a sync under a writer lease: its manifest agrees and its xorbs exist."""
+        with self._writing() as lease:
+            found = self.find(sha256)
+            if found is None:
+                return None
+            m = self.manifest(found)
+            targets = DedupTargets(self.backend, self.index)
+            if m.sha256.hex() != sha256.lower() or m.size != size:
+                log.warning("the index maps sha256 %s to file %s of another sha256 or size", sha256, found)
+                return None
+            if not all(targets.exists(t.xorb_hash) for t in m.terms):
+                return None  # lost data: store the file again
+            lease.check()
+            return found
 
     def find(self, sha256: str) -> str | None:
         """The file hash of the stored file with this sha256 (a git-lfs oid), or None."""
