@@ -22,6 +22,7 @@ from .dedup_targets import DedupTargets
 from .config import RepositoryConfig, decode_config, encode_config
 from .errors import (
     ConfigError,
+    DiskFull,
     FileNotInRepository,
     FormatError,
     IndexUnusable,
@@ -40,7 +41,7 @@ from .output import write_output
 from .params import RepositoryParams, default_cache_root
 from .reindex import RebuildReport, open_index, rebuild_index, sync_index
 from .repair import ShardRepair, XorbRepair, repair_shards, repair_xorbs
-from .shard import Manifest, encode_shard, shard_key
+from .shard import Manifest, Shard, encode_shard, shard_key
 from .smudge import FileReader, Reconstructor
 
 __all__ = ["Repository", "AddResult", "FileInfo", "RepositoryStats"]
@@ -167,7 +168,18 @@ class Repository:
 
     def sync(self) -> int:
         """Merge shards and deletion records the index has not seen (other processes
-        or machines wrote them); rebuild the index if gc removed shards."""
+        or machines wrote them); rebuild the index if gc removed shards.
+
+        With the index's disk full, reading goes on with what the index knows
+        (a warning says what was not merged); adds sync strictly (`_merge`)."""
+        try:
+            return self._merge()
+        except DiskFull as exc:
+            log.warning("the index could not merge what other clients added (%s); "
+                        "files they added stay unknown until there is space", exc)  # fmt: skip
+            return 0
+
+    def _merge(self) -> int:
         merged, damaged = sync_index(self.backend, self.index)
         for d in damaged:
             log.warning("skipping damaged %s: %s", d.key, d.reason)
@@ -218,7 +230,7 @@ class Repository:
     def _writing(self) -> Iterator[Lease]:
         """A writer lease for one session (gc deletes nothing meanwhile), then a fresh index."""
         with Lease.writer(self.backend) as lease:
-            self.sync()
+            self._merge()
             yield lease
 
     def _commit(self, session: CleanSession, cleaned: list[tuple[Cleaned, str | None]], lease: Lease) -> list[AddResult]:
@@ -229,7 +241,7 @@ class Repository:
         a gc would take its chunks. A file counts as stored only if every xorb
         its manifest names exists (checked in `finish`, under the lease).
         """
-        self.sync()
+        self._merge()
         shard = session.finish(int(time.time()))
         fault_point("repository.after_xorbs")
         lease.check()  # the xorbs were checked while no gc could sweep
@@ -239,9 +251,17 @@ class Repository:
             key = shard_key(data)
             self.backend.put(key, data)
             fault_point("repository.after_shard")
-            self.index.add_shard(key, shard)
+            self._record(key, shard)
             fault_point("repository.after_index")
         return _results(cleaned, session.uploaded_bytes)
+
+    def _record(self, key: str, shard: Shard) -> None:
+        """Merge our own durable shard; the files are stored even if the index's disk is full."""
+        try:
+            self.index.add_shard(key, shard)
+        except DiskFull as exc:
+            log.warning("stored (%s is durable), but the index could not record it (%s); "
+                        "the next command merges it once the index has space", key, exc)  # fmt: skip
 
     # -- reading -------------------------------------------------------------
 
