@@ -21,6 +21,7 @@ from typing import Any, TypeVar
 import click
 
 from . import __version__
+from .display import json_safe, shown
 from .inputs import expand_inputs, open_input
 from .interrupts import terminate_as_interrupt
 from .intake import hash_stream
@@ -47,7 +48,7 @@ class Output:
 
     def emit(self, kind: str, text: str, **fields: Any) -> None:
         if self.json:
-            click.echo(json.dumps({"type": kind, **fields}))
+            click.echo(json.dumps({"type": kind, **json_safe(fields)}))
         elif text:
             click.echo(text)
 
@@ -107,7 +108,7 @@ def add(out: Output, repo: str, paths: tuple[Path, ...], skip_unreadable: bool) 
         results = r.add_files(files, progress=bar.update)
     for res in results:
         out.emit(
-            "added", f"{res.file_hash}  {res.size:>12}  new {res.new_bytes:>12}  {res.path}",
+            "added", f"{res.file_hash}  {res.size:>12}  new {res.new_bytes:>12}  {shown(res.path or '')}",
             file_hash=res.file_hash, path=res.path, size=res.size, sha256=res.sha256,
             new_bytes=res.new_bytes, stored_bytes=res.stored_bytes,
         )  # fmt: skip
@@ -139,7 +140,7 @@ def get(out: Output, repo: str, file_hash: str, output: Path | None, force: bool
             else:
                 r.read_file(file_hash, output, progress=bar.update, overwrite=force)
     if output is not None:
-        out.emit("got", f"wrote {size} bytes to {output}", file_hash=file_hash, path=str(output), size=size)
+        out.emit("got", f"wrote {size} bytes to {shown(str(output))}", file_hash=file_hash, path=str(output), size=size)
 
 
 @cli.command(name="ls")
@@ -178,7 +179,7 @@ def hash_(out: Output, paths: tuple[Path, ...], chunker: str) -> None:
     for path in _expand(paths, skip_unreadable=False):
         with open_input(path) as f:
             fh, sha, size = hash_stream(f, chunker)
-        out.emit("hash", f"{fh}  {path}", file_hash=fh, sha256=sha, size=size, path=str(path))
+        out.emit("hash", f"{fh}  {shown(path)}", file_hash=fh, sha256=sha, size=size, path=str(path))
 
 
 @cli.command()
@@ -203,7 +204,7 @@ cli.add_command(lfs)
 def _expand(paths: tuple[Path, ...], skip_unreadable: bool) -> list[str]:
     expanded = expand_inputs(paths, skip_unreadable)
     for skipped in expanded.skipped:
-        click.echo(f"xetstore: warning: skipping {skipped.path}: {skipped.reason}", err=True)
+        click.echo(shown(f"xetstore: warning: skipping {skipped.path}: {skipped.reason}"), err=True)
     return expanded.files
 
 
@@ -244,7 +245,7 @@ def main(argv: list[str] | None = None) -> None:
 def _report(line: str) -> None:
     if os.environ.get("XETSTORE_DEBUG"):
         traceback.print_exc()
-    click.echo(line, err=True)
+    click.echo(shown(line), err=True)
 
 
 # The maintenance commands (check, repair, rm, gc) register themselves on `cli`.
