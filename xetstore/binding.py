@@ -7,8 +7,9 @@ verifying perfectly. The file hash is the merkle root of the file's chunk
 hashes and sizes, and the xorbs' chunk tables hold those: recomputing it from
 the terms binds the manifest to its name without reading any data.
 
-(A manifest's sha256 cannot be bound this way; only reading the file can
-check it. `get` and the LFS agent's download verify it on the bytes.)
+(A manifest's sha256 cannot be bound this way; only the bytes can check it,
+which the git-lfs agent does on every download, and an upload is skipped only
+if the manifest's sha256 and size agree with the request.)
 """
 
 from __future__ import annotations
