@@ -18,8 +18,8 @@ from .backends import Backend, open_backend, with_local_cache
 from .chunking import make_chunker
 from .check import CheckReport, check_repository
 from .clean import CleanSession, Cleaned
-from .dedup_targets import DedupTargets
 from .config import RepositoryConfig, decode_config, encode_config
+from .dedup_targets import DedupTargets
 from .errors import (
     ConfigError,
     DiskFull,
