@@ -35,16 +35,16 @@ def make_tree(root: Path) -> None:
     os.chmod(root / "data" / "sub" / "note.txt", 0o640)
     write_file(root / "data" / "run.sh", b"#!/bin/sh\necho hi\n")
     os.chmod(root / "data" / "run.sh", 0o755)
-    os.symlink("big.bin", root / "data" / "link")
+    os.symlink("sub", root / "data" / "link")  # a link to a directory: not recorded
 
 
 def test_tag_ls_diff_restore_through_the_command_line(tmp_path: Path) -> None:
     make_tree(tmp_path)
     assert run("init", "repo", cwd=tmp_path).returncode == 0
-    first = run("add", "-r", "repo", "--tag", "v1", "data", "--json", cwd=tmp_path)
+    first = run("add", "-r", "repo", "--tag", "v1", "--skip-unreadable", "data", "--json", cwd=tmp_path)
     assert first.returncode == 0, first.stderr
     lines = json_lines(first.stdout)
-    assert {"type": "skipped", "path": "data/link", "reason": "symlink (not recorded)"} in lines
+    assert {"type": "skipped", "path": "data/link", "reason": "symlink to a directory or to nothing (not recorded)"} in lines
     (snap,) = [d for d in lines if d["type"] == "snapshot"]
     assert snap["tag"] == "v1" and snap["paths"] == 6  # data, big.bin, empty, run.sh, sub, sub/note.txt
     big = bytearray((tmp_path / "data" / "big.bin").read_bytes())
@@ -52,7 +52,7 @@ def test_tag_ls_diff_restore_through_the_command_line(tmp_path: Path) -> None:
     (tmp_path / "data" / "big.bin").write_bytes(bytes(big))
     write_file(tmp_path / "data" / "added.txt", b"new\n")
     (tmp_path / "data" / "sub" / "note.txt").unlink()
-    assert run("add", "-r", "repo", "--tag", "v2", "data", cwd=tmp_path).returncode == 0
+    assert run("add", "-r", "repo", "--tag", "v2", "--skip-unreadable", "data", cwd=tmp_path).returncode == 0
 
     listed = run("ls", "-r", "repo", "v2", cwd=tmp_path).stdout.splitlines()
     assert listed[0].split() == ["SIZE", "FILE", "HASH", "PATH"]
@@ -215,3 +215,15 @@ def test_restore_of_a_tag_with_lost_files_writes_nothing(tmp_path: Path) -> None
     done = run("restore", "-r", "repo", "v1", "out", cwd=tmp_path)
     assert done.returncode == 10 and "is not in the repository" in done.stderr
     assert not (tmp_path / "out").exists()
+
+
+def test_a_link_to_a_file_is_recorded_as_that_file(tmp_path: Path) -> None:
+    write_file(tmp_path / "data" / "weights.bin", random_bytes(300_000, 7))
+    os.symlink("weights.bin", tmp_path / "data" / "model.bin")  # as in a Hugging Face snapshot folder
+    assert run("init", "repo", cwd=tmp_path).returncode == 0
+    added = run("add", "-r", "repo", "--tag", "v1", "data", cwd=tmp_path)
+    assert added.returncode == 0, added.stderr
+    restored = run("restore", "-r", "repo", "v1", "out", cwd=tmp_path)
+    assert restored.returncode == 0, restored.stderr
+    copy = tmp_path / "out" / "data" / "model.bin"
+    assert not copy.is_symlink() and copy.read_bytes() == (tmp_path / "data" / "weights.bin").read_bytes()

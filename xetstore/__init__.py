@@ -23,6 +23,7 @@ from .errors import (
     HashMismatch,
     IndexUnusable,
     InputError,
+    OutputError,
     IntegrityError,
     OutputError,
     LfsProtocolError,

@@ -13,16 +13,19 @@ import os
 import platform
 import sys
 import traceback
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
 from . import __version__
+from .display import json_safe, shown
 from .hashing import xet_hex
+from .inputs import expand_inputs, open_input
+from .interrupts import terminate_as_interrupt
 from .intake import hash_stream
-from .errors import EXIT_FAILURE, EXIT_INTERRUPTED, InputError, IntegrityError, XetStoreError
+from .errors import EXIT_FAILURE, EXIT_INTERRUPTED, IntegrityError, XetStoreError
 from .lfs.commands import lfs
 from .params import CHUNKERS, COMPRESSIONS, default_cache_root
 from .output import Output, common_options, count, human_size
@@ -71,13 +74,15 @@ def init(out: Output, repo: str, chunker: str, compression: str) -> None:
 @repo_option
 @click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path))
 @click.option("--tag", help="Also record the paths as a snapshot with this name (see `tags`, `restore`).")
+@click.option("--skip-unreadable", is_flag=True, help="Skip, with a warning, what cannot be read or is not a regular file.")
 @common_options
-def add(out: Output, repo: str, paths: tuple[Path, ...], tag: str | None) -> None:
-    """Add files (directories recurse) to the repository, in one session."""
-    total = sum(_size(p) for p in _expand(paths))
+def add(out: Output, repo: str, paths: tuple[Path, ...], tag: str | None, skip_unreadable: bool) -> None:
+    """Add regular files (directories recurse, links to files are followed) in one session."""
+    files = _expand(paths, skip_unreadable)
+    total = sum(_size(p) for p in files)
     with Repository.open(repo) as r, out.progress(total, "adding") as bar:
         made = None if tag is None else r.add_snapshot(paths, tag, progress=bar.update)
-        results = made.added if made else r.add_files(list(_expand(paths)), progress=bar.update)
+        results = made.added if made else r.add_files(files, progress=bar.update)
     _print_added(out, results)
     if made is not None:
         _print_snapshot(out, made)
@@ -86,7 +91,7 @@ def add(out: Output, repo: str, paths: tuple[Path, ...], tag: str | None) -> Non
 def _print_added(out: Output, results: list[AddResult]) -> None:
     for res in results:
         out.emit(
-            "added", f"{res.file_hash}  {human_size(res.size):>10}  new {human_size(res.new_bytes):>10}  {res.path}",
+            "added", f"{res.file_hash}  {human_size(res.size):>10}  new {human_size(res.new_bytes):>10}  {shown(res.path or '')}",
             file_hash=res.file_hash, path=res.path, size=res.size, sha256=res.sha256,
             new_bytes=res.new_bytes, stored_bytes=res.stored_bytes,
         )  # fmt: skip
@@ -112,10 +117,14 @@ def _print_snapshot(out: Output, made: SnapshotResult) -> None:
 @repo_option
 @click.argument("name")
 @click.option("-o", "--output", type=click.Path(path_type=Path), help="Write here (default stdout).")
+@click.option("--force", is_flag=True, help="Replace an existing file at OUTPUT.")
 @common_options
-def get(out: Output, repo: str, name: str, output: Path | None) -> None:
+def get(out: Output, repo: str, name: str, output: Path | None, force: bool) -> None:
     """Write a stored file to OUTPUT or stdout. NAME is a file hash, a sha256
-    (git-lfs oid), a unique prefix of either, or TAG:PATH."""
+    (git-lfs oid), a unique prefix of either, or TAG:PATH.
+
+    OUTPUT is never replaced unless --force; a device or FIFO is written in
+    place, a symbolic link is refused (name its target)."""
     with Repository.open(repo) as r:
         file_hash = r.resolve(name)
         size = r.manifest(file_hash).size
@@ -124,9 +133,9 @@ def get(out: Output, repo: str, name: str, output: Path | None) -> None:
                 r.write_to(file_hash, sys.stdout.buffer, progress=bar.update)
                 sys.stdout.buffer.flush()
             else:
-                r.read_file(file_hash, output, progress=bar.update)
+                r.read_file(file_hash, output, progress=bar.update, overwrite=force)
     if output is not None:
-        out.emit("got", f"wrote {size} bytes to {output}", file_hash=file_hash, path=str(output), size=size)
+        out.emit("got", f"wrote {size} bytes to {shown(str(output))}", file_hash=file_hash, path=str(output), size=size)
 
 
 @cli.command(name="ls")
@@ -151,10 +160,10 @@ def _ls_snapshot(out: Output, r: Repository, tag: str) -> None:
     out.header(f"{'SIZE':>10}  {'FILE HASH':<16}  PATH")
     for e in snap.entries:
         if e.kind == DIR:
-            out.emit("dir", f"{'-':>10}  {'-':<16}  {e.path}/", path=e.path, mode=e.mode)
+            out.emit("dir", f"{'-':>10}  {'-':<16}  {shown(e.path)}/", path=e.path, mode=e.mode)
         else:
             fh = xet_hex(e.file_hash)
-            out.emit("file", f"{human_size(e.size):>10}  {fh[:16]}  {e.path}", path=e.path, size=e.size, file_hash=fh, mode=e.mode)
+            out.emit("file", f"{human_size(e.size):>10}  {fh[:16]}  {shown(e.path)}", path=e.path, size=e.size, file_hash=fh, mode=e.mode)
     out.emit("summary", f"{count(len(snap.files()), 'file')}, {human_size(snap.size)}, snapshot {snap.key}",
              tag=tag, snapshot=snap.key, files=len(snap.files()), size=snap.size)  # fmt: skip
 
@@ -172,8 +181,8 @@ def stats(out: Output, repo: str) -> None:
         "compression_ratio": round(s.compression_ratio, 4), "files": s.files,
         "chunks": s.chunks, "xorbs": s.xorbs, "shards": s.shards,
     }  # fmt: skip
-    shown = {k: (f"{human_size(v)} ({v} bytes)" if k.endswith("_bytes") else v) for k, v in fields.items()}
-    out.emit("stats", "\n".join(f"{k:<18} {v}" for k, v in shown.items()), **fields)
+    readable = {k: (f"{human_size(v)} ({v} bytes)" if k.endswith("_bytes") else v) for k, v in fields.items()}
+    out.emit("stats", "\n".join(f"{k:<18} {v}" for k, v in readable.items()), **fields)
 
 
 @cli.command(name="hash")
@@ -185,10 +194,10 @@ def hash_(out: Output, paths: tuple[Path, ...], chunker: str | None, repo: str |
     """Print file hashes without storing anything."""
     if chunker is None:
         chunker = Repository.read_config(repo).params.chunker if repo else "fastcdc"
-    for path in _expand(paths):
-        with _open(path) as f:
+    for path in _expand(paths, skip_unreadable=False):
+        with open_input(path) as f:
             fh, sha, size = hash_stream(f, chunker)
-        out.emit("hash", f"{fh}  {path}", file_hash=fh, sha256=sha, size=size, path=str(path), chunker=chunker)
+        out.emit("hash", f"{fh}  {shown(path)}", file_hash=fh, sha256=sha, size=size, path=str(path), chunker=chunker)
 
 
 @cli.command()
@@ -210,30 +219,23 @@ def env(out: Output) -> None:
 cli.add_command(lfs)
 
 
-def _expand(paths: tuple[Path, ...]) -> Iterator[Path]:
-    for p in paths:
-        if p.is_dir():
-            yield from sorted(q for q in p.rglob("*") if q.is_file() and not q.is_symlink())
-        else:
-            yield p
+def _expand(paths: tuple[Path, ...], skip_unreadable: bool) -> list[str]:
+    expanded = expand_inputs(paths, skip_unreadable)
+    for skipped in expanded.skipped:
+        click.echo(shown(f"xetstore: warning: skipping {skipped.path}: {skipped.reason}"), err=True)
+    return expanded.files
 
 
-def _size(path: Path) -> int:
+def _size(path: str) -> int:
     try:
-        return path.stat().st_size
+        return os.stat(path).st_size
     except OSError:
         return 0
 
 
-def _open(path: Path) -> Any:
-    try:
-        return open(path, "rb")
-    except OSError as exc:
-        raise InputError(str(path), exc.strerror or str(exc)) from None
-
-
 def main(argv: list[str] | None = None) -> None:
     """Run the command line; map errors to one line and an exit code."""
+    terminate_as_interrupt()
     args = sys.argv[1:] if argv is None else argv
     as_json = "--json" in args[: args.index("--") if "--" in args else len(args)]
     try:
@@ -245,7 +247,7 @@ def main(argv: list[str] | None = None) -> None:
     except click.ClickException as exc:
         if not as_json:
             exc.show()
-        _fail(as_json, "usage", exc.format_message(), exc.exit_code, shown=not as_json)
+        _fail(as_json, "usage", exc.format_message(), exc.exit_code, already_shown=not as_json)
     except (click.exceptions.Abort, KeyboardInterrupt):  # Abort is click's form of KeyboardInterrupt
         _fail(as_json, "interrupted", "interrupted", EXIT_INTERRUPTED)
     except XetStoreError as exc:
@@ -256,15 +258,15 @@ def main(argv: list[str] | None = None) -> None:
               prefix="internal error: ")  # fmt: skip
 
 
-def _fail(as_json: bool, kind: str, message: str, code: int, prefix: str = "", shown: bool = False) -> None:
+def _fail(as_json: bool, kind: str, message: str, code: int, prefix: str = "", already_shown: bool = False) -> None:
     """Report a failure on stderr (one JSON object under --json) and exit with `code`."""
     if os.environ.get("XETSTORE_DEBUG"):
         traceback.print_exc()
     if as_json:
         doc = {"type": "error", "error": kind, "message": message, "exit_code": code}
-        click.echo(json.dumps(doc), err=True)
-    elif not shown:
-        click.echo(f"xetstore: {prefix}{message}", err=True)
+        click.echo(json.dumps(json_safe(doc)), err=True)
+    elif not already_shown:
+        click.echo(shown(f"xetstore: {prefix}{message}"), err=True)
     sys.exit(code)
 
 

@@ -10,6 +10,7 @@ from typing import Any, TypeVar
 
 import click
 
+from .display import json_safe
 from .progress import progress_bar
 
 __all__ = ["Output", "common_options", "human_size", "count"]
@@ -43,7 +44,7 @@ class Output:
 
     def emit(self, kind: str, text: str, **fields: Any) -> None:
         if self.json:
-            click.echo(json.dumps({"type": kind, **fields}))
+            click.echo(json.dumps({"type": kind, **json_safe(fields)}))
         elif text:
             click.echo(text)
 

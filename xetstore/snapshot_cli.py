@@ -11,6 +11,7 @@ from pathlib import Path
 import click
 
 from .cli import cli, repo_option
+from .display import shown
 from .hashing import xet_hex
 from .output import Output, common_options, count, human_size
 from .repository import Repository
@@ -90,4 +91,4 @@ def _line(out: Output, kind: str, mark: str, e: SnapshotEntry, before: SnapshotE
     fields = {"path": e.path, "entry": e.kind, "size": e.size, "file_hash": xet_hex(e.file_hash) if e.kind == FILE else None}
     if before is not None:
         fields["old_size"] = before.size
-    out.emit(kind, f"{mark} {e.path}  {size}{was}", **fields)
+    out.emit(kind, f"{mark} {shown(e.path)}  {size}{was}", **fields)

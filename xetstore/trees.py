@@ -4,7 +4,8 @@ Snapshot paths are relative. An argument given as a relative path inside the
 working directory keeps that path (`add --tag v1 data/` records `data/...`,
 `.` records its contents at the top); any other argument (absolute, or with
 `..`) is recorded under its own name, as `cp -r` would copy it. Only regular
-files and directories are recorded: symlinks, devices, sockets and fifos are
+files and directories are recorded; a symlink to a file is recorded as that file
+(as a plain add reads it), other symlinks, devices, sockets and fifos are
 reported as skipped, and owners, hard links and directory times are not kept.
 """
 
@@ -117,7 +118,12 @@ def _walk_one(p: Path, name: str, walk: Walk) -> None:
 def _walk_child(p: Path, name: str, walk: Walk) -> None:
     st = p.lstat()
     if stat.S_ISLNK(st.st_mode):
-        walk.skipped.append((p, "symlink (not recorded)"))
+        # A link to a file is stored as that file, as a plain add does (a Hugging Face
+        # snapshot directory is made of such links); a link to a directory could loop.
+        if p.is_file():
+            _walk_one(p, name, walk)
+        else:
+            walk.skipped.append((p, "symlink to a directory or to nothing (not recorded)"))
     elif stat.S_ISREG(st.st_mode) or stat.S_ISDIR(st.st_mode):
         _walk_one(p, name, walk)
     else:
