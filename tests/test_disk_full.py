@@ -18,7 +18,7 @@ from xetstore import DiskFull, Repository
 from xetstore.errors import EXIT_FAILURE
 
 from .samples import random_bytes, write_file
-from .rel_support import run_cli, temp_files
+from .rel_support import json_lines, run_cli, temp_files
 
 
 @pytest.fixture
@@ -110,18 +110,23 @@ def test_randomized_disk_full_passes(tmp_path: Path, small_fs: Path) -> None:
 
 
 def test_full_index_cache_disk(tmp_path: Path, small_fs: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The shard is durable, so the add reports the file stored; old files stay readable."""
     monkeypatch.setenv("XETSTORE_CACHE", str(small_fs / "cache"))
     repo_dir = tmp_path / "repo"
     with Repository.init(str(repo_dir)) as r:
         first = r.add_bytes(random_bytes(500_000, 1))
     filler = fill(small_fs, 0)
     many = write_file(tmp_path / "many", random_bytes(6_000_000, 2))
-    proc = run_cli("add", "-r", str(repo_dir), str(many))
-    assert proc.returncode == EXIT_FAILURE, proc.stdout
-    assert "disk full" in proc.stderr and "index" in proc.stderr and "Traceback" not in proc.stderr
+    proc = run_cli("add", "-r", str(repo_dir), "--json", str(many))
+    assert proc.returncode == 0, proc.stderr  # before: exit 1 although the shard was durable
+    assert "index could not record it" in proc.stderr and "Traceback" not in proc.stderr
+    (added,) = [d for d in json_lines(proc.stdout) if d["type"] == "added"]
+    with Repository.open(str(repo_dir), cache_dir=tmp_path / "other-cache") as other:  # another client adds
+        other.add_bytes(random_bytes(300_000, 3))
+    got = run_cli("get", "-r", str(repo_dir), first.file_hash, "-o", str(tmp_path / "first"))
+    assert got.returncode == 0, got.stderr  # before: the sync's index write failed, so did the read
+    assert (tmp_path / "first").read_bytes() == random_bytes(500_000, 1)
     filler.unlink()
-    with Repository.open(str(repo_dir)) as r:  # the shard was durable: the next sync merges it
+    with Repository.open(str(repo_dir)) as r:  # the next sync merges the shard
         assert r.check(read_data=True).exit_code == 0
-        assert r.read_bytes(first.file_hash) == random_bytes(500_000, 1)
-        again = r.add_file(many)
-        assert r.read_bytes(again.file_hash) == many.read_bytes()
+        assert r.read_bytes(added["file_hash"]) == many.read_bytes()

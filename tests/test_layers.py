@@ -13,11 +13,12 @@ PACKAGE = Path(__file__).resolve().parent.parent / "xetstore"
 LAYERS = {
     "errors": 0, "params": 0, "faults": 0,
     "chunking": 1, "gear": 1, "hashing": 1, "compression": 1,
-    "xorb": 2, "packing": 2, "shard": 2, "config": 2, "deletes": 2, "lfs/protocol": 2, "lfs/locator": 2,
+    "xorb": 2, "packing": 2, "shard": 2, "config": 2, "deletes": 2, "snapshot": 2, "lfs/protocol": 2, "lfs/locator": 2,
     "index": 3, "backends": 3,
     "repository": 4, "clean": 4, "intake": 4, "smudge": 4, "check": 4, "gc": 4, "inventory": 4,
-    "leases": 4, "reindex": 4, "repack": 4, "repair": 4,
-    "cli": 5, "maintenance_cli": 5, "progress": 5, "lfs": 5, "__init__": 5, "__main__": 5,
+    "leases": 4, "reindex": 4, "repack": 4, "repair": 4, "trees": 4, "names": 4,
+    "destination": 4, "inputs": 4, "dedup_targets": 4, "binding": 4, "interrupts": 5, "display": 5,
+    "cli": 5, "maintenance_cli": 5, "snapshot_cli": 5, "output": 5, "progress": 5, "lfs": 5, "__init__": 5, "__main__": 5,
 }  # fmt: skip
 
 # Third-party library -> the only module allowed to import it.

@@ -6,12 +6,13 @@ import json
 import os
 import subprocess
 import sys
+import sysconfig
 from pathlib import Path
 
 import pytest
 
 from xetstore import Repository
-from xetstore.lfs.commands import AGENT_ARGS
+from xetstore.lfs.commands import AGENT_ARGS, AGENT_SCRIPT
 from xetstore.lfs.locator import encode_locator
 
 
@@ -50,9 +51,12 @@ def test_install_writes_the_agent_and_a_url_scoped_mapping_and_uninstall_removes
     done = home.xetstore("lfs", "install")
     assert done.returncode == 0, done.stderr
     values = dict(line.split("=", 1) for line in home.git("config", "--global", "--list").splitlines())
+    script = Path(sysconfig.get_path("scripts")) / AGENT_SCRIPT  # the console script, not the interpreter
+    assert script.is_file()
+    assert f"git-lfs will run `{script} agent`" in done.stderr and "if this environment moves" in done.stderr
     for name, concurrent in (("xetstore", "true"), ("xetstore-folder", "false")):
-        assert values[f"lfs.customtransfer.{name}.path"] == sys.executable
-        assert values[f"lfs.customtransfer.{name}.args"] == f"-c {AGENT_ARGS}"
+        assert values[f"lfs.customtransfer.{name}.path"] == str(script)
+        assert values[f"lfs.customtransfer.{name}.args"] == "agent"
         assert values[f"lfs.customtransfer.{name}.concurrent"] == concurrent
     assert "lfs.standalonetransferagent" not in values  # unscoped would hijack every remote
 
@@ -83,7 +87,7 @@ def test_install_local_configures_one_repository(home: Home, tmp_path: Path) -> 
     before = home.gitconfig.read_text()
     assert home.xetstore("lfs", "install", "--local", cwd=work).returncode == 0
     assert home.gitconfig.read_text() == before
-    assert home.git("config", "--local", "lfs.customtransfer.xetstore.args", cwd=work).strip() == f"-c {AGENT_ARGS}"
+    assert home.git("config", "--local", "lfs.customtransfer.xetstore.args", cwd=work).strip() == "agent"
     assert home.xetstore("lfs", "uninstall", "--local", cwd=work).returncode == 0
     assert "xetstore" not in (work / ".git" / "config").read_text()
 
@@ -133,7 +137,7 @@ def test_env_reports_what_the_agent_would_use(home: Home, tmp_path: Path) -> Non
     assert fields["download_repository"] == str(repo_path)
     assert fields["download_source"] == "lfs.url in .lfsconfig"
     assert fields["cache_dir"].endswith(repo_id)
-    assert fields["lfs.customtransfer.xetstore.path"] == sys.executable
+    assert fields["lfs.customtransfer.xetstore.path"] == str(Path(sysconfig.get_path("scripts")) / AGENT_SCRIPT)
     assert fields["log"] == str(work / ".git" / "lfs" / "logs" / "xetstore.log")
     assert "error" not in fields
 
@@ -144,3 +148,32 @@ def test_env_explains_a_missing_configuration(home: Home, tmp_path: Path) -> Non
     done = home.xetstore("lfs", "env", cwd=work)
     assert done.returncode == 0
     assert "xetstore lfs init URL" in done.stdout
+
+
+def test_the_installed_agent_script_serves_git_lfs(home: Home, tmp_path: Path) -> None:
+    script = Path(sysconfig.get_path("scripts")) / AGENT_SCRIPT
+    done = subprocess.run([str(script), "agent"], input=b'{"event":"init","operation":"download","remote":"origin",'
+                          b'"concurrent":false,"concurrenttransfers":1}\n', capture_output=True, cwd=tmp_path,
+                          env={**home.env, "XETSTORE_LOG": str(tmp_path / "log")}, timeout=60)  # fmt: skip
+    assert "not in a git repository" in json.loads(done.stdout)["error"]["message"]
+
+
+def test_lfs_commands_take_json(home: Home, tmp_path: Path) -> None:
+    installed = home.xetstore("lfs", "install", "--json")
+    lines = [json.loads(line) for line in installed.stdout.splitlines()]
+    assert {d["type"] for d in lines} == {"config", "note"} and installed.stderr == ""
+    assert {"scope": "global", "key": "lfs.customtransfer.xetstore.args", "value": "agent", "type": "config"} in lines
+    Repository.init(str(tmp_path / "repo")).close()
+    work = tmp_path / "work"
+    home.git("init", str(work))
+    (made,) = [json.loads(line) for line in home.xetstore("lfs", "init", str(tmp_path / "repo"), "--json",
+                                                          cwd=work).stdout.splitlines()]  # fmt: skip
+    assert made["type"] == "lfsconfig" and made["key"] == "lfs.url"
+    header = (work / ".lfsconfig").read_text()
+    assert "pip install PATH-TO-ITS-CHECKOUT" in header and "pip install xetstore" not in header  # not on PyPI
+    (env,) = [json.loads(line) for line in home.xetstore("lfs", "env", "--json", cwd=work).stdout.splitlines()]
+    assert env["type"] == "env" and env["download_repository"] == str(tmp_path / "repo")
+    removed = [json.loads(line) for line in home.xetstore("lfs", "uninstall", "--json").stdout.splitlines()]
+    assert removed and all(d["type"] == "removed" for d in removed)
+    failed = home.xetstore("lfs", "init", str(tmp_path / "none"), "--json", cwd=work)
+    assert json.loads(failed.stderr)["type"] == "error" and failed.returncode == 10

@@ -297,8 +297,8 @@ def test_agent_start_does_not_import_the_engine_nor_the_working_directory(tmp_pa
     (tmp_path / "xetstore").mkdir()
     (tmp_path / "xetstore" / "__init__.py").write_text("raise SystemExit('imported the working directory')\n")
     settings = dict(install_settings())
-    command = f"{settings['lfs.customtransfer.xetstore.path']} -X importtime {settings['lfs.customtransfer.xetstore.args']}"
-    env = {**os.environ, "XETSTORE_LOG": str(tmp_path / "agent.log")}
+    command = f"{settings['lfs.customtransfer.xetstore.path']} {settings['lfs.customtransfer.xetstore.args']}"
+    env = {**os.environ, "XETSTORE_LOG": str(tmp_path / "agent.log"), "PYTHONPROFILEIMPORTTIME": "1"}
     done = subprocess.run(
         ["sh", "-c", command], input=json.dumps(init("download")).encode() + b"\n",
         capture_output=True, cwd=tmp_path, env=env, timeout=60,

@@ -312,7 +312,7 @@ def test_cli_repository_lists_hf_xet_hashes(tmp_path: Path) -> None:
     listed = {r["file_hash"] for r in _cli("ls", "-r", repo, "--json")}
     assert listed == {hf_hash(p) for p in paths}
     for p in paths:
-        _cli("get", "-r", repo, hf_hash(p), "-o", str(tmp_path / "out"), "--json")
+        _cli("get", "-r", repo, hf_hash(p), "-o", str(tmp_path / "out"), "--force", "--json")
         assert (tmp_path / "out").read_bytes() == p.read_bytes()
 
 

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from .errors import (
     AccessDenied,
+    AmbiguousName,
     BackendError,
     ConfigError,
     DecompressionError,
@@ -22,13 +23,17 @@ from .errors import (
     HashMismatch,
     IndexUnusable,
     InputError,
+    OutputError,
     IntegrityError,
+    OutputError,
     LfsProtocolError,
     LockedError,
     MissingData,
     NotFound,
     ObjectNotFound,
+    Refused,
     RepositoryNotFound,
+    SnapshotNotFound,
     TransientBackendError,
     XetStoreError,
 )
@@ -36,13 +41,16 @@ from .errors import (
 if TYPE_CHECKING:
     from .backends import Backend, ObjectInfo, open_backend
     from .repository import AddResult, FileInfo, Repository, RepositoryStats
+    from .snapshot import Snapshot, SnapshotEntry
+    from .trees import SnapshotDiff, SnapshotResult
 
 # Imported on first use (PEP 562): `python -m xetstore.lfs agent`, which git-lfs
 # starts eight times per transfer, must not pay for numpy and the engine up front.
 _LAZY = {
     "Repository": ".repository", "AddResult": ".repository", "FileInfo": ".repository",
     "RepositoryStats": ".repository", "Backend": ".backends", "ObjectInfo": ".backends",
-    "open_backend": ".backends",
+    "open_backend": ".backends", "SnapshotResult": ".trees", "Snapshot": ".snapshot",
+    "SnapshotEntry": ".snapshot", "SnapshotDiff": ".trees",
 }  # fmt: skip
 
 
@@ -65,6 +73,10 @@ __all__ = [
     "AddResult",
     "FileInfo",
     "RepositoryStats",
+    "Snapshot",
+    "SnapshotEntry",
+    "SnapshotDiff",
+    "SnapshotResult",
     "Backend",
     "ObjectInfo",
     "open_backend",
@@ -74,7 +86,11 @@ __all__ = [
     "ObjectNotFound",
     "FileNotInRepository",
     "RepositoryNotFound",
+    "SnapshotNotFound",
+    "AmbiguousName",
+    "Refused",
     "InputError",
+    "OutputError",
     "IntegrityError",
     "HashMismatch",
     "FormatError",

@@ -20,6 +20,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 from .backends import Backend
+from .binding import unbound_reason
 from .errors import AccessDenied, BackendError, ConfigError, IndexUnusable, IntegrityError, NotFound
 from .hashing import ZERO_HASH, hash_mod, range_hash, xet_hex
 from .index import Index
@@ -134,9 +135,11 @@ def _check(
     report.files = len(live)
     infos = _xorb_tables(backend, inv, report)
     _check_terms(inv, infos, report)
+    refused = _check_bindings(inv, infos, report)
     _check_sizes(inv, infos, report)
     _report_orphans(inv, report)
-    _check_index(backend, index, inv, infos, report)
+    _check_snapshots(inv, live, report)
+    _check_index(backend, index, inv, infos, report, refused)
     if read_data:
         for h in sorted(inv.xorb_objects):
             if select(h):
@@ -149,7 +152,19 @@ def _hint_for_damaged(key: str) -> str:
         return "the files this shard records cannot be listed; put back a good copy, or run `xetstore repair shards`"
     if key.startswith("deletes/"):
         return "put back a good copy, or run `xetstore repair shards` to set it aside"
+    if key.startswith("snapshots/"):
+        return "put back a good copy; until then gc deletes nothing"
     return "remove the stray object"
+
+
+def _check_snapshots(inv: Inventory, live: dict[bytes, Manifest], report: CheckReport) -> None:
+    """Every file a snapshot names must be held by some shard, or its tag cannot be restored."""
+    for snap in inv.snapshots:
+        lost = [e for e in snap.files() if e.file_hash not in live]
+        if lost:
+            shown = ", ".join(e.path for e in lost[:5]) + (" …" if len(lost) > 5 else "")
+            report.add(DAMAGE, snap.key, f"tag {snap.tag} names {len(lost)} files no shard holds ({shown})",
+                       [e.file_hash for e in lost], "re-add those files from a copy; the shard holding them is lost")  # fmt: skip
 
 
 def _xorb_tables(backend: Backend, inv: Inventory, report: CheckReport) -> dict[bytes, ShardXorb]:
@@ -197,6 +212,19 @@ def _term_problem(footer: XorbFooter, first: int, end: int, size: int, expected:
     return ""
 
 
+def _check_bindings(inv: Inventory, infos: dict[bytes, ShardXorb], report: CheckReport) -> set[tuple[str, bytes]]:
+    """Each live manifest's terms must rebuild its file hash (binding.py); return the
+    (shard, file) pairs that do not, which the index rightly leaves out."""
+    refused: set[tuple[str, bytes]] = set()
+    for key, m in inv.live_pairs():
+        reason = unbound_reason(m, lambda h: infos[h].footer if h in infos else None)
+        if reason:
+            refused.add((key, m.file_hash))
+            report.add(DAMAGE, key, f"its manifest of file {xet_hex(m.file_hash)} is false: {reason}", (m.file_hash,),
+                       "the shard maps a file to chunks that are not its own; delete the shard or put back a good copy")  # fmt: skip
+    return refused
+
+
 def _check_sizes(inv: Inventory, infos: dict[bytes, ShardXorb], report: CheckReport) -> None:
     users = inv.files_using(set(inv.xorb_objects))
     for h, obj in inv.xorb_objects.items():
@@ -215,12 +243,13 @@ def _report_orphans(inv: Inventory, report: CheckReport) -> None:
 
 
 def _check_index(
-    backend: Backend, index: Index, inv: Inventory, infos: dict[bytes, ShardXorb], report: CheckReport
-) -> None:
-    """The index must say what the shards say, after merging anything new."""
+    backend: Backend, index: Index, inv: Inventory, infos: dict[bytes, ShardXorb], report: CheckReport,
+    refused: set[tuple[str, bytes]],
+) -> None:  # fmt: skip
+    """The index must say what the shards say (but for `refused` manifests), after merging anything new."""
     try:
         sync_index(backend, index)
-        problems = list(_index_disagreements(index, inv, infos))
+        problems = list(_index_disagreements(index, inv, infos, refused))
     except IndexUnusable as exc:
         problems = [f"cannot be read: {exc.reason}"]
     except IntegrityError as exc:
@@ -229,13 +258,16 @@ def _check_index(
         report.add(DAMAGE, "index", reason, hint=_FIX_INDEX)
 
 
-def _index_disagreements(index: Index, inv: Inventory, infos: dict[bytes, ShardXorb]) -> Iterable[str]:
+def _index_disagreements(
+    index: Index, inv: Inventory, infos: dict[bytes, ShardXorb], refused: set[tuple[str, bytes]]
+) -> Iterable[str]:
     healthy = set(inv.shards)
     if index.shard_keys() & set(inv.shard_objects) != healthy:
         yield "its list of merged shards differs from the repository's"
     manifests: dict[bytes, list[Manifest]] = defaultdict(list)
-    for _, m in inv.live_pairs():
-        manifests[m.file_hash].append(m)
+    for key, m in inv.live_pairs():
+        if (key, m.file_hash) not in refused:
+            manifests[m.file_hash].append(m)
     indexed = {m.file_hash: m for m in index.manifests()}
     for fh in set(manifests) ^ set(indexed):
         yield f"file {xet_hex(fh)} is {'missing from' if fh in manifests else 'extra in'} the index"

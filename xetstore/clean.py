@@ -21,6 +21,7 @@ from typing import BinaryIO
 
 from .backends import Backend
 from .chunking import Chunker, chunk_ends, iter_blocks
+from .dedup_targets import DedupTargets
 from .errors import BackendError, DiskFull, HashMismatch
 from .faults import fault_point
 from .hashing import Sha256, chunk_hashes, file_hash, range_hash
@@ -35,7 +36,6 @@ __all__ = ["CleanSession", "Cleaned", "Progress"]
 _WORKERS = min(4, os.cpu_count() or 2)
 # Xorbs uploading at once to a remote backend (one request each); a local one gets one.
 REMOTE_UPLOADS = 3
-_STORED_LISTS = 8  # stored xorbs whose chunk lists one session keeps (~256 KiB each)
 # Copies of one repeated chunk (zeros, padding) a run stores before terms reuse
 # them: each copy costs ~100 bytes of footer and shard, each reuse a ~48-byte term.
 _RUN_COPIES = 64
@@ -88,9 +88,8 @@ class CleanSession:
         self._publishing: deque[Future[None]] = deque()
         self._in_flight = REMOTE_UPLOADS if backend.remote else 1
         self._session_chunks: dict[bytes, tuple[_XorbRef, int]] = {}
-        # Chunk lists of stored xorbs that terms read; a few suffice because
-        # a file's terms move through stored xorbs mostly in order.
-        self._stored_hashes: dict[bytes, Sequence[bytes]] = {}
+        # Stored xorbs, each checked against its own footer before the session uses it.
+        self._targets = DedupTargets(backend, index)
         self._manifests: dict[bytes, Manifest] = {}
         self._pending: list[tuple[bytes, bytes, list[_OpenTerm], list[tuple[bytes, int]]]] = []
         self.uploaded_bytes = 0  # serialized xorb bytes this session wrote
@@ -237,14 +236,7 @@ class CleanSession:
             if ref == len(self._sealed):
                 return self._builder.chunk_hashes
             return self._sealed[ref].footer.chunk_hashes
-        hashes = self._stored_hashes.get(ref)
-        if hashes is None:
-            entry = self._index.xorb(ref)
-            hashes = entry[0].chunk_hashes if entry is not None else ()
-            if len(self._stored_hashes) >= _STORED_LISTS:
-                del self._stored_hashes[next(iter(self._stored_hashes))]
-            self._stored_hashes[ref] = hashes
-        return hashes
+        return self._targets.chunk_hashes(ref)
 
     def _place(self, h: bytes, chunk: memoryview, located: ChunkLocation | None) -> tuple[_XorbRef, int, bool]:
         """Where chunk h lives: this session's copy, the index's `located`, or a new
@@ -252,7 +244,7 @@ class CleanSession:
         known = self._session_chunks.get(h)
         if known is not None:
             return known[0], known[1], False
-        if located is not None:
+        if located is not None and self._targets.holds(located, h):
             return located[0], located[1], False
         if not self._builder.fits(len(chunk)):
             self._seal()
@@ -308,7 +300,10 @@ class CleanSession:
         return self._manifests[fh]
 
     def _is_new(self, m: Manifest) -> bool:
-        return self._index.manifest(m.file_hash) is None
+        """Whether the shard must record `m`: the index has no manifest of the file,
+        or that manifest names a xorb that is gone (the file is not stored then)."""
+        old = self._index.manifest(m.file_hash)
+        return old is None or not all(self._targets.exists(h) for h in {t.xorb_hash for t in old.terms})
 
 
 class _Spool:

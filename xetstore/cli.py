@@ -8,26 +8,29 @@ interrupted.
 
 from __future__ import annotations
 
-import functools
 import json
 import os
 import platform
 import sys
 import traceback
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
 from . import __version__
-from .errors import EXIT_FAILURE, EXIT_INTERRUPTED, InputError, IntegrityError, XetStoreError
+from .display import json_safe, shown
+from .inputs import expand_inputs, open_input
+from .interrupts import terminate_as_interrupt
+from .errors import EXIT_FAILURE, EXIT_INTERRUPTED, IntegrityError, XetStoreError
 from .lfs.commands import lfs
 from .params import CHUNKERS, COMPRESSIONS, default_cache_root
-from .progress import progress_bar
+from .output import Output, common_options, count, human_size
 
 if TYPE_CHECKING:
-    from .repository import Repository
+    from .repository import AddResult, Repository
+    from .trees import SnapshotResult
 
 __all__ = ["main", "cli", "Output", "common_options", "repo_option"]
 
@@ -47,40 +50,10 @@ class _LazyRepository:
 if not TYPE_CHECKING:
     Repository = _LazyRepository()
 
+_LS_HEADER = f"{'FILE HASH':<64}  {'SIZE':>10}  SHA256"
+
 # The next step for damage found while reading, when the error does not name one.
 _CHECK_STEP = "; run `xetstore check --read-data` to find all damaged objects and files"
-
-
-class Output:
-    """Where a command's results go: human lines or JSON lines on stdout."""
-
-    def __init__(self, as_json: bool, quiet: bool) -> None:
-        self.json = as_json
-        self.quiet = quiet
-
-    def emit(self, kind: str, text: str, **fields: Any) -> None:
-        if self.json:
-            click.echo(json.dumps({"type": kind, **fields}))
-        elif text:
-            click.echo(text)
-
-    def progress(self, total: int, desc: str) -> Any:
-        return progress_bar(total, desc, disable=self.quiet or self.json)
-
-
-def common_options(fn: F) -> F:
-    """--json, -q and --debug on a command; passes `out: Output` to it."""
-
-    @click.option("--json", "as_json", is_flag=True, help="Print one JSON object per line.")
-    @click.option("-q", "--quiet", is_flag=True, help="No progress bars.")
-    @click.option("--debug", is_flag=True, help="Show tracebacks of errors.")
-    @functools.wraps(fn)
-    def wrapper(as_json: bool, quiet: bool, debug: bool, **kwargs: Any) -> Any:
-        if debug:
-            os.environ["XETSTORE_DEBUG"] = "1"
-        return fn(out=Output(as_json, quiet), **kwargs)
-
-    return wrapper  # type: ignore[return-value]
 
 
 def repo_option(fn: F) -> F:
@@ -110,54 +83,102 @@ def init(out: Output, repo: str, chunker: str, compression: str) -> None:
 @cli.command()
 @repo_option
 @click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option("--tag", help="Also record the paths as a snapshot with this name (see `tags`, `restore`).")
+@click.option("--skip-unreadable", is_flag=True, help="Skip, with a warning, what cannot be read or is not a regular file.")
 @common_options
-def add(out: Output, repo: str, paths: tuple[Path, ...]) -> None:
-    """Add files (directories recurse) to the repository, in one session."""
-    files = list(_expand(paths))
+def add(out: Output, repo: str, paths: tuple[Path, ...], tag: str | None, skip_unreadable: bool) -> None:
+    """Add regular files (directories recurse, links to files are followed) in one session."""
+    files = _expand(paths, skip_unreadable)
     total = sum(_size(p) for p in files)
     with Repository.open(repo) as r, out.progress(total, "adding") as bar:
-        results = r.add_files(files, progress=bar.update)
+        made = None if tag is None else r.add_snapshot(paths, tag, progress=bar.update)
+        results = made.added if made else r.add_files(files, progress=bar.update)
+    _print_added(out, results)
+    if made is not None:
+        _print_snapshot(out, made)
+
+
+def _print_added(out: Output, results: list[AddResult]) -> None:
     for res in results:
         out.emit(
-            "added", f"{res.file_hash}  {res.size:>12}  new {res.new_bytes:>12}  {res.path}",
+            "added", f"{res.file_hash}  {human_size(res.size):>10}  new {human_size(res.new_bytes):>10}  {shown(res.path or '')}",
             file_hash=res.file_hash, path=res.path, size=res.size, sha256=res.sha256,
             new_bytes=res.new_bytes, stored_bytes=res.stored_bytes,
         )  # fmt: skip
     new = sum(r.new_bytes for r in results)
     stored = sum(r.stored_bytes for r in results)
+    total = sum(r.size for r in results)
     out.emit(
-        "summary", f"{len(results)} files, {total} bytes, {new} new, {stored} stored",
+        "summary", f"{count(len(results), 'file')}, {human_size(total)}, {human_size(new)} new, {human_size(stored)} stored",
         files=len(results), bytes=total, new_bytes=new, stored_bytes=stored,
     )  # fmt: skip
 
 
+def _print_snapshot(out: Output, made: SnapshotResult) -> None:
+    for path, why in made.skipped:
+        out.emit("skipped", f"skipped {path}: {why}", path=path, reason=why)
+    snap = made.snapshot
+    out.emit("snapshot", f"snapshot {snap.key.removeprefix('snapshots/')[:12]} tagged {snap.tag}: "
+             f"{count(len(snap.entries), 'path')}", tag=snap.tag, snapshot=snap.key, paths=len(snap.entries),
+             size=snap.size)  # fmt: skip
+
+
 @cli.command()
 @repo_option
-@click.argument("file_hash")
+@click.argument("name")
 @click.option("-o", "--output", type=click.Path(path_type=Path), help="Write here (default stdout).")
+@click.option("--force", is_flag=True, help="Replace an existing file at OUTPUT.")
 @common_options
-def get(out: Output, repo: str, file_hash: str, output: Path | None) -> None:
-    """Write a stored file to OUTPUT or stdout."""
+def get(out: Output, repo: str, name: str, output: Path | None, force: bool) -> None:
+    """Write a stored file to OUTPUT or stdout. NAME is a file hash, a sha256
+    (git-lfs oid), a unique prefix of either, or TAG:PATH.
+
+    OUTPUT is never replaced unless --force; a device or FIFO is written in
+    place, a symbolic link is refused (name its target)."""
     with Repository.open(repo) as r:
+        file_hash = r.resolve(name)
         size = r.manifest(file_hash).size
         with out.progress(size, "reading") as bar:
             if output is None:
                 r.write_to(file_hash, sys.stdout.buffer, progress=bar.update)
                 sys.stdout.buffer.flush()
             else:
-                r.read_file(file_hash, output, progress=bar.update)
+                r.read_file(file_hash, output, progress=bar.update, overwrite=force)
     if output is not None:
-        out.emit("got", f"wrote {size} bytes to {output}", file_hash=file_hash, path=str(output), size=size)
+        out.emit("got", f"wrote {size} bytes to {shown(str(output))}", file_hash=file_hash, path=str(output), size=size)
 
 
 @cli.command(name="ls")
 @repo_option
+@click.argument("tag", required=False)
 @common_options
-def ls_(out: Output, repo: str) -> None:
-    """List stored files: file hash, size, sha256."""
+def ls_(out: Output, repo: str, tag: str | None) -> None:
+    """List stored files (by file hash), or with TAG that snapshot's paths."""
     with Repository.open(repo) as r:
-        for f in r.files():
-            out.emit("file", f"{f.file_hash}  {f.size:>12}  {f.sha256}", file_hash=f.file_hash, size=f.size, sha256=f.sha256)
+        if tag is not None:
+            _ls_snapshot(out, r, tag)
+            return
+        files = sorted(r.files(), key=lambda f: f.file_hash)
+    if files:  # an empty repository lists nothing, not a lone header
+        out.header(_LS_HEADER)
+    for f in files:
+        out.emit("file", f"{f.file_hash}  {human_size(f.size):>10}  {f.sha256}", file_hash=f.file_hash, size=f.size, sha256=f.sha256)
+
+
+def _ls_snapshot(out: Output, r: Repository, tag: str) -> None:
+    from .hashing import xet_hex  # here, not at the top: `xetstore --version` would load blake3
+    from .snapshot import DIR
+
+    snap = r.snapshot(tag)
+    out.header(f"{'SIZE':>10}  {'FILE HASH':<16}  PATH")
+    for e in snap.entries:
+        if e.kind == DIR:
+            out.emit("dir", f"{'-':>10}  {'-':<16}  {shown(e.path)}/", path=e.path, mode=e.mode)
+        else:
+            fh = xet_hex(e.file_hash)
+            out.emit("file", f"{human_size(e.size):>10}  {fh[:16]}  {shown(e.path)}", path=e.path, size=e.size, file_hash=fh, mode=e.mode)
+    out.emit("summary", f"{count(len(snap.files()), 'file')}, {human_size(snap.size)}, snapshot {snap.key}",
+             tag=tag, snapshot=snap.key, files=len(snap.files()), size=snap.size)  # fmt: skip
 
 
 @cli.command()
@@ -173,22 +194,25 @@ def stats(out: Output, repo: str) -> None:
         "compression_ratio": round(s.compression_ratio, 4), "files": s.files,
         "chunks": s.chunks, "xorbs": s.xorbs, "shards": s.shards,
     }  # fmt: skip
-    text = "\n".join(f"{k:<18} {v}" for k, v in fields.items())
-    out.emit("stats", text, **fields)
+    readable = {k: (f"{human_size(v)} ({v} bytes)" if k.endswith("_bytes") else v) for k, v in fields.items()}
+    out.emit("stats", "\n".join(f"{k:<18} {v}" for k, v in readable.items()), **fields)
 
 
 @cli.command(name="hash")
 @click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path))
-@click.option("--chunker", type=click.Choice(CHUNKERS), default="fastcdc", show_default=True)
+@click.option("--chunker", type=click.Choice(CHUNKERS), help="Default: the repository's (-r or $XETSTORE_REPO), else fastcdc.")
+@click.option("-r", "--repo", envvar="XETSTORE_REPO", help="Take the chunker from this repository (nothing is stored).")
 @common_options
-def hash_(out: Output, paths: tuple[Path, ...], chunker: str) -> None:
+def hash_(out: Output, paths: tuple[Path, ...], chunker: str | None, repo: str | None) -> None:
     """Print file hashes without storing anything."""
     from .intake import hash_stream  # chunking and hashing load only for this command
 
-    for path in _expand(paths):
-        with _open(path) as f:
+    if chunker is None:
+        chunker = Repository.read_config(repo).params.chunker if repo else "fastcdc"
+    for path in _expand(paths, skip_unreadable=False):
+        with open_input(path) as f:
             fh, sha, size = hash_stream(f, chunker)
-        out.emit("hash", f"{fh}  {path}", file_hash=fh, sha256=sha, size=size, path=str(path))
+        out.emit("hash", f"{fh}  {shown(path)}", file_hash=fh, sha256=sha, size=size, path=str(path), chunker=chunker)
 
 
 @cli.command()
@@ -210,62 +234,59 @@ def env(out: Output) -> None:
 cli.add_command(lfs)
 
 
-def _expand(paths: tuple[Path, ...]) -> Iterator[Path]:
-    for p in paths:
-        if p.is_dir():
-            yield from sorted(q for q in p.rglob("*") if q.is_file() and not q.is_symlink())
-        else:
-            yield p
+def _expand(paths: tuple[Path, ...], skip_unreadable: bool) -> list[str]:
+    expanded = expand_inputs(paths, skip_unreadable)
+    for skipped in expanded.skipped:
+        click.echo(shown(f"xetstore: warning: skipping {skipped.path}: {skipped.reason}"), err=True)
+    return expanded.files
 
 
-def _size(path: Path) -> int:
+def _size(path: str) -> int:
     try:
-        return path.stat().st_size
+        return os.stat(path).st_size
     except OSError:
         return 0
 
 
-def _open(path: Path) -> Any:
-    try:
-        return open(path, "rb")
-    except OSError as exc:
-        raise InputError(str(path), exc.strerror or str(exc)) from None
-
-
 def main(argv: list[str] | None = None) -> None:
     """Run the command line; map errors to one line and an exit code."""
+    terminate_as_interrupt()
+    args = sys.argv[1:] if argv is None else argv
+    as_json = "--json" in args[: args.index("--") if "--" in args else len(args)]
     try:
-        code = cli.main(args=argv, prog_name="xetstore", standalone_mode=False)
+        code = cli.main(args=args, prog_name="xetstore", standalone_mode=False)
         if isinstance(code, int) and code:  # click returns a command's Exit code here
             sys.exit(code)
     except click.exceptions.Exit as exc:
         sys.exit(exc.exit_code)
     except click.ClickException as exc:
-        exc.show()
-        sys.exit(exc.exit_code)
-    except click.exceptions.Abort:  # click's form of KeyboardInterrupt
-        click.echo("xetstore: interrupted", err=True)
-        sys.exit(EXIT_INTERRUPTED)
-    except KeyboardInterrupt:
-        click.echo("xetstore: interrupted", err=True)
-        sys.exit(EXIT_INTERRUPTED)
+        if not as_json:
+            exc.show()
+        _fail(as_json, "usage", exc.format_message(), exc.exit_code, already_shown=not as_json)
+    except (click.exceptions.Abort, KeyboardInterrupt):  # Abort is click's form of KeyboardInterrupt
+        _fail(as_json, "interrupted", "interrupted", EXIT_INTERRUPTED)
     except XetStoreError as exc:
         step = "" if "xetstore " in str(exc) or not isinstance(exc, IntegrityError) else _CHECK_STEP
-        _report(f"xetstore: error: {exc}{step}")
-        sys.exit(exc.exit_code)
+        _fail(as_json, type(exc).__name__, f"{exc}{step}", exc.exit_code, prefix="error: ")
     except Exception as exc:  # the one place a surprise becomes a clean exit
-        _report(f"xetstore: internal error: {type(exc).__name__}: {exc} (run with --debug for details)")
-        sys.exit(EXIT_FAILURE)
+        _fail(as_json, "internal", f"{type(exc).__name__}: {exc} (run with --debug for details)", EXIT_FAILURE,
+              prefix="internal error: ")  # fmt: skip
 
 
-def _report(line: str) -> None:
+def _fail(as_json: bool, kind: str, message: str, code: int, prefix: str = "", already_shown: bool = False) -> None:
+    """Report a failure on stderr (one JSON object under --json) and exit with `code`."""
     if os.environ.get("XETSTORE_DEBUG"):
         traceback.print_exc()
-    click.echo(line, err=True)
+    if as_json:
+        doc = {"type": "error", "error": kind, "message": message, "exit_code": code}
+        click.echo(json.dumps(json_safe(doc)), err=True)
+    elif not already_shown:
+        click.echo(shown(f"xetstore: {prefix}{message}"), err=True)
+    sys.exit(code)
 
 
-# The maintenance commands (check, repair, rm, gc) register themselves on `cli`.
-from . import maintenance_cli  # noqa: E402,F401
+# The maintenance (check, repair, rm, gc) and snapshot (tags, restore, diff) commands register themselves on `cli`.
+from . import maintenance_cli, snapshot_cli  # noqa: E402,F401
 from benchmarks.cli import bench as _bench  # noqa: E402  (L5 front; heavy imports wait until it runs)
 
 cli.add_command(_bench)

@@ -5,8 +5,11 @@
     ├── NotFound (LookupError)
     │   ├── ObjectNotFound(key)            a backend key is missing
     │   ├── FileNotInRepository(file_hash) no manifest for this file hash
-    │   └── RepositoryNotFound(url)        no repository at this URL
+    │   ├── RepositoryNotFound(url)        no repository at this URL
+    │   └── SnapshotNotFound(tag)          no snapshot carries this tag (or path)
+    ├── AmbiguousName(name, candidates)    a hash prefix names several files
     ├── InputError                         a path the user named cannot be read
+    ├── OutputError(path)                  a path the user named cannot be written
     ├── IntegrityError                     stored data is wrong: never retried, always loud
     │   ├── HashMismatch(what, expected, actual)
     │   ├── FormatError(what, reason)      bad magic, version, length or truncation
@@ -18,6 +21,7 @@
     │   └── DiskFull                       no space left where the data goes
     ├── IndexUnusable(path)                the local index cannot be used; rebuild it
     ├── LockedError                        another process holds the lease
+    ├── Refused                            the request would break an invariant; nothing changed
     └── LfsProtocolError(reason)           git-lfs sent something illegal
 
 Errors carry their data as attributes; the message is built once, in ``__init__``.
@@ -32,7 +36,10 @@ __all__ = [
     "ObjectNotFound",
     "FileNotInRepository",
     "RepositoryNotFound",
+    "SnapshotNotFound",
+    "AmbiguousName",
     "InputError",
+    "OutputError",
     "IntegrityError",
     "HashMismatch",
     "FormatError",
@@ -44,6 +51,7 @@ __all__ = [
     "DiskFull",
     "IndexUnusable",
     "LockedError",
+    "Refused",
     "LfsProtocolError",
     "EXIT_OK",
     "EXIT_FAILURE",
@@ -103,6 +111,30 @@ class RepositoryNotFound(NotFound):
         )
 
 
+class SnapshotNotFound(NotFound):
+    def __init__(self, tag: str, known: list[str], path: str = "") -> None:
+        self.tag = tag
+        self.known = known
+        self.path = path
+        if path:
+            super().__init__(f"snapshot {tag} has no file {path}; run `xetstore ls {tag}` to list its paths")
+        else:
+            names = ", ".join(known[:20]) if known else "none yet; make one with `xetstore add --tag NAME DIR`"
+            super().__init__(f"no snapshot is tagged {tag}; tags: {names}")
+
+
+class AmbiguousName(XetStoreError, LookupError):
+    """A prefix matches several stored files; the caller must give more digits."""
+
+    exit_code = EXIT_USAGE
+
+    def __init__(self, name: str, candidates: list[str]) -> None:
+        self.name = name
+        self.candidates = candidates
+        shown = ", ".join(candidates[:10]) + (f" and {len(candidates) - 10} more" if len(candidates) > 10 else "")
+        super().__init__(f"{name} is the prefix of {len(candidates)} hashes ({shown}); give more digits")
+
+
 class InputError(XetStoreError):
     """A file or directory the user asked for cannot be read."""
 
@@ -110,6 +142,15 @@ class InputError(XetStoreError):
         self.path = path
         self.reason = reason
         super().__init__(f"cannot read {path}: {reason}")
+
+
+class OutputError(XetStoreError):
+    """A path the user asked to write to cannot (or must not) be written."""
+
+    def __init__(self, path: str, reason: str) -> None:
+        self.path = path
+        self.reason = reason
+        super().__init__(f"cannot write {path}: {reason}")
 
 
 class IntegrityError(XetStoreError):
@@ -185,6 +226,10 @@ class IndexUnusable(XetStoreError):
 
 class LockedError(XetStoreError):
     exit_code = EXIT_LOCKED
+
+
+class Refused(XetStoreError):
+    """A request that would break an invariant (re-tagging, removing a tagged file)."""
 
 
 class LfsProtocolError(XetStoreError):

@@ -31,7 +31,7 @@ from .errors import FileNotInRepository, FormatError, IntegrityError, NotFound
 from .faults import fault_point
 from .hashing import from_xet_hex, xet_hex
 from .index import Index
-from .inventory import SHARDS, XORBS, Inventory, read_shard, take_inventory
+from .inventory import SHARDS, SNAPSHOTS, XORBS, Inventory, read_shard, take_inventory
 from .leases import PREFIX as LOCKS, Lease, live_leases
 from .params import DEFAULT_GRACE, RepositoryParams
 from .reindex import sync_index
@@ -175,11 +175,11 @@ def execute(
 
 
 def refuse_if_damaged(inv: Inventory) -> None:
-    bad = [d for d in inv.damaged if d.key.startswith(SHARDS)]
+    bad = [d for d in inv.damaged if d.key.startswith((SHARDS, SNAPSHOTS))]
     if bad:
         raise IntegrityError(
-            f"gc deletes nothing while {bad[0].key} cannot be read ({bad[0].reason}): the xorbs it refers to "
-            "are unknown; run `xetstore check`, then put back a good copy or run `xetstore repair shards`"
+            f"gc deletes nothing while {bad[0].key} cannot be read ({bad[0].reason}): the data it refers to "
+            "is unknown; run `xetstore check`, then put back a good copy or run `xetstore repair shards`"
         )
 
 

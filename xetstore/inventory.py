@@ -18,9 +18,11 @@ from .errors import FormatError, HashMismatch, IntegrityError, NotFound
 from .hashing import from_xet_hex, shard_hash, xet_hex
 from .params import MAX_XORB_CHUNKS
 from .shard import Manifest, Shard, ShardXorb, decode_shard
+from .snapshot import PREFIX as SNAPSHOTS, Snapshot
+from .trees import read_snapshots
 from .xorb import XorbFooter, footer_length
 
-__all__ = ["Inventory", "Damaged", "take_inventory", "read_shard", "read_xorb_footer", "XORBS", "SHARDS"]
+__all__ = ["Inventory", "Damaged", "take_inventory", "read_shard", "read_xorb_footer", "XORBS", "SHARDS", "SNAPSHOTS"]
 
 XORBS = "xorbs/"
 SHARDS = "shards/"
@@ -43,6 +45,8 @@ class Inventory:
     xorb_objects: dict[bytes, ObjectInfo] = field(default_factory=dict)
     damaged: list[Damaged] = field(default_factory=list)
     dropped: set[tuple[bytes, str]] = field(default_factory=set)  # (file hash, shard key) deleted
+    snapshots: list[Snapshot] = field(default_factory=list)
+    pinned: set[bytes] = field(default_factory=set)  # file hashes some snapshot names: always live
 
     # -- derived views ---------------------------------------------------------
 
@@ -109,7 +113,17 @@ def take_inventory(backend: Backend, skip_shards: set[str] | None = None) -> Inv
         except IntegrityError as exc:
             inv.damaged.append(Damaged(info.key, str(exc)))
     _read_records(backend, inv)
+    _pin_snapshots(backend, inv)
     return inv
+
+
+def _pin_snapshots(backend: Backend, inv: Inventory) -> None:
+    """A file a snapshot names stays live even if a deletion record covers it
+    (`rm` refuses such files; this also covers an rm racing an `add --tag`)."""
+    inv.snapshots, damaged = read_snapshots(backend)
+    inv.damaged += [Damaged(key, reason) for key, reason in damaged]
+    inv.pinned = {e.file_hash for s in inv.snapshots for e in s.files()}
+    inv.dropped = {(f, s) for f, s in inv.dropped if f not in inv.pinned}
 
 
 def read_shard(backend: Backend, key: str) -> Shard:

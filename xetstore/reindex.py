@@ -13,10 +13,12 @@ import logging
 import os
 import shutil
 import time
-from dataclasses import dataclass, field
+from collections import OrderedDict
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from .backends import Backend
+from .binding import unbound_manifests
 from .deletes import PREFIX as DELETES
 from .errors import IndexUnusable, IntegrityError, NotFound
 from .faults import fault_point
@@ -24,7 +26,9 @@ from .hashing import xet_hex
 from .index import Index
 from .leases import process_alive
 from .inventory import SHARDS, Damaged, read_delete_record, read_shard, read_xorb_footer
+from .trees import read_snapshots
 from .shard import Shard
+from .xorb import XorbFooter
 
 __all__ = ["open_index", "sync_index", "rebuild_index", "RebuildReport"]
 
@@ -67,9 +71,11 @@ def sync_index(backend: Backend, index: Index) -> tuple[int, list[Damaged]]:
         return report.shards + report.records, report.damaged
     damaged: list[Damaged] = []
     merged = 0
+    tables = _ChunkTables(backend, index)
     for key in sorted(listed - seen):
         try:
-            index.add_shard(key, read_shard(backend, key))
+            index.add_shard(key, _bound(key, read_shard(backend, key), tables, damaged))
+            tables.merged()
             merged += 1
         except NotFound:
             continue  # removed since we listed: the next sync rebuilds
@@ -97,9 +103,10 @@ def rebuild_index(backend: Backend, index: Index) -> RebuildReport:
 
 def _fill(backend: Backend, fresh: Index, report: RebuildReport) -> None:
     batch: list[tuple[str, Shard]] = []
+    tables = _ChunkTables(backend, fresh)
     for info in backend.list(SHARDS):
         try:
-            batch.append((info.key, read_shard(backend, info.key)))
+            batch.append((info.key, _bound(info.key, read_shard(backend, info.key), tables, report.damaged)))
         except NotFound:
             continue
         except IntegrityError as exc:
@@ -109,14 +116,62 @@ def _fill(backend: Backend, fresh: Index, report: RebuildReport) -> None:
             fresh.add_shards(batch)
             report.shards += len(batch)
             batch = []
+            tables.merged()
     fresh.add_shards(batch)
     report.shards += len(batch)
     report.records = _merge_records(backend, fresh, set(), report.damaged)
     report.footers = _describe_missing_xorbs(backend, fresh, report.damaged)
 
 
+class _ChunkTables:
+    """Xorb chunk tables for binding manifests (binding.py): from the shard being
+    merged, the shards read for the same batch, the index, else the xorb's footer."""
+
+    _FOOTERS = 64  # footers read from the backend, kept for the next manifests
+
+    def __init__(self, backend: Backend, index: Index) -> None:
+        self._backend = backend
+        self._index = index
+        self._pending: dict[bytes, XorbFooter] = {}
+        self._read: OrderedDict[bytes, XorbFooter | None] = OrderedDict()
+
+    def pending(self, shard: Shard) -> None:
+        self._pending.update((x.footer.xorb_hash, x.footer) for x in shard.xorbs)
+
+    def merged(self) -> None:
+        self._pending.clear()  # the index holds them now
+
+    def __call__(self, xorb_hash: bytes) -> XorbFooter | None:
+        if xorb_hash in self._pending:
+            return self._pending[xorb_hash]
+        entry = self._index.xorb(xorb_hash)
+        if entry is not None:
+            return entry[0]
+        if xorb_hash not in self._read:
+            try:
+                self._read[xorb_hash] = read_xorb_footer(self._backend, xorb_hash).footer
+            except (NotFound, IntegrityError):
+                self._read[xorb_hash] = None  # unreadable anyway; `check` reports it
+            if len(self._read) > self._FOOTERS:
+                self._read.popitem(last=False)
+        return self._read[xorb_hash]
+
+
+def _bound(key: str, shard: Shard, tables: _ChunkTables, damaged: list[Damaged]) -> Shard:
+    """The shard without the manifests whose terms do not rebuild their file hash:
+    merged as is, `get` of such a file would return another file's bytes."""
+    tables.pending(shard)
+    refused = unbound_manifests(shard.manifests, tables)
+    if not refused:
+        return shard
+    for fh, reason in refused.items():
+        damaged.append(Damaged(key, f"its manifest of file {xet_hex(fh)} was refused: {reason}"))
+    return replace(shard, manifests=tuple(m for m in shard.manifests if m.file_hash not in refused))
+
+
 def _merge_records(backend: Backend, index: Index, seen: set[str], damaged: list[Damaged]) -> int:
-    merged = 0
+    """Apply unseen deletion records, except to files a snapshot names (always live)."""
+    merged, pinned = 0, None
     for info in backend.list(DELETES):
         if info.key in seen:
             continue
@@ -127,7 +182,9 @@ def _merge_records(backend: Backend, index: Index, seen: set[str], damaged: list
         except IntegrityError as exc:
             damaged.append(Damaged(info.key, str(exc)))
             continue
-        index.add_deletes(info.key, record.entries)
+        if pinned is None:  # read snapshots only when there is a deletion to apply
+            pinned = {e.file_hash for s in read_snapshots(backend)[0] for e in s.files()}
+        index.add_deletes(info.key, [(f, shards) for f, shards in record.entries if f not in pinned])
         merged += 1
     return merged
 

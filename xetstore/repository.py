@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
+import functools
 import io
 import logging
 import os
 import shutil
-import stat
 import tempfile
 import time
 from collections.abc import Callable, Iterable, Iterator
@@ -17,24 +17,43 @@ from typing import TYPE_CHECKING, BinaryIO
 
 from .backends import Backend, open_backend, with_local_cache
 from .config import RepositoryConfig, decode_config, encode_config
+from .dedup_targets import DedupTargets
 from .errors import (
     ConfigError,
+    DiskFull,
     FileNotInRepository,
     FormatError,
     IndexUnusable,
-    InputError,
     MissingData,
     ObjectNotFound,
     RepositoryNotFound,
+    SnapshotNotFound,
 )
 from .faults import fault_point
 from .hashing import from_xet_hex, xet_hex
 from .index import Index
+from .inputs import changed_since, check_input, open_input
 from .leases import Lease, check_before_publish
+from .destination import write_output
 from .params import DEFAULT_GRACE, RepositoryParams, default_cache_root
 from .reindex import open_index, sync_index
-from .shard import Manifest, encode_shard, shard_key
+from .shard import Manifest, Shard, encode_shard, shard_key
 from .smudge import FileReader, Reconstructor
+from .names import resolve_name
+from .snapshot import Snapshot, SnapshotEntry, newest_per_tag
+from .trees import (
+    SnapshotDiff,
+    SnapshotResult,
+    chunk_costs,
+    diff_snapshots,
+    put_snapshot,
+    read_snapshots,
+    refuse_taken,
+    refuse_tagged,
+    restore_tree,
+    snapshot_entries,
+    walk_inputs,
+)
 
 # Adding (chunking, clean) and maintenance (check, gc, repair) are imported by the
 # methods that use them: a process that opens a repository to list or read files
@@ -132,8 +151,19 @@ class Repository:
             raw = backend.get("config")
         except ObjectNotFound:
             raise RepositoryNotFound(backend.url, "it has no config") from None
-        config = decode_config(raw, f"config of {backend.url}")
-        return cls._attach(backend, config, cache_dir)
+        return cls._attach(backend, decode_config(raw, f"config of {backend.url}"), cache_dir)
+
+    @classmethod
+    def read_config(cls, url: str | Backend) -> RepositoryConfig:
+        """A repository's config, without opening its index (cheap)."""
+        backend = url if isinstance(url, Backend) else open_backend(url)
+        try:
+            return decode_config(backend.get("config"), f"config of {backend.url}")
+        except ObjectNotFound:
+            raise RepositoryNotFound(backend.url, "it has no config") from None
+        finally:
+            if backend is not url:
+                backend.close()
 
     @classmethod
     def _attach(cls, backend: Backend, config: RepositoryConfig, cache_dir: str | Path | None) -> Repository:
@@ -171,7 +201,18 @@ class Repository:
 
     def sync(self) -> int:
         """Merge shards and deletion records the index has not seen (other processes
-        or machines wrote them); rebuild the index if gc removed shards."""
+        or machines wrote them); rebuild the index if gc removed shards.
+
+        With the index's disk full, reading goes on with what the index knows
+        (a warning says what was not merged); adds sync strictly (`_merge`)."""
+        try:
+            return self._merge()
+        except DiskFull as exc:
+            log.warning("the index could not merge what other clients added (%s); "
+                        "files they added stay unknown until there is space", exc)  # fmt: skip
+            return 0
+
+    def _merge(self) -> int:
         merged, damaged = sync_index(self.backend, self.index)
         for d in damaged:
             log.warning("skipping damaged %s: %s", d.key, d.reason)
@@ -180,20 +221,24 @@ class Repository:
     # -- adding --------------------------------------------------------------
 
     def add_files(self, paths: Iterable[str | os.PathLike[str]], progress: Progress | None = None) -> list[AddResult]:
-        """Add files in one session: shared xorbs, one shard."""
+        """Add regular files in one session: shared xorbs, one shard. A file that
+        changed while it was read is stored as read, with a warning."""
         from .intake import read_inputs
 
         paths = list(paths)
-        for path in paths:  # refuse bad input before writing anything
-            _check_input(path)
+        before = [check_input(p) for p in paths]  # refuse bad input before writing anything
         with self._writing() as lease, self._session() as session:
             cleaned: list[tuple[Cleaned, str | None]] = []
-            for path, whole in read_inputs(paths, _open_input):
+            for (path, whole), st in zip(read_inputs(paths, open_input), before):
                 if whole is not None:
-                    cleaned.append((session.add_whole(whole, progress), os.fspath(path)))
-                    continue
-                with _open_input(path) as f:
-                    cleaned.append((session.add_stream(f, progress=progress), os.fspath(path)))
+                    c = session.add_whole(whole, progress)
+                else:
+                    with open_input(path) as f:
+                        c = session.add_stream(f, progress=progress)
+                if changed_since(path, st, c.size):
+                    log.warning("%s changed while it was read; stored as read (file hash %s): "
+                                "add it again once it is stable", os.fspath(path), xet_hex(c.file_hash))  # fmt: skip
+                cleaned.append((c, os.fspath(path)))
             return self._commit(session, cleaned, lease)
 
     def add_file(self, path: str | os.PathLike[str], progress: Progress | None = None) -> AddResult:
@@ -225,22 +270,38 @@ class Repository:
     def _writing(self) -> Iterator[Lease]:
         """A writer lease for one session (gc deletes nothing meanwhile), then a fresh index."""
         with Lease.writer(self.backend) as lease:
-            self.sync()
+            self._merge()
             yield lease
 
     def _commit(self, session: CleanSession, cleaned: list[tuple[Cleaned, str | None]], lease: Lease) -> list[AddResult]:
-        """Write ordering: xorbs (already durable) -> shard -> index -> return."""
+        """Write ordering: xorbs (already durable) -> shard -> index -> return.
+
+        The index is synced again first: a file another client removed while
+        this session ran is not stored any more and must be recorded again, or
+        a gc would take its chunks. A file counts as stored only if every xorb
+        its manifest names exists (checked in `finish`, under the lease).
+        """
+        self._merge()
         shard = session.finish(int(time.time()))
         fault_point("repository.after_xorbs")
+        lease.check()  # the xorbs were checked while no gc could sweep
         if shard is not None:
             check_before_publish(self.backend, lease, shard)
             data = encode_shard(shard)
             key = shard_key(data)
             self.backend.put(key, data)
             fault_point("repository.after_shard")
-            self.index.add_shard(key, shard)
+            self._record(key, shard)
             fault_point("repository.after_index")
         return _results(cleaned, session.uploaded_bytes)
+
+    def _record(self, key: str, shard: Shard) -> None:
+        """Merge our own durable shard; the files are stored even if the index's disk is full."""
+        try:
+            self.index.add_shard(key, shard)
+        except DiskFull as exc:
+            log.warning("stored (%s is durable), but the index could not record it (%s); "
+                        "the next command merges it once the index has space", key, exc)  # fmt: skip
 
     # -- reading -------------------------------------------------------------
 
@@ -256,21 +317,17 @@ class Repository:
             raise IndexUnusable(str(self.index.path), f"its entry for file {file_hash} names another file")
         return m
 
-    def read_file(self, file_hash: str, dest_path: str | os.PathLike[str], progress: Progress | None = None) -> None:
-        """Write a file to `dest_path` via a temp file: no partial output on failure."""
+    def read_file(
+        self,
+        file_hash: str,
+        dest_path: str | os.PathLike[str],
+        progress: Progress | None = None,
+        overwrite: bool = True,
+    ) -> None:
+        """Write a file to `dest_path` (output.py: no partial file, umask mode, a device
+        or FIFO written in place, a link refused); with overwrite False, never replace."""
         manifest = self.manifest(file_hash)
-        dest = Path(dest_path)
-        fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".xetstore-tmp", dir=dest.parent)
-        try:
-            with os.fdopen(fd, "wb") as out:
-                for data in self._iter_resuming(manifest):
-                    out.write(data)
-                    if progress:
-                        progress(len(data))
-            os.replace(tmp, dest)
-        except BaseException:
-            os.unlink(tmp)
-            raise
+        write_output(Path(dest_path), _counted(self._iter_resuming(manifest), progress), overwrite)
 
     def write_to(self, file_hash: str, out: BinaryIO, progress: Progress | None = None) -> None:
         """Stream a file's bytes into an open binary stream."""
@@ -323,6 +380,23 @@ class Repository:
         for m in self.index.manifests():
             yield FileInfo(xet_hex(m.file_hash), m.size, m.sha256.hex())
 
+    def find_stored(self, sha256: str, size: int) -> str | None:
+        """The file hash of a stored file with this sha256 and size, or None; checked
+        after a sync under a writer lease: its manifest agrees and its xorbs exist."""
+        with self._writing() as lease:
+            found = self.find(sha256)
+            if found is None:
+                return None
+            m = self.manifest(found)
+            targets = DedupTargets(self.backend, self.index)
+            if m.sha256.hex() != sha256.lower() or m.size != size:
+                log.warning("the index maps sha256 %s to file %s of another sha256 or size", sha256, found)
+                return None
+            if not all(targets.exists(t.xorb_hash) for t in m.terms):
+                return None  # lost data: store the file again
+            lease.check()
+            return found
+
     def find(self, sha256: str) -> str | None:
         """The file hash of the stored file with this sha256 (a git-lfs oid), or None."""
         try:
@@ -346,6 +420,60 @@ class Repository:
         shard_bytes = sum(i.size for i in self.backend.list("shards/"))
         shards = len(self.index.shard_keys())
         return RepositoryStats(logical, unique, stored + shard_bytes, files, chunks, xorbs, shards)
+
+    def resolve(self, name: str) -> str:
+        """The file hash `name` stands for: a file hash, a sha256 (git-lfs oid), a
+        unique prefix of either, or TAG:PATH. Raises NotFound or AmbiguousName."""
+        return resolve_name(name, self.files, self.snapshot, self._exact)
+
+    def _exact(self, text: str) -> str | None:
+        if self.index.manifest(from_xet_hex(text)) is not None:
+            return text
+        return self.find(text)
+
+    # -- snapshots: trees.py ---------------------------------------------------
+
+    def add_snapshot(
+        self, paths: Iterable[str | os.PathLike[str]], tag: str, progress: Progress | None = None
+    ) -> SnapshotResult:
+        """Add files and directories, then record them as a snapshot tagged `tag`
+        (after their shard is durable). A tag names one snapshot for good."""
+        refuse_taken(self.tags(), tag)
+        walk = walk_inputs(paths)
+        added = self.add_files([w.source for w in walk.files()], progress)
+        refuse_taken(self.tags(), tag)  # again: the add may have taken a while
+        stored = [(from_xet_hex(r.file_hash), r.size) for r in added]
+        snapshot = put_snapshot(self.backend, tag, snapshot_entries(walk, stored))
+        return SnapshotResult(snapshot, added, [(str(p), why) for p, why in walk.skipped])
+
+    def snapshots(self) -> list[Snapshot]:
+        """Every snapshot on the backend, newest first (damaged ones are logged and skipped)."""
+        found, damaged = read_snapshots(self.backend)
+        for key, reason in damaged:
+            log.warning("skipping damaged %s: %s", key, reason)
+        return sorted(found, key=lambda s: (s.created_ns, s.key), reverse=True)
+
+    def tags(self) -> dict[str, Snapshot]:
+        """Tag -> the snapshot it names (the newest carrying it), sorted by tag."""
+        return dict(sorted(newest_per_tag(self.snapshots()).items()))
+
+    def snapshot(self, tag: str) -> Snapshot:
+        tags = self.tags()
+        if tag not in tags:
+            raise SnapshotNotFound(tag, list(tags))
+        return tags[tag]
+
+    def restore(self, tag: str, dest: str | os.PathLike[str], progress: Progress | None = None) -> list[SnapshotEntry]:
+        """Recreate a snapshot's files and directories under `dest`, which must be absent or empty."""
+        snap = self.snapshot(tag)
+        for e in snap.files():  # every file is known before anything is written
+            self.manifest(xet_hex(e.file_hash))
+        return restore_tree(snap, Path(dest), lambda fh, target: self.read_file(fh, target, progress))
+
+    def diff(self, old_tag: str, new_tag: str) -> SnapshotDiff:
+        """Paths added, removed and changed from `old_tag` to `new_tag`, and the chunks `new_tag` adds."""
+        costs = functools.partial(chunk_costs, lambda fh: self.manifest(xet_hex(fh)), self.index.xorb)
+        return diff_snapshots(self.snapshot(old_tag), self.snapshot(new_tag), costs)
 
     # -- maintenance: check.py, gc.py, repair.py, reindex.py -----------------
 
@@ -376,10 +504,13 @@ class Repository:
         return repair_shards(self.backend, self.index, confirm)
 
     def remove(self, file_hashes: Iterable[str]) -> list[FileInfo]:
-        """Delete files (a deletion record); gc frees their chunks later."""
+        """Delete files (a deletion record); gc frees their chunks later. A file a
+        snapshot names is refused: tags name immutable versions."""
         from .gc import remove_files
 
-        removed = remove_files(self.backend, self.index, list(file_hashes))
+        file_hashes = list(file_hashes)
+        refuse_tagged(self.snapshots(), file_hashes)
+        removed = remove_files(self.backend, self.index, file_hashes)
         return [FileInfo(xet_hex(m.file_hash), m.size, m.sha256.hex()) for m in removed]
 
     def gc(
@@ -402,36 +533,11 @@ def _parse_file_hash(text: str) -> bytes:
         raise FileNotInRepository(text, "a file hash is 64 hex digits, as `xetstore ls` prints") from None
 
 
-def _check_input(path: str | os.PathLike[str]) -> None:
-    """Raise InputError unless `path` looks like a readable file (without opening it:
-    an open costs as much as cleaning a small file)."""
-    p = os.fspath(path)
-    try:
-        mode = os.stat(p).st_mode
-    except OSError as exc:
-        raise _input_error(p, exc) from None
-    if stat.S_ISDIR(mode):
-        raise InputError(p, "is a directory (the command line adds directories recursively)")
-    if not os.access(p, os.R_OK):
-        raise InputError(p, "permission denied")
-
-
-def _open_input(path: str | os.PathLike[str]) -> BinaryIO:
-    p = os.fspath(path)
-    try:
-        return open(p, "rb")
-    except OSError as exc:
-        raise _input_error(p, exc) from None
-
-
-def _input_error(p: str, exc: OSError) -> InputError:
-    if isinstance(exc, IsADirectoryError):
-        return InputError(p, "is a directory (the command line adds directories recursively)")
-    if isinstance(exc, FileNotFoundError):
-        return InputError(p, "no such file")
-    if isinstance(exc, PermissionError):
-        return InputError(p, "permission denied")
-    return InputError(p, exc.strerror or str(exc))
+def _counted(blocks: Iterator[bytes], progress: Progress | None) -> Iterator[bytes]:
+    for data in blocks:
+        yield data
+        if progress:
+            progress(len(data))
 
 
 def _results(cleaned: list[tuple[Cleaned, str | None]], uploaded: int) -> list[AddResult]:

@@ -2,6 +2,8 @@
 
 Only immutable, complete files ever appear under their final names, so a shared
 or network folder is safe for many writers; readers ignore the dot-named temps.
+Every object gets 0666 and every directory 0777 less the process umask, so a
+group-shared folder (umask 002, setgid directories) works for the whole group.
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ class FolderBackend(Backend):
     def __init__(self, root: Path) -> None:
         self.root = Path(os.path.abspath(root))
         self.url = f"file://{self.root}"
+        self._mode = 0o666 & ~_umask()
 
     def _path(self, key: str) -> Path:
         return self.root / validate_key(key)
@@ -57,9 +60,10 @@ class FolderBackend(Backend):
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
             if isinstance(data, os.PathLike) and Path(data).parent == self.root:
+                os.chmod(data, self._mode)  # spooled by mkstemp, which makes it 0600 whatever the umask
                 _fsync(Path(data))  # a file spooled here (spool_dir): link it, no copy
                 return _publish(Path(data), path)
-            _write_durably(tmp, data)
+            _write_durably(tmp, data, self._mode)
             return _publish(tmp, path)
         except OSError as exc:
             raise _translate(key, exc) from None
@@ -135,11 +139,25 @@ def _file_parts(path: os.PathLike[str]) -> Iterator[bytes]:
             yield piece
 
 
-def _write_durably(tmp: Path, data: Payload) -> None:
+def _umask() -> int:
+    """The process umask, read without changing it where Linux allows (threads may be creating files)."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as f:
+            for line in f:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def _write_durably(tmp: Path, data: Payload, mode: int) -> None:
     if isinstance(data, os.PathLike):
         data = list(_file_parts(data))
     parts = [data] if isinstance(data, (bytes, bytearray, memoryview)) else data
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
     try:
         for n, part in enumerate(parts):
             view = memoryview(part)

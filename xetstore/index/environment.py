@@ -1,9 +1,9 @@
 """The LMDB environment behind an index: opening, schema, sharing, fork and errors.
 
 LMDB rules: no writemap (a full disk would kill the process with SIGBUS), a
-large sparse map grown on MapFull, short transactions, no environment carried
-across fork(), one environment per path per process, never on a network
-filesystem.
+small map doubled on MapFull (a large one fails under `ulimit -v`), short
+transactions, no environment carried across fork(), one environment per path
+per process, never on a network filesystem.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from ..errors import ConfigError, DiskFull, IndexUnusable
 __all__ = ["SCHEMA", "TABLES", "INITIAL_MAP", "SharedEnv", "acquire", "release", "open_env", "lmdb_error", "inode"]
 
 SCHEMA = b"2"
-INITIAL_MAP = 1 << 36  # 64 GiB of address space; the file grows only as used
+INITIAL_MAP = 1 << 26  # 64 MiB to start: a large map fails under `ulimit -v`; _grow doubles it
 _NETWORK_FS = ("nfs", "nfs4", "cifs", "smb", "smb2", "smb3", "fuse.sshfs", "9p", "afs", "ceph")
 TABLES = (b"chunks", b"xorbs", b"files", b"sha256", b"shards", b"fileshards", b"dropped", b"deletes", b"meta")
 _LOW_SPACE = 16 << 20  # an EIO on commit with less free space than this is a full disk
@@ -114,6 +114,11 @@ def _os_error(key: str, exc: OSError) -> Exception:
 
 def lmdb_error(key: str, exc: lmdb.Error) -> Exception:
     text = str(exc)
+    if "Cannot allocate memory" in text:  # the map does not fit the address-space limit
+        return ConfigError(
+            f"the index at {key} cannot be mapped into memory ({text}); "
+            "raise the address-space limit (`ulimit -v`) or free memory, and run the command again"
+        )
     if "No space left" in text:
         return DiskFull(key, "no space left for the index")
     if isinstance(exc, lmdb.DiskError) or "Input/output error" in text:

@@ -15,11 +15,16 @@ def main() -> None:
 
         cli_main(["lfs", *sys.argv[1:]])
         return
+    from ..interrupts import terminate_as_interrupt
     from .agent import main as agent_main
 
+    terminate_as_interrupt()  # the repository closes, the lease and spool are released
     parser = argparse.ArgumentParser(prog="python -m xetstore.lfs agent")
     parser.add_argument("--repo", help="repository URL (default: $XETSTORE_REPO, then lfs.url)")
-    sys.exit(agent_main(parser.parse_args(sys.argv[2:]).repo))
+    try:
+        sys.exit(agent_main(parser.parse_args(sys.argv[2:]).repo))
+    except KeyboardInterrupt:
+        sys.exit(130)
 
 
 if __name__ == "__main__":

@@ -188,7 +188,7 @@ def main(repo_option: str | None = None) -> int:
         location = locate_repository(
             repo_option, os.environ, config, lambda: read_lfsconfig(workspace), request.remote, request.operation
         )
-        _check_folder(location)
+        _check_folder(location, request.operation)
         return workspace, location
 
     return run_agent(sys.stdin.buffer, out, locate)
@@ -202,8 +202,10 @@ def _protocol_stdout() -> BinaryIO:
     return out
 
 
-def _check_folder(location: RepositoryLocation) -> None:
-    """A missing folder repository is an init error, cheaply: one stat, no open."""
+def _check_folder(location: RepositoryLocation, operation: str) -> None:
+    """A missing folder repository is an init error, cheaply (one stat, no open),
+    except that an upload creates it: the first push makes the repository, as
+    users of folder-based agents expect. A download never creates one."""
     url = location.url
     if "://" in url and not url.startswith("file://"):
         return  # remote backends are checked when first used
@@ -213,7 +215,22 @@ def _check_folder(location: RepositoryLocation) -> None:
     except PermissionError:
         raise AccessDenied(str(path), f"permission denied reading the repository; named by {location.source}") from None
     except OSError:
-        raise RepositoryNotFound(str(path), f"it has no config; named by {location.source}") from None
+        if operation != "upload":
+            raise RepositoryNotFound(str(path), f"it has no config; named by {location.source}") from None
+        _create_for_first_push(path, location)
+
+
+def _create_for_first_push(path: Path, location: RepositoryLocation) -> None:
+    from ..errors import ConfigError
+    from ..repository import Repository  # here: only the first push pays for the engine
+
+    try:
+        with Repository.init(str(path)):
+            pass
+    except ConfigError:
+        return  # another agent of this push (or another machine) created it first
+    log.info("created repository %s for the first push (named by %s; default chunker and compression)",
+             path, location.source)  # fmt: skip
 
 
 def _start_log(workspace: Workspace | None) -> None:

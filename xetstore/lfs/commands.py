@@ -7,19 +7,20 @@ xetstore.lfs agent` starts fast and registering `lfs` costs other commands nothi
 
 from __future__ import annotations
 
-import json
 import os
 import shlex
 import sys
+import sysconfig
 from pathlib import Path
 from typing import Any
 
 import click
 
 from ..errors import ConfigError, XetStoreError
+from ..output import Output, common_options
 from .locator import SENTINEL, encode_locator
 
-__all__ = ["lfs", "AGENTS", "AGENT_ARGS", "install_settings"]
+__all__ = ["lfs", "AGENTS", "AGENT_ARGS", "AGENT_SCRIPT", "install_settings", "agent_command"]
 
 # Two names for one agent, so git-lfs runs it differently per kind of repository
 # (it picks the most specific lfs.<url>.standalonetransferagent). Folder
@@ -29,7 +30,8 @@ __all__ = ["lfs", "AGENTS", "AGENT_ARGS", "install_settings"]
 AGENTS = (("xetstore", "true", SENTINEL), ("xetstore-folder", "false", f"{SENTINEL}file/"))
 _LFSCONFIG_HEADER = """\
 # The LFS objects of this project live in a xetstore repository (lfs.url below).
-# Once per machine: `pip install xetstore`, `git lfs install`, `xetstore lfs install`.
+# Once per machine: install xetstore (`pip install PATH-TO-ITS-CHECKOUT`),
+# `git lfs install`, `xetstore lfs install`.
 # Without that, git-lfs tries to reach the host xetstore.invalid and fails.
 """
 
@@ -43,14 +45,30 @@ AGENT_ARGS = (
 )
 
 
+# The console script of the agent's fast entry (pyproject.toml). Its directory,
+# not the working directory, heads sys.path, so it is safe in any repository.
+AGENT_SCRIPT = "xetstore-lfs"
+
+
+def agent_command(python: str = sys.executable) -> tuple[str, str]:
+    """(path, args) git-lfs runs: the installed `xetstore-lfs agent` script, or, when
+    this environment has none (run from a source tree), this interpreter itself."""
+    for scheme_dir in (sysconfig.get_path("scripts"), sysconfig.get_path("scripts", f"{os.name}_user")):
+        script = Path(scheme_dir) / AGENT_SCRIPT
+        if script.is_file() and os.access(script, os.X_OK):
+            return str(script), "agent"
+    return python, f"-c {AGENT_ARGS}"
+
+
 def install_settings(python: str = sys.executable) -> list[tuple[str, str]]:
     """The git config `lfs install` writes: the agents, and the URL-scoped mappings
     that send only sentinel endpoints to them (other remotes keep theirs)."""
+    path, args = agent_command(python)
     settings = []
     for name, concurrent, url in AGENTS:
         settings += [
-            (f"lfs.customtransfer.{name}.path", shlex.quote(python)),  # git-lfs runs `sh -c '<path> <args>'`
-            (f"lfs.customtransfer.{name}.args", f"-c {AGENT_ARGS}"),
+            (f"lfs.customtransfer.{name}.path", shlex.quote(path)),  # git-lfs runs `sh -c '<path> <args>'`
+            (f"lfs.customtransfer.{name}.args", args),
             (f"lfs.customtransfer.{name}.concurrent", concurrent),
             (f"lfs.{url}.standalonetransferagent", name),
         ]
@@ -84,31 +102,38 @@ def _scope_option(fn: Any) -> Any:
 
 @lfs.command()
 @_scope_option
-def install(scope: str) -> None:
+@common_options
+def install(out: Output, scope: str) -> None:
     """Configure git-lfs to use the agent for xetstore endpoints (other remotes untouched).
 
-    Folder repositories get one agent process per transfer, others (S3) eight;
-    change it with `git config --global lfs.customtransfer.xetstore-folder.concurrent true`.
+    git-lfs will run the absolute path of the `xetstore-lfs` command of this
+    environment (or of its Python, when it has no such command): run `lfs install`
+    again after moving or recreating the environment. Folder repositories get one
+    agent process per transfer, others (S3) eight; change it with
+    `git config --global lfs.customtransfer.xetstore-folder.concurrent true`.
     """
     from .gitconfig import read_config, run_git
 
     for key, value in install_settings():
         run_git(["config", f"--{scope}", key, value])
-        click.echo(f"git config --{scope} {key} {value}")
+        out.emit("config", f"git config --{scope} {key} {value}", scope=scope, key=key, value=value)
+    path, args = agent_command()
+    out.note(f"git-lfs will run `{path} {args}`; run `xetstore lfs install` again if this environment moves")
     if not read_config().get("filter.lfs.process"):
-        click.echo("note: git-lfs's own filters are not configured; run `git lfs install` once too", err=True)
+        out.note("git-lfs's own filters are not configured; run `git lfs install` once too")
 
 
 @lfs.command()
 @_scope_option
-def uninstall(scope: str) -> None:
+@common_options
+def uninstall(out: Output, scope: str) -> None:
     """Remove exactly what `lfs install` wrote."""
     from .gitconfig import run_git
 
     for key, _ in install_settings():
         done = run_git(["config", f"--{scope}", "--unset-all", key], check=False)
         if done.returncode == 0:
-            click.echo(f"removed {key} ({scope})")
+            out.emit("removed", f"removed {key} ({scope})", scope=scope, key=key)
     for section in [f"lfs.customtransfer.{name}" for name, _, _ in AGENTS] + [f"lfs.{url}" for _, _, url in AGENTS]:
         pattern = "^" + section.replace(".", r"\.") + r"\."
         if run_git(["config", f"--{scope}", "--get-regexp", pattern], check=False).returncode == 1:
@@ -118,7 +143,8 @@ def uninstall(scope: str) -> None:
 @lfs.command(name="init")
 @click.argument("repo_url")
 @click.option("--remote", help="Use the repository only for this git remote (remote.NAME.lfsurl) instead of all (lfs.url).")
-def init_(repo_url: str, remote: str | None) -> None:
+@common_options
+def init_(out: Output, repo_url: str, remote: str | None) -> None:
     """Point this git repository at REPO_URL: writes .lfsconfig (commit it)."""
     from ..repository import Repository
     from .gitconfig import find_workspace, read_config, run_git
@@ -135,17 +161,17 @@ def init_(repo_url: str, remote: str | None) -> None:
     if not lfsconfig.exists():
         lfsconfig.write_text(_LFSCONFIG_HEADER)  # what a machine without the agent shows its user
     run_git(["config", "-f", str(lfsconfig), key, value])
-    click.echo(f"wrote {key} = {value} to .lfsconfig")
-    click.echo("next: git add .lfsconfig && git commit -m 'Store LFS objects in xetstore'")
+    out.emit("lfsconfig", f"wrote {key} = {value} to .lfsconfig\nnext: git add .lfsconfig && git commit -m "
+             "'Store LFS objects in xetstore'", path=str(lfsconfig), key=key, value=value)  # fmt: skip
     if not read_config().get(f"lfs.{SENTINEL}.standalonetransferagent"):
-        click.echo("note: the agent is not installed here; run `xetstore lfs install` (once per machine)", err=True)
+        out.note("the agent is not installed here; run `xetstore lfs install` (once per machine)")
 
 
 @lfs.command()
 @click.option("--repo", help="As for `lfs agent`.")
 @click.option("--remote", default="origin", show_default=True, help="Git remote whose endpoint to resolve.")
-@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
-def env(repo: str | None, remote: str, as_json: bool) -> None:
+@common_options
+def env(out: Output, repo: str | None, remote: str) -> None:
     """What the agent would use here: repository, its source, cache, log (for bug reports)."""
     from .. import __version__
     from ..params import default_cache_root
@@ -170,11 +196,8 @@ def env(repo: str | None, remote: str, as_json: bool) -> None:
         fields["cache_dir"] = _cache_dir(fields["download_repository"], default_cache_root())
     except XetStoreError as exc:
         fields["error"] = str(exc)
-    if as_json:
-        click.echo(json.dumps(fields))
-    else:
-        width = max(map(len, fields))
-        click.echo("\n".join(f"{k:<{width}}  {v}" for k, v in fields.items()))
+    width = max(map(len, fields))
+    out.emit("env", "\n".join(f"{k:<{width}}  {v}" for k, v in fields.items()), **fields)
 
 
 def _cache_dir(url: str, root: Path) -> str:

@@ -78,11 +78,12 @@ def upload(repo: Repository, workspace: Workspace, request: UploadRequest, progr
     """Clean the object into the repository unless it is there; return once its shard is durable."""
     if not workspace.contains(request.path):
         raise LfsProtocolError(f"upload path {request.path} is outside this git repository ({workspace.git_dir})")
-    if repo.find(request.oid) is not None:
+    # Skipped only if it is really stored: sha256 and size agree, every xorb exists.
+    if repo.find_stored(request.oid, request.size) is not None:
         log.info("upload %s: already in the repository", request.oid)
     else:
         with _open_object(request) as f, _taking_turns(repo.cache_dir, request.size):
-            if repo.find(request.oid) is None:  # another agent may have added it meanwhile
+            if repo.find_stored(request.oid, request.size) is None:  # another agent may have added it meanwhile
                 _add(repo, f, request, progress)
     progress.finish()
 
