@@ -13,7 +13,7 @@ PACKAGE = Path(__file__).resolve().parent.parent / "xetstore"
 LAYERS = {
     "errors": 0, "params": 0, "faults": 0,
     "chunking": 1, "gear": 1, "hashing": 1, "compression": 1,
-    "xorb": 2, "packing": 2, "shard": 2, "config": 2, "deletes": 2, "snapshot": 2, "lfs/protocol": 2, "lfs/locator": 2,
+    "xorb": 2, "packing": 2, "shard": 2, "config": 2, "deletes": 2, "snapshot": 2, "records": 2, "lfs/protocol": 2, "lfs/locator": 2,
     "index": 3, "backends": 3,
     "repository": 4, "clean": 4, "intake": 4, "smudge": 4, "check": 4, "gc": 4, "inventory": 4,
     "leases": 4, "reindex": 4, "repack": 4, "repair": 4, "trees": 4, "names": 4,

@@ -10,12 +10,12 @@ DATA_KEY blake3 hash of their bytes like shards, decoded defensively.
 
 from __future__ import annotations
 
-import json
 import re
 from dataclasses import dataclass
 
 from .errors import FormatError
-from .hashing import from_xet_hex, shard_hash, xet_hex
+from .hashing import from_xet_hex, xet_hex
+from .records import dump_record, load_record, record_key
 
 __all__ = ["DeleteRecord", "encode_delete_record", "decode_delete_record", "delete_record_key", "PREFIX"]
 
@@ -46,23 +46,16 @@ def encode_delete_record(record: DeleteRecord) -> bytes:
         "created": record.created,
         "files": [{"file_hash": xet_hex(f), "shards": sorted(s)} for f, s in record.entries],
     }
-    return (json.dumps(doc, indent=1) + "\n").encode()
+    return dump_record(doc)
 
 
 def delete_record_key(data: bytes) -> str:
-    return PREFIX + xet_hex(shard_hash(data))
+    return record_key(PREFIX, data)
 
 
 def decode_delete_record(data: bytes, what: str) -> DeleteRecord:
     """Parse a record; every field is checked before it is used."""
-    if len(data) > _MAX_RECORD:
-        raise FormatError(what, "deletion record is too large")
-    try:
-        doc = json.loads(data.decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
-        raise FormatError(what, f"deletion record is not JSON ({exc})") from None
-    if not isinstance(doc, dict) or doc.get("format") != _MAGIC or doc.get("version") != _VERSION:
-        raise FormatError(what, "not a xetstore deletion record of version 1")
+    doc = load_record(data, what, _MAGIC, _VERSION, _MAX_RECORD, "deletion record")
     created, files = doc.get("created"), doc.get("files")
     if not isinstance(created, int) or isinstance(created, bool) or created < 0:
         raise FormatError(what, "deletion record has no valid time")

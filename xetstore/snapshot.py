@@ -11,12 +11,12 @@ hostile snapshot cannot name a place outside the directory it restores into.
 
 from __future__ import annotations
 
-import json
 import re
 from dataclasses import dataclass
 
 from .errors import FormatError
-from .hashing import from_xet_hex, shard_hash, xet_hex
+from .hashing import from_xet_hex, xet_hex
+from .records import dump_record, load_record, record_key
 
 __all__ = [
     "Snapshot",
@@ -105,23 +105,16 @@ def encode_snapshot(snapshot: Snapshot) -> bytes:
         "format": _MAGIC, "version": _VERSION, "tag": snapshot.tag,
         "created_ns": snapshot.created_ns, "entries": entries,
     }  # fmt: skip
-    return (json.dumps(doc, indent=1) + "\n").encode()
+    return dump_record(doc)
 
 
 def snapshot_key(data: bytes) -> str:
-    return PREFIX + xet_hex(shard_hash(data))
+    return record_key(PREFIX, data)
 
 
 def decode_snapshot(data: bytes, what: str) -> Snapshot:
     """Parse a snapshot; every field is checked before it is used."""
-    if len(data) > _MAX_SNAPSHOT:
-        raise FormatError(what, "snapshot is too large")
-    try:
-        doc = json.loads(data.decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
-        raise FormatError(what, f"snapshot is not JSON ({exc})") from None
-    if not isinstance(doc, dict) or doc.get("format") != _MAGIC or doc.get("version") != _VERSION:
-        raise FormatError(what, "not a xetstore snapshot of version 1")
+    doc = load_record(data, what, _MAGIC, _VERSION, _MAX_SNAPSHOT, "snapshot")
     tag, created, entries = doc.get("tag"), doc.get("created_ns"), doc.get("entries")
     if not isinstance(tag, str) or not _TAG.fullmatch(tag):
         raise FormatError(what, "snapshot has no valid tag")
