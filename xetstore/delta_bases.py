@@ -1,0 +1,53 @@
+"""Finding the base of a delta chunk: the same offset in an earlier version of the file.
+
+benchmarks/delta_probe.py measured the two ways to find a base for fine-tuned
+weights: the bytes at the same offset in the previous version made 100 % of new
+chunks smaller (f32 full fine-tune 0.56 of the chunk against 0.94 for BG4 + zstd
+alone; bf16 0.10 against 0.77), while min-hash sketches over the high half-words
+found a useful base for under 10 %. So a stream is cleaned against the manifest
+of its earlier version, when the caller names one, by position.
+"""
+
+from __future__ import annotations
+
+import bisect
+
+from .errors import FormatError, HashMismatch, MissingData
+from .hashing import range_hash
+from .shard import Manifest
+from .smudge import Reconstructor
+from .xorb import MAX_DELTA_BASE_CHUNKS, DeltaBase
+
+__all__ = ["PositionBases"]
+
+
+class PositionBases:
+    """Base runs for the chunks of a new version, taken from an earlier version's manifest."""
+
+    def __init__(self, earlier: Manifest, reconstructor: Reconstructor) -> None:
+        self._terms = earlier.terms
+        self._rec = reconstructor
+        self._starts = [0]
+        for t in earlier.terms:
+            self._starts.append(self._starts[-1] + t.size)
+
+    def base_for(self, pos: int, size: int) -> tuple[DeltaBase, bytes] | None:
+        """The run of the earlier version's chunks covering [pos, pos + size) within
+        one term (so one xorb, one range read), and its bytes; None past its end or
+        when the run cannot be read as plain chunks (a delta is never a base)."""
+        t = bisect.bisect_right(self._starts, pos) - 1
+        if not 0 <= t < len(self._terms):
+            return None
+        term = self._terms[t]
+        try:
+            footer = self._rec.check_term(term, "delta base")
+            skip = footer.unpacked_ends[term.first - 1] if term.first else 0
+            at = pos - self._starts[t] + skip  # offset of pos within the xorb's plain bytes
+            first = bisect.bisect_right(footer.unpacked_ends, at, term.first, term.end)
+            last = bisect.bisect_left(footer.unpacked_ends, at + size, first, term.end)
+            end = min(last + 1, term.end, first + MAX_DELTA_BASE_CHUNKS)
+            run_start = footer.unpacked_ends[first - 1] if first else 0
+            base = DeltaBase(term.xorb_hash, first, end, at - run_start, range_hash(footer.chunk_hashes[first:end]))
+            return base, self._rec.base_run(base, "delta base")
+        except (FormatError, HashMismatch, MissingData):
+            return None  # damaged or gone: store the chunk whole, as without a base
