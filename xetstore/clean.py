@@ -287,7 +287,7 @@ class CleanSession:
         path, sink = self._spool
         sink.close()
         self._builder = self._new_builder()
-        self._sealed.append(ShardXorb(sealed.footer, sealed.size))
+        self._sealed.append(ShardXorb(sealed.footer, sealed.size, sealed.deltas))
         self.uploaded_bytes += sealed.size
         # A few xorbs (64 MiB each) in flight while the next one fills: memory stays bounded.
         self._wait_published(keep=self._in_flight - 1)

@@ -11,14 +11,18 @@ of its earlier version, when the caller names one, by position.
 from __future__ import annotations
 
 import bisect
+from collections import defaultdict
+from collections.abc import Mapping
 
-from .errors import FormatError, HashMismatch, MissingData
-from .hashing import range_hash
-from .shard import Manifest
+from .backends import Backend
+from .compression import Scheme
+from .errors import FormatError, HashMismatch, MissingData, NotFound
+from .hashing import range_hash, xet_hex
+from .shard import Manifest, ShardXorb
 from .smudge import Reconstructor
-from .xorb import MAX_DELTA_BASE_CHUNKS, DeltaBase
+from .xorb import DELTA_HEADER, HEADER_SIZE, MAX_DELTA_BASE_CHUNKS, ChunkHeader, DeltaBase, decode_delta
 
-__all__ = ["PositionBases"]
+__all__ = ["PositionBases", "bases_needed"]
 
 
 class PositionBases:
@@ -51,3 +55,31 @@ class PositionBases:
             return base, self._rec.base_run(base, "delta base")
         except (FormatError, HashMismatch, MissingData):
             return None  # damaged or gone: store the chunk whole, as without a base
+
+
+def bases_needed(
+    backend: Backend, infos: Mapping[bytes, ShardXorb], chunks: Mapping[bytes, set[int]]
+) -> dict[bytes, set[int]]:
+    """Base xorb -> the chunk indices that the delta chunks among `chunks` (xorb ->
+    chunk indices) read. Only the first 85 bytes of each delta record are fetched;
+    the shard's chunk flags say which records those are."""
+    out: dict[bytes, set[int]] = defaultdict(set)
+    for h, wanted in chunks.items():
+        info = infos.get(h)
+        for i in sorted(wanted & info.deltas) if info is not None else ():
+            base = _delta_base(backend, info, i)
+            out[base.xorb_hash].update(range(base.first, base.end))
+    return out
+
+
+def _delta_base(backend: Backend, info: ShardXorb, i: int) -> DeltaBase:
+    key = f"xorbs/{xet_hex(info.footer.xorb_hash)}"
+    what = f"{key} chunk {i}"
+    start = info.footer.record_start(i)
+    try:
+        raw = backend.get(key, start, start + HEADER_SIZE + DELTA_HEADER)
+    except NotFound:
+        raise MissingData(key, "") from None
+    if ChunkHeader.decode(raw[:HEADER_SIZE], what).scheme != Scheme.DELTA:
+        raise FormatError(what, "its shard marks it a delta chunk, but its record is not one")
+    return decode_delta(raw[HEADER_SIZE:], what)[0]

@@ -26,6 +26,7 @@ import time
 from dataclasses import dataclass, field
 
 from .backends import Backend
+from .delta_bases import bases_needed
 from .deletes import PREFIX as DELETES, DeleteRecord, decode_delete_record, delete_record_key, encode_delete_record
 from .errors import FileNotInRepository, FormatError, IntegrityError, NotFound
 from .faults import fault_point
@@ -147,7 +148,7 @@ def collect_garbage(backend: Backend, index: Index, params: RepositoryParams, op
         now = lease.reference_time if lease else time.time()
         inv = take_inventory(backend)
         refuse_if_damaged(inv)
-        plan = _plan(inv, now, options)
+        plan = _plan(backend, inv, now, options)
         fault_point("gc.after_mark")
         _describe(plan, inv, report)
         if lease is None:
@@ -184,15 +185,20 @@ def refuse_if_damaged(inv: Inventory) -> None:
         )
 
 
-def _plan(inv: Inventory, now: float, options: GcOptions) -> Plan:
+def _plan(backend: Backend, inv: Inventory, now: float, options: GcOptions) -> Plan:
     plan = Plan()
     used = inv.live_chunks()
     infos = inv.xorb_infos()
+    # A delta names its base by location: bases stay, and neither side moves.
+    bases = bases_needed(backend, infos, used)
+    pinned = set(bases) | {h for h, live in used.items() if h in infos and infos[h].deltas & live}
+    for h, chunks in bases.items():
+        used[h] |= chunks
     for h, obj in inv.xorb_objects.items():
         old = now - obj.mtime >= options.grace
         if h not in used:
             (plan.dead if old else plan.young).add(h)
-        elif old and h in infos and _live_share(infos[h].footer, used[h]) < options.repack_below:
+        elif old and h in infos and h not in pinned and _live_share(infos[h].footer, used[h]) < options.repack_below:
             plan.repack.add(h)
     plan.dirty = dirty_shards(inv, plan)
     return plan
@@ -269,6 +275,9 @@ def _recheck(backend: Backend, lease: Lease, inv: Inventory, plan: Plan, done: R
         shard = read_shard(backend, info.key)  # a damaged new shard aborts the sweep
         for m in shard.manifests:
             rescued.update(t.xorb_hash for t in m.terms if t.xorb_hash in gone)
+        new = {x.footer.xorb_hash: x for x in shard.xorbs}
+        bases = bases_needed(backend, new, {h: set(x.deltas) for h, x in new.items()})
+        rescued.update(h for h in bases if h in gone)
     for info in backend.list(DELETES):
         if info.key not in inv.records and done.shard_key:
             _carry_over(backend, lease, info.key, plan.dirty, done)

@@ -35,6 +35,7 @@ class SealedXorb:
     footer: XorbFooter
     size: int
     data: bytes | None = None
+    deltas: frozenset[int] = frozenset()  # indices of its delta chunks (scheme 6)
 
     @property
     def key(self) -> str:
@@ -77,6 +78,7 @@ class XorbBuilder:
         self._frame_used = 0
         self._frame_first = 0  # index of the first chunk of the open frame
         self._checked = False  # whether a frame of this xorb had its round trip checked
+        self._deltas: set[int] = set()
         self._total = 0
 
     @classmethod
@@ -131,6 +133,7 @@ class XorbBuilder:
         self._sizes.append(size)
         self._total += size
         self._frame_first = len(self._sizes)
+        self._deltas.add(len(self._hashes) - 1)
         record = ChunkHeader(len(payload), Scheme.DELTA, size).encode()
         self._frames.append((([record, payload], [HEADER_SIZE + len(payload)]), bytearray()))
         self._write_ready(wait=len(self._frames) > _MAX_PENDING)
@@ -186,7 +189,7 @@ class XorbBuilder:
         self._sink.write(tail)
         size = self._written + len(tail)
         data = self._sink.getvalue() if self._keeps_data else None  # type: ignore[attr-defined]
-        return SealedXorb(h, footer, size, data)
+        return SealedXorb(h, footer, size, data, frozenset(self._deltas))
 
 
 _Frame = tuple[list[bytes | memoryview], list[int]]

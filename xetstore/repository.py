@@ -508,13 +508,6 @@ class Repository:
         a dry run except on folder and memory repositories."""
         if dry_run is None:
             dry_run = not self.backend.url.startswith(("file://", "memory://"))
-        if self.config.params.delta:
-            # gc does not yet follow a delta chunk to its base: it could delete or
-            # repack a base that live files still need.
-            raise ConfigError(
-                f"gc is not supported on {self.backend.url}: its delta chunks' bases are not yet "
-                "tracked by gc; keep every xorb (no gc) in a repository made with delta chunks"
-            )
         options = GcOptions(grace, repack_below, dry_run, wait)
         return collect_garbage(self.backend, self.index, self.config.params, options)
 

@@ -1,0 +1,204 @@
+"""Delta chunks: near-copies stored as XOR against an earlier version, read, checked, kept by gc."""
+
+from __future__ import annotations
+
+import random
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from xetstore import Repository
+from xetstore.delta_bases import bases_needed
+from xetstore.hashing import xet_hex
+from xetstore.inventory import take_inventory
+
+from .rel_support import flip_byte, objects, run_cli
+from .samples import random_bytes, write_file
+from .test_crash import ADD_FAULTS, KILLED, _assert_clean, _gc_removes_exactly_orphans
+
+
+def near_copy(data: bytes, seed: int, flips: int, insert: int = 0) -> bytes:
+    """`data` with `flips` random bytes changed and `insert` random bytes inserted."""
+    rnd = random.Random(seed)
+    out = bytearray(data)
+    for _ in range(flips):
+        i = rnd.randrange(len(out))
+        out[i] ^= rnd.randrange(1, 256)
+    if insert:
+        at = rnd.randrange(len(out))
+        out[at:at] = rnd.randbytes(insert)
+    return bytes(out)
+
+
+def weights(n_floats: int, seed: int, nudge: float = 0.0) -> bytes:
+    """float32 weights; with `nudge`, each moved by about nudge of its magnitude."""
+    values = np.random.default_rng(seed).standard_normal(n_floats, dtype=np.float32) * np.float32(0.02)
+    if nudge:
+        noise = np.random.default_rng(seed + 1).standard_normal(n_floats, dtype=np.float32)
+        values = values + noise * np.float32(nudge) * np.abs(values)
+    return values.astype("<f4").tobytes()
+
+
+def stored(repo_dir: Path) -> int:
+    return sum(p.stat().st_size for p in (repo_dir / "xorbs").iterdir() if not p.name.startswith("."))
+
+
+def delta_xorbs(repo_dir: Path) -> dict[bytes, frozenset[int]]:
+    """Xorb hash -> indices of its delta chunks, as the shards record them."""
+    inv = take_inventory(Repository.open(str(repo_dir)).backend)
+    return {h: x.deltas for h, x in inv.xorb_infos().items() if x.deltas}
+
+
+def _two_versions(tmp: Path, v1: bytes, v2: bytes, delta: bool = True) -> tuple[Repository, str, str]:
+    r = Repository.init(str(tmp / "repo"), cache_dir=tmp / "cache", delta=delta)
+    a = r.add_file(write_file(tmp / "v1", v1))
+    b = r.add_file(write_file(tmp / "v2", v2), earlier=a.file_hash)
+    return r, a.file_hash, b.file_hash
+
+
+@settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    seed=st.integers(0, 2**16),
+    size=st.integers(1, 400_000),
+    flips=st.integers(0, 50),
+    insert=st.sampled_from([0, 0, 1, 5000]),
+    floats=st.booleans(),
+    remove_base=st.booleans(),
+)
+def test_near_copies_round_trip(seed: int, size: int, flips: int, insert: int, floats: bool, remove_base: bool) -> None:
+    v1 = weights(size // 4 + 1, seed) if floats else random_bytes(size, seed)
+    v2 = near_copy(v1, seed, flips, insert)
+    with tempfile.TemporaryDirectory() as d:
+        r, a, b = _two_versions(Path(d), v1, v2)
+        with r:
+            if remove_base and a != b:  # gc must keep the base chunks v2's deltas read
+                r.remove([a])
+                r.gc(grace=0.0)
+            assert r.read_bytes(b) == v2
+            lo = random.Random(seed).randrange(len(v2))
+            with r.open_file(b) as f:
+                f.seek(lo)
+                assert f.read(70_000) == v2[lo : lo + 70_000]
+            assert r.check(read_data=True).problems == []
+
+
+def test_near_copy_is_stored_as_deltas_and_smaller(tmp_path: Path) -> None:
+    v1 = weights(1_000_000, 3)
+    v2 = weights(1_000_000, 3, nudge=1e-3)  # a full fine-tune: every weight moved
+    sizes = {}
+    for delta in (False, True):
+        r, _, b = _two_versions(tmp_path / str(delta), v1, v2, delta)
+        with r:
+            assert r.read_bytes(b) == v2
+        sizes[delta] = stored(tmp_path / str(delta) / "repo")
+    assert delta_xorbs(tmp_path / "True" / "repo")
+    assert not delta_xorbs(tmp_path / "False" / "repo")
+    v1_stored = stored_alone(tmp_path / "v1only", v1)
+    # v2's share: with deltas it costs well under what it costs alone
+    assert sizes[True] - v1_stored < 0.75 * (sizes[False] - v1_stored)
+
+
+def stored_alone(tmp: Path, data: bytes) -> int:
+    with Repository.init(str(tmp / "repo"), cache_dir=tmp / "cache") as r:
+        r.add_file(write_file(tmp / "f", data))
+    return stored(tmp / "repo")
+
+
+def test_earlier_in_a_repository_without_delta_changes_nothing(tmp_path: Path) -> None:
+    v1 = random_bytes(500_000, 1)
+    v2 = near_copy(v1, 2, 20)
+    _two_versions(tmp_path / "with", v1, v2, delta=False)[0].close()
+    with Repository.init(str(tmp_path / "plain"), cache_dir=tmp_path / "c") as r:
+        r.add_file(write_file(tmp_path / "a", v1))
+        r.add_file(write_file(tmp_path / "b", v2))
+    assert stored(tmp_path / "with" / "repo") == stored(tmp_path / "plain")
+    assert not delta_xorbs(tmp_path / "with" / "repo")
+
+
+def test_xet_repository_keeps_delta_off_unless_asked(tmp_path: Path) -> None:
+    with Repository.init(str(tmp_path / "x"), chunker="xet") as r:
+        assert r.config.params.delta is False
+    assert b"delta" not in (tmp_path / "x" / "config").read_bytes()
+    with Repository.init(str(tmp_path / "y"), chunker="xet", delta=True):
+        pass
+    with Repository.open(str(tmp_path / "y")) as r:
+        assert r.config.params.delta is True
+
+
+def test_bases_in_other_xorbs(tmp_path: Path) -> None:
+    """v1's chunks live in two xorbs (two sessions); v2's deltas read bases from both."""
+    head, tail = random_bytes(400_000, 5), random_bytes(400_000, 6)
+    with Repository.init(str(tmp_path / "repo"), cache_dir=tmp_path / "cache", delta=True) as r:
+        r.add_file(write_file(tmp_path / "head", head))
+        a = r.add_file(write_file(tmp_path / "v1", head + tail))
+        v2 = near_copy(head + tail, 7, 30)
+        b = r.add_file(write_file(tmp_path / "v2", v2), earlier=a.file_hash)
+        inv = take_inventory(r.backend)
+        infos = inv.xorb_infos()
+        needed = bases_needed(r.backend, infos, {h: set(x.deltas) for h, x in infos.items()})
+        assert len(needed) == 2
+        assert r.read_bytes(b.file_hash) == v2
+
+
+def test_gc_keeps_bases_then_frees_them(tmp_path: Path) -> None:
+    v1 = random_bytes(600_000, 8)
+    v2 = near_copy(v1, 9, 25)
+    r, a, b = _two_versions(tmp_path, v1, v2)
+    with r:
+        before = objects(tmp_path / "repo", "xorbs")
+        r.remove([a])
+        report = r.gc(grace=0.0, repack_below=1.0)  # would repack v1's xorb, were it not a base
+        assert report.deleted_xorbs == [] and report.repacked_xorbs == []
+        assert objects(tmp_path / "repo", "xorbs") == before
+        assert r.read_bytes(b) == v2
+        r.remove([b])
+        r.gc(grace=0.0)
+        assert objects(tmp_path / "repo", "xorbs") == set()
+
+
+def test_corrupted_base_is_damage_of_every_file_that_depends_on_it(tmp_path: Path) -> None:
+    v1 = weights(75_000, 10)  # compressible: one frame, so one flipped byte spoils every base chunk
+    v2, v3 = near_copy(v1, 11, 10), near_copy(v1, 12, 10)
+    r, a, b = _two_versions(tmp_path, v1, v2)
+    with r:
+        c = r.add_file(write_file(tmp_path / "v3", v3), earlier=a).file_hash
+        (base_xorb,) = {t.xorb_hash for t in r.manifest(a).terms}
+        deltas = delta_xorbs(tmp_path / "repo")
+        assert base_xorb not in deltas and len(deltas) == 2
+        flip_byte(tmp_path / "repo" / "xorbs" / xet_hex(base_xorb), 100)
+        report = r.check(read_data=True)
+        assert report.damaged_files() == {a, b, c}
+        assert {p.key for p in report.damaged} == {f"xorbs/{xet_hex(h)}" for h in {base_xorb, *deltas}}
+
+
+def test_corrupted_delta_is_damage_of_its_file_only(tmp_path: Path) -> None:
+    v1 = random_bytes(300_000, 13)
+    v2 = near_copy(v1, 14, 10)
+    r, a, b = _two_versions(tmp_path, v1, v2)
+    with r:
+        (delta_xorb,) = delta_xorbs(tmp_path / "repo")
+        flip_byte(tmp_path / "repo" / "xorbs" / xet_hex(delta_xorb), 8 + 77 + 20)  # in the first residual
+        report = r.check(read_data=True)
+        assert report.damaged_files() == {b}
+
+
+@pytest.mark.parametrize("fault", ADD_FAULTS)
+def test_sigkill_while_publishing_deltas(tmp_path: Path, fault: str) -> None:
+    repo_dir = tmp_path / "repo"
+    v1 = random_bytes(700_000, 15)
+    with Repository.init(str(repo_dir), delta=True) as r:
+        a = r.add_file(write_file(tmp_path / "v1", v1)).file_hash
+    v2 = write_file(tmp_path / "in" / "v2", near_copy(v1, 16, 40))
+    proc = run_cli("add", "-r", str(repo_dir), "--json", "--earlier", a, str(v2), fault=fault)
+    assert proc.returncode == KILLED, proc.stderr
+    assert proc.stdout == ""
+    with Repository.open(str(repo_dir)) as r:
+        _assert_clean(r, {a: v1})
+        b = r.add_file(v2, earlier=a).file_hash  # the interrupted add succeeds when run again
+        files = {a: v1, b: v2.read_bytes()}
+        assert delta_xorbs(repo_dir)
+        _gc_removes_exactly_orphans(r, repo_dir, files)
