@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import random
 import tempfile
 from pathlib import Path
@@ -13,7 +14,7 @@ from hypothesis import strategies as st
 
 from xetstore import Repository
 from xetstore.delta_bases import bases_needed
-from xetstore.hashing import xet_hex
+from xetstore.hashing import from_xet_hex, xet_hex
 from xetstore.inventory import take_inventory
 
 from .rel_support import flip_byte, objects, run_cli
@@ -202,3 +203,48 @@ def test_sigkill_while_publishing_deltas(tmp_path: Path, fault: str) -> None:
         files = {a: v1, b: v2.read_bytes()}
         assert delta_xorbs(repo_dir)
         _gc_removes_exactly_orphans(r, repo_dir, files)
+
+
+def test_repair_finds_intact_deltas_intact(tmp_path: Path) -> None:
+    v1 = random_bytes(300_000, 17)
+    r, _, b = _two_versions(tmp_path, v1, near_copy(v1, 18, 10))
+    with r:
+        report = r.repair_xorbs(confirm=True)
+        assert report.damaged == {} and report.lost_files == []
+        assert r.check(read_data=True).problems == []
+
+
+def test_repair_salvages_delta_chunks_of_a_damaged_xorb(tmp_path: Path) -> None:
+    """A flipped byte in one chunk of a xorb that also holds deltas: the lost file goes,
+    the delta chunks other files use are kept (decoded, repacked plain)."""
+    v1 = random_bytes(300_000, 19)
+    r, a, _ = _two_versions(tmp_path, v1, near_copy(v1, 20, 10))
+    with r:
+        other = random_bytes(200_000, 21)
+        v2 = near_copy(v1, 22, 10)  # its deltas go into the same xorb as `other`
+        added = r.add_files([write_file(tmp_path / "o", other), write_file(tmp_path / "v2b", v2)], earlier=a)
+        (mixed,) = {t.xorb_hash for t in r.manifest(added[0].file_hash).terms}
+        assert mixed in delta_xorbs(tmp_path / "repo")
+        flip_byte(tmp_path / "repo" / "xorbs" / xet_hex(mixed), 1000)  # inside `other`'s first raw chunk
+        report = r.repair_xorbs(confirm=True)
+        assert [m.file_hash for m in report.lost_files] == [from_xet_hex(added[0].file_hash)]
+        assert r.read_bytes(added[1].file_hash) == v2
+        assert r.check(read_data=True).exit_code == 0
+
+
+def test_gc_keeps_the_base_of_a_young_unreferenced_delta_xorb(tmp_path: Path) -> None:
+    """A removed v2 whose xorb is still young (an add may dedup against it) keeps
+    its base, even when v1, the base's only file, is removed and old."""
+    v1 = random_bytes(300_000, 23)
+    v2 = near_copy(v1, 24, 10)
+    r, a, b = _two_versions(tmp_path, v1, v2)
+    with r:
+        (base_xorb,) = {t.xorb_hash for t in r.manifest(a).terms}
+        base_path = tmp_path / "repo" / "xorbs" / xet_hex(base_xorb)
+        os.utime(base_path, (1, 1))  # old: past any grace period
+        r.remove([a, b])
+        r.gc(grace=3600.0)
+        assert base_path.exists()
+        again = r.add_file(write_file(tmp_path / "v2again", v2))  # dedups against the young delta xorb
+        assert again.new_bytes == 0
+        assert r.read_bytes(again.file_hash) == v2

@@ -20,9 +20,11 @@ from .errors import FormatError, HashMismatch, MissingData, NotFound
 from .hashing import range_hash, xet_hex
 from .shard import Manifest, ShardXorb
 from .smudge import Reconstructor
-from .xorb import DELTA_HEADER, HEADER_SIZE, MAX_DELTA_BASE_CHUNKS, ChunkHeader, DeltaBase, decode_delta
+from .xorb import (
+    DELTA_HEADER, HEADER_SIZE, MAX_DELTA_BASE_CHUNKS, BaseReader, ChunkHeader, DeltaBase, decode_delta, read_chunks,
+)  # fmt: skip
 
-__all__ = ["PositionBases", "bases_needed"]
+__all__ = ["PositionBases", "bases_needed", "base_reader", "keep_bases", "rescued_bases"]
 
 
 class PositionBases:
@@ -68,11 +70,34 @@ def bases_needed(
         info = infos.get(h)
         for i in sorted(wanted & info.deltas) if info is not None else ():
             base = _delta_base(backend, info, i)
-            out[base.xorb_hash].update(range(base.first, base.end))
+            if base is not None:
+                out[base.xorb_hash].update(range(base.first, base.end))
     return out
 
 
-def _delta_base(backend: Backend, info: ShardXorb, i: int) -> DeltaBase:
+def base_reader(backend: Backend, infos: Mapping[bytes, ShardXorb]) -> BaseReader:
+    """Reads delta bases straight from the backend with the chunk tables shards
+    record (gc, repack and repair work from those, not from the index)."""
+
+    def read(base: DeltaBase, what: str) -> bytes:
+        info = infos.get(base.xorb_hash)
+        if info is None:
+            raise MissingData(f"xorb {xet_hex(base.xorb_hash)}", what)
+        footer = info.footer
+        if base.end > footer.num_chunks or range_hash(footer.chunk_hashes[base.first : base.end]) != base.range_hash:
+            raise HashMismatch(f"{what}: delta base in xorb {xet_hex(base.xorb_hash)}", xet_hex(base.range_hash), "other chunks")
+        key = f"xorbs/{xet_hex(base.xorb_hash)}"
+        start, stop = footer.byte_range(base.first, base.end)
+        try:
+            raw = backend.get(key, start, stop)
+        except NotFound:
+            raise MissingData(key, what) from None
+        return b"".join(read_chunks(raw, footer, base.first, base.end, f"{key} (delta base of {what})"))
+
+    return read
+
+
+def _delta_base(backend: Backend, info: ShardXorb, i: int) -> DeltaBase | None:
     key = f"xorbs/{xet_hex(info.footer.xorb_hash)}"
     what = f"{key} chunk {i}"
     start = info.footer.record_start(i)
@@ -81,5 +106,39 @@ def _delta_base(backend: Backend, info: ShardXorb, i: int) -> DeltaBase:
     except NotFound:
         raise MissingData(key, "") from None
     if ChunkHeader.decode(raw[:HEADER_SIZE], what).scheme != Scheme.DELTA:
-        raise FormatError(what, "its shard marks it a delta chunk, but its record is not one")
+        return None  # rewritten plain since (repair): it needs no base
     return decode_delta(raw[HEADER_SIZE:], what)[0]
+
+
+def keep_bases(backend: Backend, infos: dict[bytes, ShardXorb], used: dict[bytes, set[int]], young: set[bytes]) -> set[bytes]:
+    """Mark the base chunks of every delta chunk in a xorb that stays as used, and
+    return the xorbs that must not be repacked: a delta names its base by location.
+
+    A xorb that stays keeps all its chunks (an add may dedup against any), so all
+    its deltas need their bases; a xorb kept only as a base may hold deltas too.
+    """
+    pinned: set[bytes] = set()
+    todo = {h for h in (set(used) | young) if h in infos and infos[h].deltas}
+    while todo:
+        pinned |= todo
+        bases = bases_needed(backend, infos, {h: set(infos[h].deltas) for h in todo})
+        for h, chunks in bases.items():
+            used[h] |= chunks
+        pinned |= set(bases)
+        todo = {h for h in bases if h in infos and infos[h].deltas} - pinned
+    return pinned
+
+
+def rescued_bases(backend: Backend, infos: dict[bytes, ShardXorb], staying: set[bytes], gone: set[bytes]) -> set[bytes]:
+    """Xorbs in `gone` that a delta chunk of a staying xorb reads (and so on, for
+    a rescued base that holds deltas itself)."""
+    rescued: set[bytes] = set()
+    todo = {h for h in staying if h in infos and infos[h].deltas}
+    seen = set(todo)
+    while todo:
+        bases = bases_needed(backend, infos, {h: set(infos[h].deltas) for h in todo})
+        found = {h for h in bases if h in gone} - rescued
+        rescued |= found
+        todo = {h for h in found if h in infos and infos[h].deltas} - seen
+        seen |= todo
+    return rescued

@@ -26,7 +26,7 @@ import time
 from dataclasses import dataclass, field
 
 from .backends import Backend
-from .delta_bases import bases_needed
+from .delta_bases import keep_bases, rescued_bases
 from .deletes import PREFIX as DELETES, DeleteRecord, decode_delete_record, delete_record_key, encode_delete_record
 from .errors import FileNotInRepository, FormatError, IntegrityError, NotFound
 from .faults import fault_point
@@ -189,11 +189,8 @@ def _plan(backend: Backend, inv: Inventory, now: float, options: GcOptions) -> P
     plan = Plan()
     used = inv.live_chunks()
     infos = inv.xorb_infos()
-    # A delta names its base by location: bases stay, and neither side moves.
-    bases = bases_needed(backend, infos, used)
-    pinned = set(bases) | {h for h, live in used.items() if h in infos and infos[h].deltas & live}
-    for h, chunks in bases.items():
-        used[h] |= chunks
+    young = {h for h, obj in inv.xorb_objects.items() if h not in used and now - obj.mtime < options.grace}
+    pinned = keep_bases(backend, infos, used, young)
     for h, obj in inv.xorb_objects.items():
         old = now - obj.mtime >= options.grace
         if h not in used:
@@ -269,15 +266,15 @@ def _sweep(backend: Backend, lease: Lease, inv: Inventory, plan: Plan, done: Rew
 def _recheck(backend: Backend, lease: Lease, inv: Inventory, plan: Plan, done: Rewrite) -> set[bytes]:
     """Under the sweep lease: what appeared since the mark. Returns rescued xorbs."""
     gone, rescued = plan.gone, set()
+    infos = inv.xorb_infos()
     for info in backend.list(SHARDS):
         if info.key in inv.shard_objects or info.key == done.shard_key:
             continue
         shard = read_shard(backend, info.key)  # a damaged new shard aborts the sweep
         for m in shard.manifests:
             rescued.update(t.xorb_hash for t in m.terms if t.xorb_hash in gone)
-        new = {x.footer.xorb_hash: x for x in shard.xorbs}
-        bases = bases_needed(backend, new, {h: set(x.deltas) for h, x in new.items()})
-        rescued.update(h for h in bases if h in gone)
+        infos.update((x.footer.xorb_hash, x) for x in shard.xorbs)
+        rescued |= rescued_bases(backend, infos, {x.footer.xorb_hash for x in shard.xorbs} | rescued, gone)
     for info in backend.list(DELETES):
         if info.key not in inv.records and done.shard_key:
             _carry_over(backend, lease, info.key, plan.dirty, done)
