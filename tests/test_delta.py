@@ -18,6 +18,7 @@ from xetstore.hashing import from_xet_hex, xet_hex
 from xetstore.inventory import take_inventory
 
 from .rel_support import flip_byte, objects, run_cli
+from .s3_servers import S3Server, aws_env, bucket, moto_server, rgw_server, s3_server  # noqa: F401
 from .samples import random_bytes, write_file
 from .test_crash import ADD_FAULTS, KILLED, _assert_clean, _gc_removes_exactly_orphans
 
@@ -248,3 +249,26 @@ def test_gc_keeps_the_base_of_a_young_unreferenced_delta_xorb(tmp_path: Path) ->
         again = r.add_file(write_file(tmp_path / "v2again", v2))  # dedups against the young delta xorb
         assert again.new_bytes == 0
         assert r.read_bytes(again.file_hash) == v2
+
+
+@pytest.mark.s3
+def test_deltas_on_s3_read_by_another_client(s3_server: S3Server, bucket: str, tmp_path: Path) -> None:  # noqa: F811
+    """One client stores a near-copy as deltas; another reads it back through its range
+    cache (fetching bases too), checks it, and gc there keeps the base."""
+    url = s3_server.url(bucket)
+    v1 = random_bytes(500_000, 25)
+    v2 = near_copy(v1, 26, 20)
+    with Repository.init(url, cache_dir=tmp_path / "a", delta=True) as r:
+        a = r.add_file(write_file(tmp_path / "v1", v1)).file_hash
+        b = r.add_file(write_file(tmp_path / "v2", v2), earlier=a).file_hash
+        assert any(x.deltas for x in take_inventory(r.backend).xorb_infos().values())
+    with Repository.open(url, cache_dir=tmp_path / "b") as r:
+        with r.open_file(b) as f:
+            f.seek(123_456)
+            assert f.read(100_000) == v2[123_456:223_456]
+        assert r.read_bytes(b) == v2
+        assert r.check(read_data=True).problems == []
+        r.remove([a])
+        r.gc(grace=0.0, dry_run=False)
+    with Repository.open(url, cache_dir=tmp_path / "c") as r:
+        assert r.read_bytes(b) == v2
