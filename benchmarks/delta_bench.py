@@ -71,6 +71,7 @@ def peer_bytes(workload: Path, work: Path) -> dict[str, int]:
         system = make_system(name)
         if system.missing():
             continue
+        (work / name).mkdir(parents=True)
         system.setup(work / name)
         for version in versions(workload):
             system.add_version(version, version.name)
@@ -95,16 +96,20 @@ def main() -> None:
                 work = Path(tmp) / f"{run}-{delta}"
                 results[delta].append(run_variant(workload, work, delta))
                 shutil.rmtree(work)
-        peers = peer_bytes(workload, Path(tmp) / "peers") if args.peers else {}
+        _report(args.workload, workload, args.runs, results)
+        for name, size in (peer_bytes(workload, Path(tmp) / "peers") if args.peers else {}).items():
+            print(f"  {name}: stored {size / 1e6:8.2f} MB ({size / results[False][0]['input']:.3f} of input)", flush=True)
+
+
+def _report(name: str, workload: Path, runs: int, results: dict[bool, list[dict[str, float]]]) -> None:
     total = results[False][0]["input"]
-    print(f"workload {args.workload}, {total / 1e6:.1f} MB over {len(versions(workload))} versions, {args.runs} runs")
+    print(f"workload {name}, {total / 1e6:.1f} MB over {len(versions(workload))} versions, {runs} runs")
     for delta in (False, True):
         rows = results[delta]
         med = {k: statistics.median(r[k] for r in rows) for k in ("stored", "ingest", "restore")}
         print(f"  xetstore {'delta' if delta else 'plain'}: stored {med['stored'] / 1e6:8.2f} MB "
-              f"({med['stored'] / total:.3f} of input), ingest {med['ingest']:6.1f} MB/s, restore {med['restore']:6.1f} MB/s")  # fmt: skip
-    for name, size in peers.items():
-        print(f"  {name}: stored {size / 1e6:8.2f} MB ({size / total:.3f} of input)")
+              f"({med['stored'] / total:.3f} of input), ingest {med['ingest']:6.1f} MB/s, restore {med['restore']:6.1f} MB/s",
+              flush=True)  # fmt: skip
 
 
 if __name__ == "__main__":
