@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 
 from xetstore import Repository
 from xetstore.delta_bases import bases_needed
+from xetstore.errors import Refused
 from xetstore.hashing import from_xet_hex, xet_hex
 from xetstore.inventory import take_inventory
 
@@ -272,3 +273,19 @@ def test_deltas_on_s3_read_by_another_client(s3_server: S3Server, bucket: str, t
         r.gc(grace=0.0, dry_run=False)
     with Repository.open(url, cache_dir=tmp_path / "c") as r:
         assert r.read_bytes(b) == v2
+
+
+def test_repair_refuses_to_set_aside_a_damaged_base(tmp_path: Path) -> None:
+    """v2's deltas read intact chunks of a xorb whose first chunk is damaged: moving
+    those chunks would break v2, so repair changes nothing and says why."""
+    v1 = random_bytes(400_000, 27)  # incompressible: one record per chunk
+    half = len(v1) // 2
+    r, a, b = _two_versions(tmp_path, v1, v1[:half] + near_copy(v1[half:], 28, 10))
+    with r:
+        (base_xorb,) = {t.xorb_hash for t in r.manifest(a).terms}
+        path = tmp_path / "repo" / "xorbs" / xet_hex(base_xorb)
+        flip_byte(path, 100)
+        damaged = path.read_bytes()
+        with pytest.raises(Refused, match="delta chunks in other xorbs read their bases"):
+            r.repair_xorbs(confirm=True)
+        assert path.read_bytes() == damaged and {f.file_hash for f in r.files()} == {a, b}

@@ -18,8 +18,8 @@ from .backends import Backend
 from .compression import Scheme
 from .check import damaged_chunks
 from .deletes import DeleteRecord
-from .delta_bases import base_reader
-from .errors import IntegrityError, NotFound
+from .delta_bases import base_reader, bases_needed
+from .errors import IntegrityError, NotFound, Refused
 from .faults import fault_point
 from .gc import QUARANTINE, GcOptions, GcReport, Plan, put_delete_record, dirty_shards, execute, refuse_if_damaged
 from .hashing import xet_hex
@@ -67,6 +67,7 @@ def repair_xorbs(backend: Backend, index: Index, params: RepositoryParams, confi
             del lost_chunks[h]
         if not lost_chunks:
             return out
+        _refuse_if_a_base(backend, inv, set(lost_chunks))
         if lost:
             entries = tuple((fh, tuple(sorted(k for k, m in inv.live_pairs() if m.file_hash == fh))) for fh in lost)
             put_delete_record(backend, lease, DeleteRecord(entries, int(time.time())))
@@ -111,6 +112,20 @@ def _scan(backend: Backend, inv: Inventory, confirm: bool) -> tuple[dict[bytes, 
             lost[h] = set(range(info.footer.num_chunks if info is not None else MAX_XORB_CHUNKS))
         out.damaged[key] = reason
     return lost, out
+
+
+def _refuse_if_a_base(backend: Backend, inv: Inventory, damaged: set[bytes]) -> None:
+    """Salvage moves chunks to new xorbs, but a delta names its base's location:
+    refuse (before anything changes) while another xorb's deltas read a damaged one."""
+    infos = inv.xorb_infos()
+    others = {h: set(x.deltas) for h, x in infos.items() if x.deltas and h not in damaged}
+    blocked = sorted(set(bases_needed(backend, infos, others)) & damaged)
+    if blocked:
+        raise Refused(
+            f"repair cannot set aside xorbs/{xet_hex(blocked[0])}: delta chunks in other xorbs read their "
+            "bases from it; put back a good copy of it, or remove the files `xetstore check --read-data` "
+            "names and run `xetstore gc` first"
+        )
 
 
 def _staged(key: str) -> str:
