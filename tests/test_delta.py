@@ -289,3 +289,21 @@ def test_repair_refuses_to_set_aside_a_damaged_base(tmp_path: Path) -> None:
         with pytest.raises(Refused, match="delta chunks in other xorbs read their bases"):
             r.repair_xorbs(confirm=True)
         assert path.read_bytes() == damaged and {f.file_hash for f in r.files()} == {a, b}
+
+
+@settings(max_examples=200, deadline=None)
+@given(payload=st.binary(max_size=200), run=st.binary(max_size=300))
+def test_garbage_delta_records_raise_only_our_errors(payload: bytes, run: bytes) -> None:
+    """A forged scheme-6 record, whatever its payload and its base's bytes, is a
+    FormatError/IntegrityError or decodes to bytes that must still match the chunk hash."""
+    from xetstore.errors import IntegrityError
+    from xetstore.xorb import ChunkHeader, XorbFooter, read_chunks
+
+    size = 97
+    record = ChunkHeader(len(payload), 6, size).encode() + payload
+    footer = XorbFooter(bytes(32), (bytes(32),), (len(record),), (size,))
+    try:
+        read_chunks(record, footer, 0, 1, "forged", lambda base, what: run)
+    except IntegrityError:
+        return
+    raise AssertionError("a forged delta chunk decoded to the zero hash")
