@@ -23,6 +23,7 @@ __all__ = [
     "bg4_join",
     "prefers_bg4",
     "xor_residual",
+    "zero_share",
 ]
 
 
@@ -152,3 +153,10 @@ def xor_residual(data: bytes | memoryview, base: bytes | memoryview) -> bytes:
     out = a.copy()
     out[: len(b)] ^= b
     return out.tobytes()
+
+
+def zero_share(data: bytes | memoryview) -> float:
+    """The share of zero bytes in `data` (0.0 when empty): a near-copy's residual is
+    mostly zeros, an unrelated base's has about 1 in 256."""
+    arr = np.frombuffer(data, dtype=np.uint8)
+    return 1.0 - np.count_nonzero(arr) / len(arr) if len(arr) else 0.0

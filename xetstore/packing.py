@@ -16,7 +16,7 @@ from concurrent.futures import Executor, Future
 from dataclasses import dataclass
 from typing import BinaryIO
 
-from .compression import Scheme, compress_frame, decompress_frame, prefers_bg4, xor_residual
+from .compression import Scheme, compress_frame, decompress_frame, prefers_bg4, xor_residual, zero_share
 from .errors import HashMismatch
 from .faults import fault_point
 from .hashing import xet_hex, xorb_hash
@@ -260,6 +260,10 @@ def encode_frame(
 
 # A delta is kept only when it stores at most this share of what the chunk alone would.
 DELTA_MARGIN = 0.9
+# Residuals with fewer zero bytes are not compressed: a full fine-tune's residual has
+# 0.47 (f32) or 0.93 (bf16) zero bytes, the same weights shifted by 100 bytes 0.05 or
+# 0.10 (exponent bytes still meet), unrelated or shifted text about 0.004.
+_MIN_ZERO_SHARE = 0.2
 
 
 def delta_payload(chunk: bytes | memoryview, base: DeltaBase, run: bytes, level: int) -> bytes | None:
@@ -270,6 +274,8 @@ def delta_payload(chunk: bytes | memoryview, base: DeltaBase, run: bytes, level:
     """
     window = memoryview(run)[base.offset : base.offset + len(chunk)]
     residual = xor_residual(chunk, window)
+    if zero_share(residual) < _MIN_ZERO_SHARE:
+        return None  # not a near-copy (shifted or rewritten bytes): skip both compressions
     bg4 = prefers_bg4(chunk)
     scheme, packed = compress_frame(residual, level, bg4)
     if scheme == Scheme.NONE:
