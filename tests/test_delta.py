@@ -307,3 +307,17 @@ def test_garbage_delta_records_raise_only_our_errors(payload: bytes, run: bytes)
     except IntegrityError:
         return
     raise AssertionError("a forged delta chunk decoded to the zero hash")
+
+
+def test_check_counts_a_base_as_referenced(tmp_path: Path) -> None:
+    """v1 removed, v2's deltas still read its xorb: check must not call it an orphan
+    (gc keeps it), and it becomes one once v2 goes too."""
+    v1 = weights(75_000, 29)
+    r, a, b = _two_versions(tmp_path, v1, near_copy(v1, 30, 10))
+    with r:
+        (base_xorb,) = {t.xorb_hash for t in r.manifest(a).terms}
+        r.remove([a])
+        assert r.check().problems == []
+        r.remove([b])
+        orphans = {p.key for p in r.check().problems if p.severity == "info"}
+        assert f"xorbs/{xet_hex(base_xorb)}" in orphans
