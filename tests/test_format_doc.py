@@ -60,3 +60,40 @@ def test_example_shard_decodes_to_the_listed_values() -> None:
     assert xorb.stored_size == len(XORB)
     assert shard_key(SHARD) == VALUES["shard key"]
     assert encode_shard(shard) == SHARD
+
+
+DELTA_DOC = DOC[DOC.index("### 6.7 Delta chunks") : DOC.index("## 7. Shard format")]
+DELTA_XORB = hex_block(re.findall(r"```hex\n(.*?)```", DELTA_DOC, re.S)[0])
+
+
+def test_example_delta_chunk_decodes_against_its_base() -> None:
+    from xetstore.hashing import range_hash
+    from xetstore.xorb import DeltaBase, decode_delta
+
+    base_footer = verify_xorb(XORB, "example xorb")
+    (base_chunk,) = read_chunks(XORB[: base_footer.serialized_ends[-1]], base_footer, 0, 1, "example")
+    seen: list[DeltaBase] = []
+
+    def bases(base: DeltaBase, what: str) -> bytes:
+        seen.append(base)
+        return base_chunk
+
+    footer = verify_xorb(DELTA_XORB, "example delta xorb", bases)
+    header = ChunkHeader.decode(DELTA_XORB[:8], "example")
+    assert (header.scheme, header.payload_size, header.size) == (Scheme.DELTA, 0x60, 97)
+    base, scheme, residual = decode_delta(DELTA_XORB[8 : 8 + 0x60], "example")
+    assert (base.xorb_hash, base.first, base.end, base.offset) == (base_footer.xorb_hash, 0, 1, 0)
+    assert base.range_hash == range_hash(base_footer.chunk_hashes[:1]) and scheme == Scheme.ZSTD
+    (chunk,) = read_chunks(DELTA_XORB[: footer.serialized_ends[-1]], footer, 0, 1, "example", bases)
+    assert chunk == CONTENT[:-2] + b"!\n" and seen == [base, base]
+    delta_values = dict(line.split(": ", 1) for line in re.findall(r"```text\n(.*?)```", DELTA_DOC, re.S)[0].strip().splitlines())
+    assert xet_hex(chunk_hash(chunk)) == delta_values["delta chunk hash"]
+
+
+def test_example_delta_chunk_is_refused_without_its_base() -> None:
+    import pytest
+
+    from xetstore.errors import FormatError
+
+    with pytest.raises(FormatError, match="never a delta"):
+        verify_xorb(DELTA_XORB, "example delta xorb")  # as a base is read: no base reader

@@ -17,7 +17,7 @@ LAYERS = {
     "index": 3, "backends": 3,
     "repository": 4, "clean": 4, "intake": 4, "smudge": 4, "check": 4, "gc": 4, "inventory": 4,
     "leases": 4, "reindex": 4, "repack": 4, "repair": 4, "trees": 4, "names": 4,
-    "destination": 4, "inputs": 4, "dedup_targets": 4, "binding": 4, "interrupts": 5, "display": 5,
+    "destination": 4, "inputs": 4, "dedup_targets": 4, "delta_bases": 4, "binding": 4, "interrupts": 5, "display": 5,
     "cli": 5, "maintenance_cli": 5, "snapshot_cli": 5, "output": 5, "progress": 5, "lfs": 5, "__init__": 5, "__main__": 5,
 }  # fmt: skip
 

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 
 from .backends import Backend
 from .binding import unbound_reason
+from .delta_bases import keep_bases
 from .errors import AccessDenied, BackendError, ConfigError, IndexUnusable, IntegrityError, NotFound
 from .hashing import ZERO_HASH, hash_mod, range_hash, xet_hex
 from .index import Index
@@ -28,7 +29,8 @@ from .inventory import XORBS, Inventory, read_xorb_footer, take_inventory
 from .leases import Lease
 from .reindex import sync_index
 from .shard import Manifest, ShardXorb
-from .xorb import XorbFooter, read_chunks, verify_xorb
+from .smudge import Reconstructor
+from .xorb import BaseReader, XorbFooter, read_chunks, verify_xorb
 
 __all__ = [
     "Problem",
@@ -137,13 +139,16 @@ def _check(
     _check_terms(inv, infos, report)
     refused = _check_bindings(inv, infos, report)
     _check_sizes(inv, infos, report)
-    _report_orphans(inv, report)
+    _report_orphans(backend, inv, report)
     _check_snapshots(inv, live, report)
     _check_index(backend, index, inv, infos, report, refused)
     if read_data:
+        # Delta chunks are checked after applying their base, read as a smudge does:
+        # a damaged base makes its deltas (and the files that use them) damaged too.
+        bases = Reconstructor(backend, index).base_run
         for h in sorted(inv.xorb_objects):
             if select(h):
-                _read_xorb(backend, inv, infos.get(h), h, report, progress)
+                _read_xorb(backend, inv, infos.get(h), h, report, progress, bases)
     return report
 
 
@@ -234,8 +239,13 @@ def _check_sizes(inv: Inventory, infos: dict[bytes, ShardXorb], report: CheckRep
                        users.get(h, ()), _FIX_XORB)  # fmt: skip
 
 
-def _report_orphans(inv: Inventory, report: CheckReport) -> None:
+def _report_orphans(backend: Backend, inv: Inventory, report: CheckReport) -> None:
     used = inv.live_chunks()
+    if any(h not in used for h in inv.xorb_objects):
+        try:  # a xorb that a live delta chunk reads as its base is referenced (gc keeps it)
+            keep_bases(backend, inv.xorb_infos(), used, set())
+        except (IntegrityError, BackendError):
+            pass  # an unreadable delta record: --read-data reports it as damage
     for h, obj in sorted(inv.xorb_objects.items()):
         if h not in used:
             report.add(INFO, obj.key, "unreferenced (left by an interrupted add or a deletion)",
@@ -282,7 +292,7 @@ def _index_disagreements(
 
 def _read_xorb(
     backend: Backend, inv: Inventory, info: ShardXorb | None, h: bytes, report: CheckReport,
-    progress: Callable[[int], None] | None,
+    progress: Callable[[int], None] | None, bases: BaseReader,
 ) -> None:  # fmt: skip
     key = XORBS + xet_hex(h)
     try:
@@ -296,7 +306,7 @@ def _read_xorb(
     report.bytes_read += len(data)
     if progress:
         progress(len(data))
-    bad, reason = damaged_chunks(data, info, h, key)
+    bad, reason = damaged_chunks(data, info, h, key, bases)
     if reason:
         users = inv.files_using({h}).get(h, set())
         affected = _files_touching(inv, h, bad) if bad is not None else users
@@ -307,7 +317,9 @@ def _read_xorb(
             report.add(INFO, key, reason, hint="no live file uses it; `xetstore gc` removes it")
 
 
-def damaged_chunks(data: bytes, info: ShardXorb | None, h: bytes, key: str) -> tuple[set[int] | None, str]:
+def damaged_chunks(
+    data: bytes, info: ShardXorb | None, h: bytes, key: str, bases: BaseReader | None = None
+) -> tuple[set[int] | None, str]:
     """(damaged chunk indices, reason), or (set(), "") when the xorb is intact.
 
     Chunks are judged with the chunk table the shard records (the xorb's own
@@ -315,14 +327,14 @@ def damaged_chunks(data: bytes, info: ShardXorb | None, h: bytes, key: str) -> t
     """
     own: XorbFooter | None = None
     try:
-        own = verify_xorb(data, key)
+        own = verify_xorb(data, key, bases)
         reason = _footer_problem(data, own, info, h)
     except IntegrityError as exc:
         reason = str(exc)
     if not reason:
         return set(), ""
     table = info.footer if info is not None else own
-    return (None if table is None else _bad_frames(data, table, key)), reason
+    return (None if table is None else _bad_frames(data, table, key, bases)), reason
 
 
 def _footer_problem(data: bytes, own: XorbFooter, info: ShardXorb | None, h: bytes) -> str:
@@ -335,7 +347,7 @@ def _footer_problem(data: bytes, own: XorbFooter, info: ShardXorb | None, h: byt
     return ""
 
 
-def _bad_frames(data: bytes, footer: XorbFooter, key: str) -> set[int]:
+def _bad_frames(data: bytes, footer: XorbFooter, key: str, bases: BaseReader | None) -> set[int]:
     """Chunks that do not decode to their hashes, judged with `footer`.
 
     A frame that fails is retried chunk by chunk: a flipped byte inside a zstd
@@ -345,16 +357,16 @@ def _bad_frames(data: bytes, footer: XorbFooter, key: str) -> set[int]:
     i = 0
     while i < footer.num_chunks:
         end = footer.frame_end(i)
-        if not _decodes(data, footer, i, end, key):
-            bad.update(j for j in range(i, end) if not _decodes(data, footer, j, j + 1, key))
+        if not _decodes(data, footer, i, end, key, bases):
+            bad.update(j for j in range(i, end) if not _decodes(data, footer, j, j + 1, key, bases))
         i = end
     return bad
 
 
-def _decodes(data: bytes, footer: XorbFooter, first: int, end: int, key: str) -> bool:
+def _decodes(data: bytes, footer: XorbFooter, first: int, end: int, key: str, bases: BaseReader | None) -> bool:
     start, stop = footer.byte_range(first, end)
     try:
-        read_chunks(memoryview(data)[start:stop], footer, first, end, key)
+        read_chunks(memoryview(data)[start:stop], footer, first, end, key, bases)
     except IntegrityError:
         return False
     return True

@@ -22,6 +22,7 @@ from typing import BinaryIO
 from .backends import Backend
 from .chunking import Chunker, chunk_ends, iter_blocks
 from .dedup_targets import DedupTargets
+from .delta_bases import PositionBases
 from .errors import BackendError, DiskFull, HashMismatch
 from .faults import fault_point
 from .hashing import Sha256, chunk_hashes, file_hash, range_hash
@@ -29,7 +30,8 @@ from .index import ChunkLocation, Index
 from .intake import WholeFile, hashed_blocks
 from .params import MAX_CHUNK, READ_BLOCK, RepositoryParams
 from .shard import Manifest, Shard, ShardXorb, Term
-from .packing import FrameBuffers, SealedXorb, XorbBuilder
+from .packing import FrameBuffers, SealedXorb, XorbBuilder, delta_payload
+from .smudge import Reconstructor
 
 __all__ = ["CleanSession", "Cleaned", "Progress"]
 
@@ -93,6 +95,9 @@ class CleanSession:
         self._manifests: dict[bytes, Manifest] = {}
         self._pending: list[tuple[bytes, bytes, list[_OpenTerm], list[tuple[bytes, int]]]] = []
         self.uploaded_bytes = 0  # serialized xorb bytes this session wrote
+        self._bases: PositionBases | None = None  # the stream's earlier version, if any
+        self._pos = 0  # offset in the stream of the chunk being placed
+        self.delta_chunks = 0  # chunks this session stored as deltas
 
     def _new_builder(self) -> XorbBuilder:
         try:
@@ -143,12 +148,19 @@ class CleanSession:
         expected_sha256: bytes | None = None,
         progress: Progress | None = None,
         block_size: int = READ_BLOCK,
+        earlier: Manifest | None = None,
     ) -> Cleaned:
         """Clean one stream; its manifest is final once `finish` has run.
 
         With `expected_sha256` the stream's sha256 is checked while it is read,
-        and a mismatch raises HashMismatch before anything refers to it.
+        and a mismatch raises HashMismatch before anything refers to it. With
+        `earlier` (a stored version of the same file) and delta chunks on in the
+        repository, new chunks are stored as deltas against it where that is smaller.
         """
+        self._pos = 0
+        self._bases = None
+        if earlier is not None and self._params.delta:
+            self._bases = PositionBases(earlier, Reconstructor(self._backend, self._index))
         sha = Sha256()
         chunks: list[tuple[bytes, int]] = []
         terms: list[_OpenTerm] = []
@@ -167,6 +179,7 @@ class CleanSession:
         """Clean a small file read whole (intake.read_inputs): one block, no hand-offs."""
         chunks: list[tuple[bytes, int]] = []
         terms: list[_OpenTerm] = []
+        self._pos, self._bases = 0, None
         ends = chunk_ends(whole.data, self._chunker)
         new_bytes = 0
         if ends:
@@ -188,6 +201,7 @@ class CleanSession:
             new_bytes += end - start if is_new else 0
             _extend_terms(terms, ref, index, end - start, len(chunks))
             chunks.append((h, end - start))
+            self._pos += end - start
             start = end
         return new_bytes
 
@@ -248,10 +262,22 @@ class CleanSession:
             return located[0], located[1], False
         if not self._builder.fits(len(chunk)):
             self._seal()
-        index = self._builder.add(h, chunk)
+        index = self._add_new(h, chunk)
         ref = len(self._sealed)  # the open xorb becomes the session's next sealed one
         self._session_chunks[h] = (ref, index)
         return ref, index, True
+
+    def _add_new(self, h: bytes, chunk: memoryview) -> int:
+        """Append a new chunk to the open xorb: as a delta against the stream's
+        earlier version when that stores less, else plain. Bases are in xorbs
+        an earlier, finished session published, so they are durable already."""
+        found = self._bases.base_for(self._pos, len(chunk)) if self._bases is not None else None
+        if found is not None:
+            payload = delta_payload(chunk, found[0], found[1], self._params.zstd_level)
+            if payload is not None:
+                self.delta_chunks += 1
+                return self._builder.add_delta(h, len(chunk), payload)
+        return self._builder.add(h, chunk)
 
     def _seal(self) -> None:
         if self._builder.num_chunks == 0:
@@ -261,7 +287,7 @@ class CleanSession:
         path, sink = self._spool
         sink.close()
         self._builder = self._new_builder()
-        self._sealed.append(ShardXorb(sealed.footer, sealed.size))
+        self._sealed.append(ShardXorb(sealed.footer, sealed.size, sealed.deltas))
         self.uploaded_bytes += sealed.size
         # A few xorbs (64 MiB each) in flight while the next one fills: memory stays bounded.
         self._wait_published(keep=self._in_flight - 1)

@@ -23,7 +23,7 @@ from . import __version__
 from .display import json_safe, shown
 from .inputs import expand_inputs, open_input
 from .interrupts import terminate_as_interrupt
-from .errors import EXIT_FAILURE, EXIT_INTERRUPTED, IntegrityError, XetStoreError
+from .errors import EXIT_FAILURE, EXIT_INTERRUPTED, ConfigError, IntegrityError, XetStoreError
 from .lfs.commands import lfs
 from .params import CHUNKERS, COMPRESSIONS, default_cache_root
 from .output import Output, common_options, count, human_size
@@ -73,10 +73,11 @@ def cli() -> None:
 @click.argument("repo")
 @click.option("--chunker", type=click.Choice(CHUNKERS), default="fastcdc", show_default=True)
 @click.option("--compression", type=click.Choice(COMPRESSIONS), default="zstd", show_default=True)
+@click.option("--delta", is_flag=True, help="Store new chunks as deltas against an earlier version (`add --earlier`); Xet's clients cannot read them.")
 @common_options
-def init(out: Output, repo: str, chunker: str, compression: str) -> None:
+def init(out: Output, repo: str, chunker: str, compression: str, delta: bool) -> None:
     """Create a repository at REPO."""
-    with Repository.init(repo, chunker=chunker, compression=compression) as r:
+    with Repository.init(repo, chunker=chunker, compression=compression, delta=delta) as r:
         out.emit("init", f"created repository {r.url} (chunker {chunker})", url=r.url, id=r.config.id, chunker=chunker)
 
 
@@ -85,14 +86,17 @@ def init(out: Output, repo: str, chunker: str, compression: str) -> None:
 @click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path))
 @click.option("--tag", help="Also record the paths as a snapshot with this name (see `tags`, `restore`).")
 @click.option("--skip-unreadable", is_flag=True, help="Skip, with a warning, what cannot be read or is not a regular file.")
+@click.option("--earlier", metavar="NAME", help="A stored earlier version of the file(s): with `init --delta`, new chunks become deltas against it.")
 @common_options
-def add(out: Output, repo: str, paths: tuple[Path, ...], tag: str | None, skip_unreadable: bool) -> None:
+def add(out: Output, repo: str, paths: tuple[Path, ...], tag: str | None, skip_unreadable: bool, earlier: str | None) -> None:
     """Add regular files (directories recurse, links to files are followed) in one session."""
     files = _expand(paths, skip_unreadable)
     total = sum(_size(p) for p in files)
+    if tag is not None and earlier is not None:
+        raise ConfigError("--earlier works with plain adds only; add the file without --tag, then tag it with a second add")
     with Repository.open(repo) as r, out.progress(total, "adding") as bar:
         made = None if tag is None else r.add_snapshot(paths, tag, progress=bar.update)
-        results = made.added if made else r.add_files(files, progress=bar.update)
+        results = made.added if made else r.add_files(files, progress=bar.update, earlier=earlier)
     _print_added(out, results)
     if made is not None:
         _print_snapshot(out, made)

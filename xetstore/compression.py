@@ -31,6 +31,8 @@ __all__ = [
     "bg4_split",
     "bg4_join",
     "prefers_bg4",
+    "xor_residual",
+    "zero_share",
 ]
 
 
@@ -41,6 +43,7 @@ class Scheme(IntEnum):
     ZSTD = 3  # xetstore: zstd frame of this chunk and the IN_FRAME chunks after it
     BG4_ZSTD = 4  # xetstore: as ZSTD, over the byte-grouped frame bytes
     IN_FRAME = 5  # xetstore: no payload; the bytes are in the frame that precedes
+    DELTA = 6  # xetstore: one chunk as the XOR of its bytes with a base run's (docs/format.md §6.7)
 
 
 _FRAME_STARTS = (Scheme.ZSTD, Scheme.BG4_ZSTD)
@@ -210,3 +213,27 @@ def decompress_frame(scheme: int, payload: bytes | memoryview, size: int, what: 
     if len(plain) != size:
         raise DecompressionError(what, f"got {len(plain)} bytes, expected {size}")
     return bg4_join(plain) if scheme == Scheme.BG4_ZSTD else plain
+
+
+def xor_residual(data: bytes | memoryview, base: bytes | memoryview) -> bytes:
+    """data XOR base, byte by byte, with base zero-padded or cut to len(data).
+
+    Its own inverse: xor_residual(xor_residual(d, b), b) == d. Bytes that a
+    near-copy shares with its base become zeros, which compress to almost nothing.
+    """
+    import numpy as np
+
+    a = np.frombuffer(data, dtype=np.uint8)
+    b = np.frombuffer(base, dtype=np.uint8)[: len(a)]
+    out = a.copy()
+    out[: len(b)] ^= b
+    return out.tobytes()
+
+
+def zero_share(data: bytes | memoryview) -> float:
+    """The share of zero bytes in `data` (0.0 when empty): a near-copy's residual is
+    mostly zeros, an unrelated base's has about 1 in 256."""
+    import numpy as np
+
+    arr = np.frombuffer(data, dtype=np.uint8)
+    return 1.0 - np.count_nonzero(arr) / len(arr) if len(arr) else 0.0

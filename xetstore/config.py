@@ -37,6 +37,8 @@ def encode_config(config: RepositoryConfig) -> bytes:
         "zstd_level": p.zstd_level,
         "frame_bytes": p.frame_bytes,
     }
+    if p.delta:  # only then: a config without delta chunks stays as older writers made it
+        doc["delta"] = True
     return (json.dumps(doc, indent=2) + "\n").encode()
 
 
@@ -72,6 +74,10 @@ def _params(doc: dict[str, object], what: str) -> RepositoryParams:
         if not isinstance(value, kind) or isinstance(value, bool):
             raise FormatError(what, f"repository config field {name!r} is missing or invalid")
         values[name] = value
+    delta = doc.get("delta", False)
+    if not isinstance(delta, bool):
+        raise FormatError(what, "repository config field 'delta' is invalid")
+    values["delta"] = delta
     try:
         return RepositoryParams(**values)  # type: ignore[arg-type]
     except ConfigError as exc:

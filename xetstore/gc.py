@@ -26,6 +26,7 @@ import time
 from dataclasses import dataclass, field
 
 from .backends import Backend
+from .delta_bases import keep_bases, rescued_bases
 from .deletes import PREFIX as DELETES, DeleteRecord, decode_delete_record, delete_record_key, encode_delete_record
 from .errors import FileNotInRepository, FormatError, IntegrityError, NotFound
 from .faults import fault_point
@@ -146,7 +147,7 @@ def collect_garbage(backend: Backend, index: Index, params: RepositoryParams, op
         now = lease.reference_time if lease else time.time()
         inv = take_inventory(backend)
         refuse_if_damaged(inv)
-        plan = _plan(inv, now, options)
+        plan = _plan(backend, inv, now, options)
         fault_point("gc.after_mark")
         _describe(plan, inv, report)
         if lease is None:
@@ -183,15 +184,17 @@ def refuse_if_damaged(inv: Inventory) -> None:
         )
 
 
-def _plan(inv: Inventory, now: float, options: GcOptions) -> Plan:
+def _plan(backend: Backend, inv: Inventory, now: float, options: GcOptions) -> Plan:
     plan = Plan()
     used = inv.live_chunks()
     infos = inv.xorb_infos()
+    young = {h for h, obj in inv.xorb_objects.items() if h not in used and now - obj.mtime < options.grace}
+    pinned = keep_bases(backend, infos, used, young)
     for h, obj in inv.xorb_objects.items():
         old = now - obj.mtime >= options.grace
         if h not in used:
             (plan.dead if old else plan.young).add(h)
-        elif old and h in infos and _live_share(infos[h].footer, used[h]) < options.repack_below:
+        elif old and h in infos and h not in pinned and _live_share(infos[h].footer, used[h]) < options.repack_below:
             plan.repack.add(h)
     plan.dirty = dirty_shards(inv, plan)
     return plan
@@ -262,12 +265,15 @@ def _sweep(backend: Backend, lease: Lease, inv: Inventory, plan: Plan, done: Rew
 def _recheck(backend: Backend, lease: Lease, inv: Inventory, plan: Plan, done: Rewrite) -> set[bytes]:
     """Under the sweep lease: what appeared since the mark. Returns rescued xorbs."""
     gone, rescued = plan.gone, set()
+    infos = inv.xorb_infos()
     for info in backend.list(SHARDS):
         if info.key in inv.shard_objects or info.key == done.shard_key:
             continue
         shard = read_shard(backend, info.key)  # a damaged new shard aborts the sweep
         for m in shard.manifests:
             rescued.update(t.xorb_hash for t in m.terms if t.xorb_hash in gone)
+        infos.update((x.footer.xorb_hash, x) for x in shard.xorbs)
+        rescued |= rescued_bases(backend, infos, {x.footer.xorb_hash for x in shard.xorbs} | rescued, gone)
     for info in backend.list(DELETES):
         if info.key not in inv.records and done.shard_key:
             _carry_over(backend, lease, info.key, plan.dirty, done)

@@ -16,14 +16,14 @@ from concurrent.futures import Executor, Future
 from dataclasses import dataclass
 from typing import BinaryIO
 
-from .compression import Scheme, compress_frame, decompress_frame, prefers_bg4
+from .compression import Scheme, compress_frame, decompress_frame, prefers_bg4, xor_residual, zero_share
 from .errors import HashMismatch
 from .faults import fault_point
 from .hashing import xet_hex, xorb_hash
 from .params import MAX_CHUNK, MAX_XORB_BYTES, MAX_XORB_CHUNKS, RepositoryParams
-from .xorb import HEADER_SIZE, ChunkHeader, XorbFooter
+from .xorb import DELTA_HEADER, HEADER_SIZE, ChunkHeader, DeltaBase, XorbFooter, encode_delta
 
-__all__ = ["SealedXorb", "XorbBuilder", "FrameBuffers", "encode_frame"]
+__all__ = ["SealedXorb", "XorbBuilder", "FrameBuffers", "encode_frame", "delta_payload"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,6 +35,7 @@ class SealedXorb:
     footer: XorbFooter
     size: int
     data: bytes | None = None
+    deltas: frozenset[int] = frozenset()  # indices of its delta chunks (scheme 6)
 
     @property
     def key(self) -> str:
@@ -77,6 +78,7 @@ class XorbBuilder:
         self._frame_used = 0
         self._frame_first = 0  # index of the first chunk of the open frame
         self._checked = False  # whether a frame of this xorb had its round trip checked
+        self._deltas: set[int] = set()
         self._total = 0
 
     @classmethod
@@ -119,6 +121,22 @@ class XorbBuilder:
         self._frame_used += n
         if self._frame_used >= self._frame_bytes:
             self._close_frame()
+        return len(self._hashes) - 1
+
+    def add_delta(self, h: bytes, size: int, payload: bytes) -> int:
+        """Append a delta chunk of `size` plain bytes as its scheme-6 `payload`
+        (delta_payload); it is a frame of its own. Returns its index."""
+        if not self.fits(size):
+            raise ValueError("chunk does not fit in this xorb")
+        self._close_frame()
+        self._hashes.append(h)
+        self._sizes.append(size)
+        self._total += size
+        self._frame_first = len(self._sizes)
+        self._deltas.add(len(self._hashes) - 1)
+        record = ChunkHeader(len(payload), Scheme.DELTA, size).encode()
+        self._frames.append((([record, payload], [HEADER_SIZE + len(payload)]), bytearray()))
+        self._write_ready(wait=len(self._frames) > _MAX_PENDING)
         return len(self._hashes) - 1
 
     def _close_frame(self) -> None:
@@ -171,7 +189,7 @@ class XorbBuilder:
         self._sink.write(tail)
         size = self._written + len(tail)
         data = self._sink.getvalue() if self._keeps_data else None  # type: ignore[attr-defined]
-        return SealedXorb(h, footer, size, data)
+        return SealedXorb(h, footer, size, data, frozenset(self._deltas))
 
 
 _Frame = tuple[list[bytes | memoryview], list[int]]
@@ -238,3 +256,34 @@ def encode_frame(
     rest = b"".join(ChunkHeader(0, Scheme.IN_FRAME, size).encode() for size in sizes[1:])
     record_sizes = [HEADER_SIZE + len(payload)] + [HEADER_SIZE] * (len(sizes) - 1)
     return [header, payload, rest], record_sizes
+
+
+# A delta is kept only when it stores at most this share of what the chunk alone would.
+DELTA_MARGIN = 0.9
+# Residuals with fewer zero bytes are not compressed: a full fine-tune's residual has
+# 0.47 (f32) or 0.93 (bf16) zero bytes, the same weights shifted by 100 bytes 0.05 or
+# 0.10 (exponent bytes still meet), unrelated or shifted text about 0.004.
+_MIN_ZERO_SHARE = 0.2
+
+
+def delta_payload(chunk: bytes | memoryview, base: DeltaBase, run: bytes, level: int) -> bytes | None:
+    """The scheme-6 payload of `chunk` against the base run's bytes `run`, or None
+    when it would not store less than DELTA_MARGIN of the chunk compressed alone.
+
+    The residual is round-tripped before use, as encode_frame checks frames.
+    """
+    window = memoryview(run)[base.offset : base.offset + len(chunk)]
+    residual = xor_residual(chunk, window)
+    if zero_share(residual) < _MIN_ZERO_SHARE:
+        return None  # not a near-copy (shifted or rewritten bytes): skip both compressions
+    bg4 = prefers_bg4(chunk)
+    scheme, packed = compress_frame(residual, level, bg4)
+    if scheme == Scheme.NONE:
+        return None
+    alone_scheme, alone = compress_frame(chunk, level, bg4)
+    if len(packed) + DELTA_HEADER > DELTA_MARGIN * (len(alone) if alone_scheme != Scheme.NONE else len(chunk)):
+        return None
+    what = "new delta chunk"
+    if xor_residual(decompress_frame(scheme, packed, len(chunk), what), window) != bytes(chunk):
+        raise HashMismatch(what, "the chunk's bytes", "different bytes after a delta round trip")
+    return encode_delta(base, scheme, packed)

@@ -64,6 +64,9 @@ class RepositoryParams:
     compression: str = "zstd"
     zstd_level: int = 3
     frame_bytes: int = DEFAULT_FRAME_BYTES
+    # Delta chunks (docs/format.md §6.7): off by default, and for `xet` repositories,
+    # whose xorbs Xet's own clients must read, unless asked for.
+    delta: bool = False
 
     def __post_init__(self) -> None:
         if self.chunker not in CHUNKERS:

@@ -15,6 +15,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from .backends import Backend
+from .delta_bases import base_reader
 from .errors import IntegrityError
 from .faults import fault_point
 from .hashing import ZERO_HASH, range_hash, xet_hex
@@ -22,7 +23,7 @@ from .inventory import XORBS, Inventory
 from .params import RepositoryParams
 from .shard import Manifest, Shard, ShardXorb, Term, encode_shard, shard_key
 from .packing import SealedXorb, XorbBuilder
-from .xorb import XorbFooter, read_chunks, verify_xorb
+from .xorb import BaseReader, XorbFooter, read_chunks, verify_xorb
 
 __all__ = ["Rewrite", "rewrite"]
 
@@ -81,8 +82,9 @@ def _repack_xorbs(
     moved: dict[_Place, _Place] = {}
     builder = _builder(params)
     pending: list[_Place] = []  # old places of the chunks in the open builder
+    bases = base_reader(backend, infos)  # delta chunks are decoded and repacked plain
     for h in sorted(repack):
-        chunks = _read_live(backend, h, infos[h], sorted(used[h]), salvage.get(h), out)
+        chunks = _read_live(backend, h, infos[h], sorted(used[h]), salvage.get(h), out, bases)
         for i, data in chunks:
             if not builder.fits(len(data)):
                 _seal(backend, builder, pending, moved, out)
@@ -98,8 +100,9 @@ def _builder(params: RepositoryParams) -> XorbBuilder:
 
 
 def _read_live(
-    backend: Backend, h: bytes, info: ShardXorb, wanted: list[int], lost: set[int] | None, out: Rewrite
-) -> list[tuple[int, bytes]]:
+    backend: Backend, h: bytes, info: ShardXorb, wanted: list[int], lost: set[int] | None, out: Rewrite,
+    bases: BaseReader,
+) -> list[tuple[int, bytes]]:  # fmt: skip
     """The wanted chunks of a xorb, each verified, frame by frame; with `lost`
     (salvage), those chunks are skipped and frames holding only them not read."""
     key = XORBS + xet_hex(h)
@@ -113,7 +116,7 @@ def _read_live(
         if here:
             start, stop = footer.byte_range(i, end)
             try:
-                chunks = read_chunks(data[start:stop], footer, i, end, key)
+                chunks = read_chunks(data[start:stop], footer, i, end, key, bases)
             except IntegrityError as exc:
                 out.damaged[h] = str(exc)
                 return []

@@ -15,9 +15,11 @@ import time
 from dataclasses import dataclass, field
 
 from .backends import Backend
+from .compression import Scheme
 from .check import damaged_chunks
 from .deletes import DeleteRecord
-from .errors import IntegrityError, NotFound
+from .delta_bases import base_reader, bases_needed
+from .errors import IntegrityError, NotFound, Refused
 from .faults import fault_point
 from .gc import QUARANTINE, GcOptions, GcReport, Plan, put_delete_record, dirty_shards, execute, refuse_if_damaged
 from .hashing import xet_hex
@@ -28,7 +30,7 @@ from .params import MAX_XORB_CHUNKS, RepositoryParams
 from .reindex import sync_index
 from .shard import Manifest, ShardXorb
 from .packing import XorbBuilder
-from .xorb import read_chunks, verify_xorb
+from .xorb import HEADER_SIZE, ChunkHeader, read_chunks, verify_xorb
 
 __all__ = ["XorbRepair", "ShardRepair", "repair_xorbs", "repair_shards"]
 
@@ -60,11 +62,12 @@ def repair_xorbs(backend: Backend, index: Index, params: RepositoryParams, confi
         if lease is None or not lost_chunks:
             return out
         for h in [h for h, bad in lost_chunks.items() if not bad and h in inv.xorb_objects]:
-            _rewrite_whole(backend, lease, params, h, inv.xorb_infos()[h])  # every chunk is intact
+            _rewrite_whole(backend, lease, params, h, inv.xorb_infos())  # every chunk is intact
             out.salvaged_xorbs.append(XORBS + xet_hex(h))
             del lost_chunks[h]
         if not lost_chunks:
             return out
+        _refuse_if_a_base(backend, inv, set(lost_chunks))
         if lost:
             entries = tuple((fh, tuple(sorted(k for k, m in inv.live_pairs() if m.file_hash == fh))) for fh in lost)
             put_delete_record(backend, lease, DeleteRecord(entries, int(time.time())))
@@ -86,6 +89,7 @@ def _scan(backend: Backend, inv: Inventory, confirm: bool) -> tuple[dict[bytes, 
     out = XorbRepair(confirm)
     lost: dict[bytes, set[int]] = {}
     infos = inv.xorb_infos()
+    bases = base_reader(backend, infos)  # a delta chunk is intact if it decodes against its base
     for h in inv.live_chunks():
         key = XORBS + xet_hex(h)
         info = infos.get(h)
@@ -100,7 +104,7 @@ def _scan(backend: Backend, inv: Inventory, confirm: bool) -> tuple[dict[bytes, 
         except IntegrityError as exc:  # no shard describes it and its footer is bad
             data, reason = b"", str(exc)
         if data and info is not None:
-            bad, reason = damaged_chunks(data, info, h, key)
+            bad, reason = damaged_chunks(data, info, h, key, bases)
             if not reason:
                 continue
             lost[h] = set(range(info.footer.num_chunks)) if bad is None else bad
@@ -110,11 +114,27 @@ def _scan(backend: Backend, inv: Inventory, confirm: bool) -> tuple[dict[bytes, 
     return lost, out
 
 
+def _refuse_if_a_base(backend: Backend, inv: Inventory, damaged: set[bytes]) -> None:
+    """Salvage moves chunks to new xorbs, but a delta names its base's location:
+    refuse (before anything changes) while another xorb's deltas read a damaged one."""
+    infos = inv.xorb_infos()
+    others = {h: set(x.deltas) for h, x in infos.items() if x.deltas and h not in damaged}
+    blocked = sorted(set(bases_needed(backend, infos, others)) & damaged)
+    if blocked:
+        raise Refused(
+            f"repair cannot set aside xorbs/{xet_hex(blocked[0])}: delta chunks in other xorbs read their "
+            "bases from it; put back a good copy of it, or remove the files `xetstore check --read-data` "
+            "names and run `xetstore gc` first"
+        )
+
+
 def _staged(key: str) -> str:
     return f"{QUARANTINE}{key}.repaired"
 
 
-def _rewrite_whole(backend: Backend, lease: Lease, params: RepositoryParams, h: bytes, info: ShardXorb) -> None:
+def _rewrite_whole(
+    backend: Backend, lease: Lease, params: RepositoryParams, h: bytes, infos: dict[bytes, ShardXorb]
+) -> None:
     """Replace a xorb whose chunks are intact but whose other bytes are not.
 
     Its re-encoding has the same name, so the good copy is staged in
@@ -123,13 +143,19 @@ def _rewrite_whole(backend: Backend, lease: Lease, params: RepositoryParams, h: 
     """
     key = XORBS + xet_hex(h)
     damaged = backend.get(key)
-    footer = info.footer
-    chunks = read_chunks(memoryview(damaged)[: footer.serialized_ends[-1]], footer, 0, footer.num_chunks, key)
+    footer, deltas = infos[h].footer, infos[h].deltas
+    bases = base_reader(backend, infos)
+    chunks = read_chunks(memoryview(damaged)[: footer.serialized_ends[-1]], footer, 0, footer.num_chunks, key, bases)
     builder = XorbBuilder.for_params(params)
-    for chunk_hash, chunk in zip(footer.chunk_hashes, chunks):
-        builder.add(chunk_hash, chunk)
+    for i, (chunk_hash, chunk) in enumerate(zip(footer.chunk_hashes, chunks)):
+        start = footer.record_start(i)
+        if i in deltas and ChunkHeader.decode(damaged[start : start + HEADER_SIZE], key).scheme == Scheme.DELTA:
+            # intact (it decoded): its record is copied, so the layout stays the shard's
+            builder.add_delta(chunk_hash, len(chunk), damaged[start + HEADER_SIZE : footer.serialized_ends[i]])
+        else:
+            builder.add(chunk_hash, chunk)
     good = builder.seal()
-    verify_xorb(good.data, f"rewritten {key}")
+    verify_xorb(good.data, f"rewritten {key}", bases)
     lease.check()
     backend.put(_staged(key), good.data)
     backend.put(QUARANTINE + key, damaged)

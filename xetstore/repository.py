@@ -35,7 +35,7 @@ from .index import Index
 from .inputs import changed_since, check_input, open_input
 from .leases import Lease, check_before_publish
 from .destination import write_output
-from .params import DEFAULT_GRACE, RepositoryParams, default_cache_root
+from .params import DEFAULT_FRAME_BYTES, DEFAULT_GRACE, RepositoryParams, default_cache_root
 from .reindex import open_index, sync_index
 from .shard import Manifest, Shard, encode_shard, shard_key
 from .smudge import FileReader, Reconstructor
@@ -132,11 +132,12 @@ class Repository:
         zstd_level: int = 3,
         frame_bytes: int | None = None,
         cache_dir: str | Path | None = None,
+        delta: bool = False,
     ) -> Repository:
-        """Create a repository; refuses a URL that already holds one."""
-        params = RepositoryParams(chunker, compression, zstd_level)
-        if frame_bytes is not None:
-            params = RepositoryParams(chunker, compression, zstd_level, frame_bytes)
+        """Create a repository; refuses a URL that already holds one. `delta` turns
+        on delta chunks against earlier versions (docs/format.md §6.7)."""
+        frames = DEFAULT_FRAME_BYTES if frame_bytes is None else frame_bytes
+        params = RepositoryParams(chunker, compression, zstd_level, frames, delta)
         backend = url if isinstance(url, Backend) else open_backend(url)
         config = RepositoryConfig.new(params)
         if not backend.put("config", encode_config(config)):
@@ -220,13 +221,20 @@ class Repository:
 
     # -- adding --------------------------------------------------------------
 
-    def add_files(self, paths: Iterable[str | os.PathLike[str]], progress: Progress | None = None) -> list[AddResult]:
+    def add_files(
+        self, paths: Iterable[str | os.PathLike[str]], progress: Progress | None = None, earlier: str | None = None
+    ) -> list[AddResult]:
         """Add regular files in one session: shared xorbs, one shard. A file that
-        changed while it was read is stored as read, with a warning."""
+        changed while it was read is stored as read, with a warning.
+
+        `earlier` names a stored earlier version of the file(s) (any name `get`
+        takes): in a repository with delta chunks on, new chunks are stored as
+        deltas against it where that is smaller."""
         from .intake import read_inputs
 
         paths = list(paths)
         before = [check_input(p) for p in paths]  # refuse bad input before writing anything
+        base = self.manifest(self.resolve(earlier)) if earlier is not None else None
         with self._writing() as lease, self._session() as session:
             cleaned: list[tuple[Cleaned, str | None]] = []
             for (path, whole), st in zip(read_inputs(paths, open_input), before):
@@ -234,15 +242,17 @@ class Repository:
                     c = session.add_whole(whole, progress)
                 else:
                     with open_input(path) as f:
-                        c = session.add_stream(f, progress=progress)
+                        c = session.add_stream(f, progress=progress, earlier=base)
                 if changed_since(path, st, c.size):
                     log.warning("%s changed while it was read; stored as read (file hash %s): "
                                 "add it again once it is stable", os.fspath(path), xet_hex(c.file_hash))  # fmt: skip
                 cleaned.append((c, os.fspath(path)))
             return self._commit(session, cleaned, lease)
 
-    def add_file(self, path: str | os.PathLike[str], progress: Progress | None = None) -> AddResult:
-        return self.add_files([path], progress)[0]
+    def add_file(
+        self, path: str | os.PathLike[str], progress: Progress | None = None, earlier: str | None = None
+    ) -> AddResult:
+        return self.add_files([path], progress, earlier)[0]
 
     def add_stream(
         self, stream: BinaryIO, expected_sha256: str | None = None, progress: Progress | None = None

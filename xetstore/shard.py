@@ -40,6 +40,7 @@ _RECORD = 48
 _BOOKEND = b"\xff" * 32 + bytes(16)
 _HAS_VERIFICATION = 0x80000000
 _HAS_METADATA = 0x40000000
+_DELTA_CHUNK = 0x1  # xorb-info chunk entry flag: the chunk is stored as a delta (scheme 6)
 _MAX_FILE_BYTES = 1 << 48  # bound on a manifest's claimed size
 
 
@@ -69,10 +70,12 @@ class Manifest:
 
 @dataclass(frozen=True, slots=True)
 class ShardXorb:
-    """A xorb's chunk table as a shard records it; `stored_size` is its byte length."""
+    """A xorb's chunk table as a shard records it; `stored_size` is its byte length,
+    `deltas` the indices of its delta chunks (so gc finds their bases)."""
 
     footer: XorbFooter
     stored_size: int
+    deltas: frozenset[int] = frozenset()
 
 
 @dataclass(frozen=True, slots=True)
@@ -130,7 +133,8 @@ def _encode_xorb(x: ShardXorb) -> bytes:
     start = 0
     for i in range(n):
         end = f.unpacked_ends[i]
-        parts.append(f.chunk_hashes[i] + struct.pack("<IIII", start, end - start, 0, f.serialized_ends[i]))
+        flags = _DELTA_CHUNK if i in x.deltas else 0
+        parts.append(f.chunk_hashes[i] + struct.pack("<IIII", start, end - start, flags, f.serialized_ends[i]))
         start = end
     return b"".join(parts)
 
@@ -234,9 +238,11 @@ def _decode_xorbs(data: memoryview, pos: int, what: str) -> list[ShardXorb]:
 def _decode_xorb_entry(
     xorb_hash: bytes, entries: Sequence[memoryview], stored: int, what: str
 ) -> ShardXorb:
-    hashes, unpacked, serialized = [], [], []
-    for e in entries:
-        start, size, _flags, serialized_end = struct.unpack_from("<IIII", e, 32)
+    hashes, unpacked, serialized, deltas = [], [], [], set()
+    for k, e in enumerate(entries):
+        start, size, flags, serialized_end = struct.unpack_from("<IIII", e, 32)
+        if flags & _DELTA_CHUNK:
+            deltas.add(k)
         if start != (unpacked[-1] if unpacked else 0) or not 0 < size <= MAX_CHUNK:
             raise FormatError(what, f"xorb {xet_hex(xorb_hash)} has impossible chunk offsets or sizes")
         hashes.append(bytes(e[:32]))
@@ -247,4 +253,4 @@ def _decode_xorb_entry(
     footer = XorbFooter.decode(footer.encode(), f"{what} xorb {xet_hex(xorb_hash)}")
     if stored != footer.serialized_ends[-1] + footer_length(footer.num_chunks) + 4:
         raise FormatError(what, f"xorb {xet_hex(xorb_hash)} has a wrong stored size")
-    return ShardXorb(footer, stored)
+    return ShardXorb(footer, stored, frozenset(deltas))

@@ -23,7 +23,7 @@ from .errors import FormatError, HashMismatch, MissingData, ObjectNotFound
 from .hashing import ZERO_HASH, range_hash, xet_hex
 from .index import Index
 from .shard import Manifest, Term
-from .xorb import HEADER_SIZE, XorbFooter, read_frames
+from .xorb import HEADER_SIZE, DeltaBase, XorbFooter, read_frames
 
 __all__ = ["Reconstructor", "FileReader"]
 
@@ -78,8 +78,16 @@ class Reconstructor:
                 raise HashMismatch(what, xet_hex(term.range_hash), xet_hex(actual))
         return footer
 
-    def chunks(self, xorb_hash: bytes, first: int, end: int, file: str = "") -> list[bytes]:
-        """Chunks [first, end) of a xorb, each verified against its hash.
+    def base_run(self, base: DeltaBase, what: str) -> bytes:
+        """The plain bytes of a delta's base run, verified; a delta there is a FormatError."""
+        footer = self.footer(base.xorb_hash, what)
+        if base.end > footer.num_chunks or range_hash(footer.chunk_hashes[base.first : base.end]) != base.range_hash:
+            raise HashMismatch(f"{what}: delta base in xorb {xet_hex(base.xorb_hash)}", xet_hex(base.range_hash), "other chunks")
+        return b"".join(self.chunks(base.xorb_hash, base.first, base.end, what, plain_only=True))
+
+    def chunks(self, xorb_hash: bytes, first: int, end: int, file: str = "", plain_only: bool = False) -> list[bytes]:
+        """Chunks [first, end) of a xorb, each verified against its hash; a delta
+        chunk's base is read too, unless `plain_only` (reading a base).
 
         A frame only partly wanted (small files share frames) is kept, decoded,
         in a small cache: reading its neighbours does not decompress it again.
@@ -90,9 +98,9 @@ class Reconstructor:
         if cached is not None:
             stop = min(end, start + len(cached))
             head = cached[first - start : stop - start]
-            return head + (self.chunks(xorb_hash, stop, end, file) if stop < end else [])
+            return head + (self.chunks(xorb_hash, stop, end, file, plain_only) if stop < end else [])
         out: list[bytes] = []
-        for at, frame in self._fetch(xorb_hash, footer, first, end, file):
+        for at, frame in self._fetch(xorb_hash, footer, first, end, file, plain_only):
             lo, hi = max(first, at), min(end, at + len(frame))
             if hi - lo < len(frame):
                 self._frames.put((xorb_hash, at), frame)
@@ -100,7 +108,7 @@ class Reconstructor:
         return out
 
     def _fetch(
-        self, xorb_hash: bytes, footer: XorbFooter, first: int, end: int, file: str
+        self, xorb_hash: bytes, footer: XorbFooter, first: int, end: int, file: str, plain_only: bool = False
     ) -> list[tuple[int, list[bytes]]]:
         start, stop = footer.byte_range(first, end)
         key = f"xorbs/{xet_hex(xorb_hash)}"
@@ -111,7 +119,7 @@ class Reconstructor:
         what = f"xorb {xet_hex(xorb_hash)}" + (f" (file {file})" if file else "")
         if len(raw) != stop - start:
             raise FormatError(what, f"xorb is truncated: got {len(raw)} of {stop - start} bytes at {start}")
-        return read_frames(raw, footer, first, end, what)
+        return read_frames(raw, footer, first, end, what, None if plain_only else self.base_run)
 
     def _file_windows(self, manifest: Manifest, file: str) -> Iterator[tuple[_Window, int]]:
         """Each window of chunks the file is read in, with its plain size."""

@@ -10,9 +10,10 @@ This module knows nothing of backends or the index: bytes in, dataclasses out.
 from __future__ import annotations
 
 import struct
+from collections.abc import Callable
 from dataclasses import dataclass
 
-from .compression import Scheme, decompress_frame
+from .compression import Scheme, decompress_frame, xor_residual
 from .errors import FormatError, HashMismatch
 from .hashing import chunk_hash, xet_hex, xorb_hash
 from .params import MAX_CHUNK, MAX_XORB_BYTES, MAX_XORB_CHUNKS
@@ -20,6 +21,12 @@ from .params import MAX_CHUNK, MAX_XORB_BYTES, MAX_XORB_CHUNKS
 __all__ = [
     "HEADER_SIZE",
     "ChunkHeader",
+    "DeltaBase",
+    "BaseReader",
+    "DELTA_HEADER",
+    "MAX_DELTA_BASE_CHUNKS",
+    "encode_delta",
+    "decode_delta",
     "XorbFooter",
     "footer_length",
     "decode_xorb",
@@ -36,6 +43,46 @@ _FOOTER_VERSION = 1
 _FIXED_FOOTER = 92  # footer bytes besides the 40 per chunk
 _MAX_FOOTER = _FIXED_FOOTER + 40 * MAX_XORB_CHUNKS
 _MAX_PAYLOAD = (1 << 24) - 1  # a u24
+DELTA_HEADER = 77  # base xorb hash, first, end, offset, range hash, residual scheme
+MAX_DELTA_BASE_CHUNKS = 16  # a delta's base run: at most 16 chunks (2 MiB), one range read
+_RESIDUAL_SCHEMES = (Scheme.NONE, Scheme.ZSTD, Scheme.BG4_ZSTD)
+
+
+@dataclass(frozen=True, slots=True)
+class DeltaBase:
+    """Where a delta chunk's base bytes are: from `offset` in chunks [first, end) of a
+    xorb, whose chunk hashes have the verification hash `range_hash` (as a term's)."""
+
+    xorb_hash: bytes
+    first: int
+    end: int
+    offset: int
+    range_hash: bytes
+
+
+# Gives the verified plain bytes of a base run; `what` names the delta chunk for errors.
+BaseReader = Callable[[DeltaBase, str], bytes]
+
+
+def encode_delta(base: DeltaBase, scheme: int, residual: bytes | memoryview) -> bytes:
+    """The payload of a scheme-6 record: the base, then the residual compressed with `scheme`."""
+    fields = struct.pack("<III", base.first, base.end, base.offset)
+    return b"".join((base.xorb_hash, fields, base.range_hash, bytes([scheme]), residual))
+
+
+def decode_delta(payload: bytes | memoryview, what: str) -> tuple[DeltaBase, int, memoryview]:
+    """(base, residual scheme, residual payload) of a scheme-6 record, bounds checked."""
+    payload = memoryview(payload)
+    if len(payload) < DELTA_HEADER:
+        raise FormatError(what, "delta record is shorter than its base reference")
+    first, end, offset = struct.unpack_from("<III", payload, 32)
+    if not first < end <= min(first + MAX_DELTA_BASE_CHUNKS, MAX_XORB_CHUNKS) or offset >= MAX_DELTA_BASE_CHUNKS * MAX_CHUNK:
+        raise FormatError(what, f"delta base chunks [{first}, {end}) from {offset} are impossible")
+    scheme = payload[76]
+    if scheme not in _RESIDUAL_SCHEMES:
+        raise FormatError(what, f"delta residual scheme {scheme} is not supported")
+    base = DeltaBase(bytes(payload[:32]), first, end, offset, bytes(payload[44:76]))
+    return base, scheme, payload[DELTA_HEADER:]
 
 
 @dataclass(frozen=True, slots=True)
@@ -182,26 +229,28 @@ def decode_xorb(data: bytes | memoryview, what: str) -> XorbFooter:
 
 
 def read_chunks(
-    raw: bytes | memoryview, footer: XorbFooter, first: int, end: int, what: str
+    raw: bytes | memoryview, footer: XorbFooter, first: int, end: int, what: str, bases: BaseReader | None = None
 ) -> list[bytes]:
     """Decode and verify chunks [first, end) from `raw` = footer.byte_range(first, end).
 
     Every chunk's hash is checked against the footer before its bytes are returned.
     """
     out: list[bytes] = []
-    for start, chunks in read_frames(raw, footer, first, end, what):
+    for start, chunks in read_frames(raw, footer, first, end, what, bases):
         lo, hi = max(first, start), min(end, start + len(chunks))
         out += chunks[lo - start : hi - start]
     return out
 
 
 def read_frames(
-    raw: bytes | memoryview, footer: XorbFooter, first: int, end: int, what: str
+    raw: bytes | memoryview, footer: XorbFooter, first: int, end: int, what: str, bases: BaseReader | None = None
 ) -> list[tuple[int, list[bytes]]]:
     """Every frame that holds chunks [first, end): (its first chunk index, all its chunks).
 
     `raw` is footer.byte_range(first, end); a frame's payload is in its first
     record, so the frames at both ends decode whole. Every chunk is verified.
+    Delta chunks read their base with `bases`; without it (when reading a base)
+    a delta chunk is a FormatError, so chains never grow past one delta.
     """
     raw = memoryview(raw)
     if not 0 <= first < end <= footer.num_chunks:
@@ -212,7 +261,7 @@ def read_frames(
     frames: list[tuple[int, list[bytes]]] = []
     i = footer.frame_start(first)
     while i < end:
-        plain, count = _read_frame(raw, base, footer, i, what)
+        plain, count = _read_frame(raw, base, footer, i, what, bases)
         chunks, pos = [], 0
         for j in range(i, i + count):
             size = footer.chunk_size(j)
@@ -224,7 +273,7 @@ def read_frames(
 
 
 def _read_frame(
-    raw: memoryview, base: int, footer: XorbFooter, i: int, what: str
+    raw: memoryview, base: int, footer: XorbFooter, i: int, what: str, bases: BaseReader | None
 ) -> tuple[bytes, int]:
     """Plain bytes of the frame starting at chunk i, and how many chunks it holds."""
     start = footer.record_start(i) - base
@@ -238,7 +287,7 @@ def _read_frame(
     record_end = footer.serialized_ends[i] - base
     if header.size != footer.chunk_size(i) or start + HEADER_SIZE + header.payload_size != record_end:
         raise FormatError(f"{what} chunk {i}", "chunk header disagrees with the xorb footer")
-    if header.scheme == Scheme.IN_FRAME or (header.scheme == Scheme.NONE and count > 1):
+    if header.scheme == Scheme.IN_FRAME or (header.scheme in (Scheme.NONE, Scheme.DELTA) and count > 1):
         raise FormatError(f"{what} chunk {i}", "frame structure disagrees with the xorb footer")
     for k in range(i + 1, i + count):
         pos = footer.record_start(k) - base
@@ -249,7 +298,20 @@ def _read_frame(
             raise FormatError(f"{what} chunk {k}", "chunk header disagrees with the xorb footer")
     size = footer.unpacked_ends[i + count - 1] - (footer.unpacked_ends[i - 1] if i else 0)
     payload = raw[start + HEADER_SIZE : record_end]
+    if header.scheme == Scheme.DELTA:
+        return _apply_delta(payload, size, f"{what} chunk {i}", bases), 1
     return decompress_frame(header.scheme, payload, size, f"{what} chunk {i}"), count
+
+
+def _apply_delta(payload: memoryview, size: int, what: str, bases: BaseReader | None) -> bytes:
+    if bases is None:
+        raise FormatError(what, "a delta chunk where only plain chunks may be (a delta's base is never a delta)")
+    base, scheme, residual = decode_delta(payload, what)
+    run = bases(base, what)
+    if base.offset >= len(run):
+        raise FormatError(what, f"delta base offset {base.offset} is past its {len(run)}-byte base")
+    plain = decompress_frame(scheme, residual, size, what)
+    return xor_residual(plain, memoryview(run)[base.offset : base.offset + size])
 
 
 def _verified(data: bytes, footer: XorbFooter, i: int, what: str) -> bytes:
@@ -261,10 +323,10 @@ def _verified(data: bytes, footer: XorbFooter, i: int, what: str) -> bytes:
     return data
 
 
-def verify_xorb(data: bytes | memoryview, what: str) -> XorbFooter:
+def verify_xorb(data: bytes | memoryview, what: str, bases: BaseReader | None = None) -> XorbFooter:
     """Decode a whole xorb, re-hash every chunk and check the xorb hash."""
     footer = decode_xorb(data, what)
-    read_chunks(memoryview(data)[: footer.serialized_ends[-1]], footer, 0, footer.num_chunks, what)
+    read_chunks(memoryview(data)[: footer.serialized_ends[-1]], footer, 0, footer.num_chunks, what, bases)
     sizes = [footer.chunk_size(i) for i in range(footer.num_chunks)]
     actual = xorb_hash(list(zip(footer.chunk_hashes, sizes)))
     if actual != footer.xorb_hash:

@@ -93,9 +93,9 @@ def materialize(name: str, scale_mb: float, seed: int, cache_dir: Path) -> Path:
 
 
 def _registry() -> dict[str, Workload]:
-    from . import database, dataset, edge, model, release
+    from . import database, dataset, edge, finetune, model, release
 
-    items = [model.WORKLOAD, dataset.WORKLOAD, database.WORKLOAD, release.WORKLOAD, *edge.WORKLOADS]
+    items = [model.WORKLOAD, finetune.WORKLOAD, dataset.WORKLOAD, database.WORKLOAD, release.WORKLOAD, *edge.WORKLOADS]
     return {w.name: w for w in items}
 
 

@@ -1,0 +1,144 @@
+"""Finding the base of a delta chunk: the same offset in an earlier version of the file.
+
+benchmarks/delta_probe.py measured the two ways to find a base for fine-tuned
+weights: the bytes at the same offset in the previous version made 100 % of new
+chunks smaller (f32 full fine-tune 0.56 of the chunk against 0.94 for BG4 + zstd
+alone; bf16 0.10 against 0.77), while min-hash sketches over the high half-words
+found a useful base for under 10 %. So a stream is cleaned against the manifest
+of its earlier version, when the caller names one, by position.
+"""
+
+from __future__ import annotations
+
+import bisect
+from collections import defaultdict
+from collections.abc import Mapping
+
+from .backends import Backend
+from .compression import Scheme
+from .errors import FormatError, HashMismatch, MissingData, NotFound
+from .hashing import range_hash, xet_hex
+from .shard import Manifest, ShardXorb
+from .smudge import Reconstructor
+from .xorb import (
+    DELTA_HEADER, HEADER_SIZE, MAX_DELTA_BASE_CHUNKS, BaseReader, ChunkHeader, DeltaBase, decode_delta, read_chunks,
+)  # fmt: skip
+
+__all__ = ["PositionBases", "bases_needed", "base_reader", "keep_bases", "rescued_bases"]
+
+
+class PositionBases:
+    """Base runs for the chunks of a new version, taken from an earlier version's manifest."""
+
+    def __init__(self, earlier: Manifest, reconstructor: Reconstructor) -> None:
+        self._terms = earlier.terms
+        self._rec = reconstructor
+        self._starts = [0]
+        for t in earlier.terms:
+            self._starts.append(self._starts[-1] + t.size)
+
+    def base_for(self, pos: int, size: int) -> tuple[DeltaBase, bytes] | None:
+        """The run of the earlier version's chunks covering [pos, pos + size) within
+        one term (so one xorb, one range read), and its bytes; None past its end or
+        when the run cannot be read as plain chunks (a delta is never a base)."""
+        t = bisect.bisect_right(self._starts, pos) - 1
+        if not 0 <= t < len(self._terms):
+            return None
+        term = self._terms[t]
+        try:
+            footer = self._rec.check_term(term, "delta base")
+            skip = footer.unpacked_ends[term.first - 1] if term.first else 0
+            at = pos - self._starts[t] + skip  # offset of pos within the xorb's plain bytes
+            first = bisect.bisect_right(footer.unpacked_ends, at, term.first, term.end)
+            last = bisect.bisect_left(footer.unpacked_ends, at + size, first, term.end)
+            end = min(last + 1, term.end, first + MAX_DELTA_BASE_CHUNKS)
+            run_start = footer.unpacked_ends[first - 1] if first else 0
+            base = DeltaBase(term.xorb_hash, first, end, at - run_start, range_hash(footer.chunk_hashes[first:end]))
+            return base, self._rec.base_run(base, "delta base")
+        except (FormatError, HashMismatch, MissingData):
+            return None  # damaged or gone: store the chunk whole, as without a base
+
+
+def bases_needed(
+    backend: Backend, infos: Mapping[bytes, ShardXorb], chunks: Mapping[bytes, set[int]]
+) -> dict[bytes, set[int]]:
+    """Base xorb -> the chunk indices that the delta chunks among `chunks` (xorb ->
+    chunk indices) read. Only the first 85 bytes of each delta record are fetched;
+    the shard's chunk flags say which records those are."""
+    out: dict[bytes, set[int]] = defaultdict(set)
+    for h, wanted in chunks.items():
+        info = infos.get(h)
+        for i in sorted(wanted & info.deltas) if info is not None else ():
+            base = _delta_base(backend, info, i)
+            if base is not None:
+                out[base.xorb_hash].update(range(base.first, base.end))
+    return out
+
+
+def base_reader(backend: Backend, infos: Mapping[bytes, ShardXorb]) -> BaseReader:
+    """Reads delta bases straight from the backend with the chunk tables shards
+    record (gc, repack and repair work from those, not from the index)."""
+
+    def read(base: DeltaBase, what: str) -> bytes:
+        info = infos.get(base.xorb_hash)
+        if info is None:
+            raise MissingData(f"xorb {xet_hex(base.xorb_hash)}", what)
+        footer = info.footer
+        if base.end > footer.num_chunks or range_hash(footer.chunk_hashes[base.first : base.end]) != base.range_hash:
+            raise HashMismatch(f"{what}: delta base in xorb {xet_hex(base.xorb_hash)}", xet_hex(base.range_hash), "other chunks")
+        key = f"xorbs/{xet_hex(base.xorb_hash)}"
+        start, stop = footer.byte_range(base.first, base.end)
+        try:
+            raw = backend.get(key, start, stop)
+        except NotFound:
+            raise MissingData(key, what) from None
+        return b"".join(read_chunks(raw, footer, base.first, base.end, f"{key} (delta base of {what})"))
+
+    return read
+
+
+def _delta_base(backend: Backend, info: ShardXorb, i: int) -> DeltaBase | None:
+    key = f"xorbs/{xet_hex(info.footer.xorb_hash)}"
+    what = f"{key} chunk {i}"
+    start = info.footer.record_start(i)
+    try:
+        raw = backend.get(key, start, start + HEADER_SIZE + DELTA_HEADER)
+    except NotFound:
+        raise MissingData(key, "") from None
+    if ChunkHeader.decode(raw[:HEADER_SIZE], what).scheme != Scheme.DELTA:
+        return None  # rewritten plain since (repair): it needs no base
+    return decode_delta(raw[HEADER_SIZE:], what)[0]
+
+
+def keep_bases(backend: Backend, infos: dict[bytes, ShardXorb], used: dict[bytes, set[int]], young: set[bytes]) -> set[bytes]:
+    """Mark the base chunks of every delta chunk in a xorb that stays as used, and
+    return the xorbs that must not be repacked: a delta names its base by location.
+
+    A xorb that stays keeps all its chunks (an add may dedup against any), so all
+    its deltas need their bases; a xorb kept only as a base may hold deltas too.
+    """
+    pinned: set[bytes] = set()
+    todo = {h for h in (set(used) | young) if h in infos and infos[h].deltas}
+    while todo:
+        pinned |= todo
+        bases = bases_needed(backend, infos, {h: set(infos[h].deltas) for h in todo})
+        for h, chunks in bases.items():
+            used[h] |= chunks
+        pinned |= set(bases)
+        todo = {h for h in bases if h in infos and infos[h].deltas} - pinned
+    return pinned
+
+
+def rescued_bases(backend: Backend, infos: dict[bytes, ShardXorb], staying: set[bytes], gone: set[bytes]) -> set[bytes]:
+    """Xorbs in `gone` that a delta chunk of a staying xorb reads (and so on, for
+    a rescued base that holds deltas itself)."""
+    rescued: set[bytes] = set()
+    todo = {h for h in staying if h in infos and infos[h].deltas}
+    seen = set(todo)
+    while todo:
+        bases = bases_needed(backend, infos, {h: set(infos[h].deltas) for h in todo})
+        found = {h for h in bases if h in gone} - rescued
+        rescued |= found
+        todo = {h for h in found if h in infos and infos[h].deltas} - seen
+        seen |= todo
+    return rescued
