@@ -148,18 +148,18 @@ class CleanSession:
         expected_sha256: bytes | None = None,
         progress: Progress | None = None,
         block_size: int = READ_BLOCK,
-        earlier: Manifest | None = None,
+        earlier: Sequence[Manifest] = (),
     ) -> Cleaned:
         """Clean one stream; its manifest is final once `finish` has run.
 
         With `expected_sha256` the stream's sha256 is checked while it is read,
         and a mismatch raises HashMismatch before anything refers to it. With
-        `earlier` (a stored version of the same file) and delta chunks on in the
+        `earlier` (stored versions of the same file, newest first) and delta chunks on in the
         repository, new chunks are stored as deltas against it where that is smaller.
         """
         self._pos = 0
         self._bases = None
-        if earlier is not None and self._params.delta:
+        if earlier and self._params.delta:
             self._bases = PositionBases(earlier, Reconstructor(self._backend, self._index))
         sha = Sha256()
         chunks: list[tuple[bytes, int]] = []

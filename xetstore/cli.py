@@ -86,14 +86,14 @@ def init(out: Output, repo: str, chunker: str, compression: str, delta: bool) ->
 @click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path))
 @click.option("--tag", help="Also record the paths as a snapshot with this name (see `tags`, `restore`).")
 @click.option("--skip-unreadable", is_flag=True, help="Skip, with a warning, what cannot be read or is not a regular file.")
-@click.option("--earlier", metavar="NAME", help="A stored earlier version of the file(s): with `init --delta`, new chunks become deltas against it.")
+@click.option("--earlier", metavar="NAME", help="A stored earlier version of the file(s): with `init --delta`, new chunks become deltas against it (default: stored files of the same size).")
 @common_options
 def add(out: Output, repo: str, paths: tuple[Path, ...], tag: str | None, skip_unreadable: bool, earlier: str | None) -> None:
     """Add regular files (directories recurse, links to files are followed) in one session."""
     files = _expand(paths, skip_unreadable)
     total = sum(_size(p) for p in files)
     if tag is not None and earlier is not None:
-        raise ConfigError("--earlier works with plain adds only; add the file without --tag, then tag it with a second add")
+        raise ConfigError("--earlier works with plain adds only: a tagged add takes the file at the same path in the newest snapshot that has it")
     with Repository.open(repo) as r, out.progress(total, "adding") as bar:
         made = None if tag is None else r.add_snapshot(paths, tag, progress=bar.update)
         results = made.added if made else r.add_files(files, progress=bar.update, earlier=earlier)

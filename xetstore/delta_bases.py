@@ -5,50 +5,89 @@ weights: the bytes at the same offset in the previous version made 100 % of new
 chunks smaller (f32 full fine-tune 0.56 of the chunk against 0.94 for BG4 + zstd
 alone; bf16 0.10 against 0.77), while min-hash sketches over the high half-words
 found a useful base for under 10 %. So a stream is cleaned against the manifest
-of its earlier version, when the caller names one, by position.
+of its earlier versions by position: the file at the same snapshot path in
+earlier snapshots, or a name the caller gives, or else the stored files of
+exactly its size (full fine-tunes and changed layers keep the size).
 """
 
 from __future__ import annotations
 
 import bisect
 from collections import defaultdict
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 from .backends import Backend
 from .compression import Scheme
 from .errors import FormatError, HashMismatch, MissingData, NotFound
 from .hashing import range_hash, xet_hex
-from .shard import Manifest, ShardXorb
+from .index import Index
+from .shard import Manifest, ShardXorb, Term
 from .smudge import Reconstructor
+from .snapshot import FILE, Snapshot
 from .xorb import (
     DELTA_HEADER, HEADER_SIZE, MAX_DELTA_BASE_CHUNKS, BaseReader, ChunkHeader, DeltaBase, decode_delta, read_chunks,
 )  # fmt: skip
 
-__all__ = ["PositionBases", "bases_needed", "base_reader", "keep_bases", "rescued_bases"]
+__all__ = ["MAX_EARLIER", "PositionBases", "by_path", "same_size", "bases_needed", "base_reader", "keep_bases", "rescued_bases"]
+
+
+# Earlier versions a new one is cleaned against: the newest first, older ones for
+# the chunks of the newest that are deltas themselves. Each one a chunk tries costs
+# a range read, so a long chain of versions is not walked to its start.
+MAX_EARLIER = 3
+
+
+def by_path(snapshots: Sequence[Snapshot], path: str, limit: int = MAX_EARLIER) -> list[bytes]:
+    """File hashes at `path` in `snapshots` (newest first), each once, newest first."""
+    found: list[bytes] = []
+    for snap in snapshots:
+        e = snap.entry(path)
+        if e is not None and e.kind == FILE and e.file_hash not in found:
+            found.append(e.file_hash)
+    return found[:limit]
+
+
+def same_size(index: Index, size: int, limit: int = MAX_EARLIER) -> list[Manifest]:
+    """Stored files of exactly `size` bytes, most recently merged into the index
+    first: full fine-tunes and changed layers keep a file's size. The index has no
+    table by size, so this reads every manifest once (docs: README, delta chunks)."""
+    if size == 0:
+        return []
+    found = [m for m in index.manifests() if m.size == size]
+    found.sort(key=lambda m: index.merged_at(m.file_hash), reverse=True)
+    return found[:limit]
 
 
 class PositionBases:
-    """Base runs for the chunks of a new version, taken from an earlier version's manifest."""
+    """Base runs for the chunks of a new version, taken from earlier versions'
+    manifests: the first of them (newest first) whose bytes at the position are
+    plain. Chunks of the newest version are often deltas themselves (a chain of
+    fine-tunes), and a delta is never a base, so the older ones stand in."""
 
-    def __init__(self, earlier: Manifest, reconstructor: Reconstructor) -> None:
-        self._terms = earlier.terms
+    def __init__(self, earlier: Sequence[Manifest], reconstructor: Reconstructor) -> None:
+        self._versions = [(m.terms, _starts(m)) for m in earlier]
         self._rec = reconstructor
-        self._starts = [0]
-        for t in earlier.terms:
-            self._starts.append(self._starts[-1] + t.size)
 
     def base_for(self, pos: int, size: int) -> tuple[DeltaBase, bytes] | None:
-        """The run of the earlier version's chunks covering [pos, pos + size) within
-        one term (so one xorb, one range read), and its bytes; None past its end or
-        when the run cannot be read as plain chunks (a delta is never a base)."""
-        t = bisect.bisect_right(self._starts, pos) - 1
-        if not 0 <= t < len(self._terms):
+        """A base run for [pos, pos + size) and its bytes, or None."""
+        for terms, starts in self._versions:
+            found = self._base_in(terms, starts, pos, size)
+            if found is not None:
+                return found
+        return None
+
+    def _base_in(self, terms: Sequence[Term], starts: list[int], pos: int, size: int) -> tuple[DeltaBase, bytes] | None:
+        """The run of one version's chunks covering [pos, pos + size) within one
+        term (so one xorb, one range read), and its bytes; None past its end or
+        when the run cannot be read as plain chunks."""
+        t = bisect.bisect_right(starts, pos) - 1
+        if not 0 <= t < len(terms):
             return None
-        term = self._terms[t]
+        term = terms[t]
         try:
             footer = self._rec.check_term(term, "delta base")
             skip = footer.unpacked_ends[term.first - 1] if term.first else 0
-            at = pos - self._starts[t] + skip  # offset of pos within the xorb's plain bytes
+            at = pos - starts[t] + skip  # offset of pos within the xorb's plain bytes
             first = bisect.bisect_right(footer.unpacked_ends, at, term.first, term.end)
             last = bisect.bisect_left(footer.unpacked_ends, at + size, first, term.end)
             end = min(last + 1, term.end, first + MAX_DELTA_BASE_CHUNKS)
@@ -56,7 +95,14 @@ class PositionBases:
             base = DeltaBase(term.xorb_hash, first, end, at - run_start, range_hash(footer.chunk_hashes[first:end]))
             return base, self._rec.base_run(base, "delta base")
         except (FormatError, HashMismatch, MissingData):
-            return None  # damaged or gone: store the chunk whole, as without a base
+            return None  # damaged, gone or a delta: try an older version, else store it whole
+
+
+def _starts(m: Manifest) -> list[int]:
+    starts = [0]
+    for t in m.terms:
+        starts.append(starts[-1] + t.size)
+    return starts
 
 
 def bases_needed(

@@ -9,7 +9,7 @@ import os
 import shutil
 import tempfile
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -44,6 +44,7 @@ from .snapshot import Snapshot, SnapshotEntry, newest_per_tag
 from .trees import (
     SnapshotDiff,
     SnapshotResult,
+    WalkedPath,
     chunk_costs,
     diff_snapshots,
     put_snapshot,
@@ -71,6 +72,8 @@ __all__ = ["Repository", "AddResult", "FileInfo", "RepositoryStats"]
 log = logging.getLogger("xetstore")
 
 Progress = Callable[[int], None]
+# (position of a file in its add, its size) -> its earlier versions, newest first
+_EarlierOf = Callable[[int, int], Sequence[Manifest]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -227,27 +230,41 @@ class Repository:
         """Add regular files in one session: shared xorbs, one shard. A file that
         changed while it was read is stored as read, with a warning.
 
-        `earlier` names a stored earlier version of the file(s) (any name `get`
-        takes): in a repository with delta chunks on, new chunks are stored as
-        deltas against it where that is smaller."""
+        In a repository with delta chunks on, new chunks are stored as deltas
+        against an earlier version where that is smaller: `earlier` (any name
+        `get` takes), else the most recently added stored files of the same size."""
+        named = [self.manifest(self.resolve(earlier))] if earlier is not None else None
+        return self._add_files(list(paths), progress, lambda _, size: named if named is not None else self._same_size(size))
+
+    def _add_files(
+        self, paths: list[str | os.PathLike[str]], progress: Progress | None, earlier: _EarlierOf
+    ) -> list[AddResult]:
         from .intake import read_inputs
 
-        paths = list(paths)
         before = [check_input(p) for p in paths]  # refuse bad input before writing anything
-        base = self.manifest(self.resolve(earlier)) if earlier is not None else None
         with self._writing() as lease, self._session() as session:
             cleaned: list[tuple[Cleaned, str | None]] = []
-            for (path, whole), st in zip(read_inputs(paths, open_input), before):
+            for i, ((path, whole), st) in enumerate(zip(read_inputs(paths, open_input), before)):
                 if whole is not None:
                     c = session.add_whole(whole, progress)
                 else:
                     with open_input(path) as f:
-                        c = session.add_stream(f, progress=progress, earlier=base)
+                        c = session.add_stream(f, progress=progress, earlier=self._earlier(earlier, i, st.st_size))
                 if changed_since(path, st, c.size):
                     log.warning("%s changed while it was read; stored as read (file hash %s): "
                                 "add it again once it is stable", os.fspath(path), xet_hex(c.file_hash))  # fmt: skip
                 cleaned.append((c, os.fspath(path)))
             return self._commit(session, cleaned, lease)
+
+    def _earlier(self, earlier: _EarlierOf, i: int, size: int) -> Sequence[Manifest]:
+        """The earlier versions file `i` is cleaned against; none (and no index
+        scan) unless the repository stores delta chunks."""
+        return earlier(i, size) if self.config.params.delta else ()
+
+    def _same_size(self, size: int) -> list[Manifest]:
+        from .delta_bases import same_size
+
+        return same_size(self.index, size)
 
     def add_file(
         self, path: str | os.PathLike[str], progress: Progress | None = None, earlier: str | None = None
@@ -255,12 +272,15 @@ class Repository:
         return self.add_files([path], progress, earlier)[0]
 
     def add_stream(
-        self, stream: BinaryIO, expected_sha256: str | None = None, progress: Progress | None = None
+        self, stream: BinaryIO, expected_sha256: str | None = None, progress: Progress | None = None, size: int | None = None
     ) -> AddResult:
-        """Add one binary stream; with `expected_sha256`, refuse other content."""
+        """Add one binary stream; with `expected_sha256`, refuse other content.
+        With its `size` known and delta chunks on, the most recently added stored
+        files of that size are its earlier versions (git-lfs names no path)."""
         expected = bytes.fromhex(expected_sha256) if expected_sha256 else None
         with self._writing() as lease, self._session() as session:
-            cleaned = session.add_stream(stream, expected, progress)
+            earlier = self._earlier(lambda _, n: self._same_size(n), 0, size) if size is not None else ()
+            cleaned = session.add_stream(stream, expected, progress, earlier=earlier)
             return self._commit(session, [(cleaned, None)], lease)[0]
 
     def add_bytes(self, data: bytes) -> AddResult:
@@ -450,11 +470,27 @@ class Repository:
         (after their shard is durable). A tag names one snapshot for good."""
         refuse_taken(self.tags(), tag)
         walk = walk_inputs(paths)
-        added = self.add_files([w.source for w in walk.files()], progress)
+        files = walk.files()
+        added = self._add_files([w.source for w in files], progress, self._earlier_in_snapshots(files))
         refuse_taken(self.tags(), tag)  # again: the add may have taken a while
         stored = [(from_xet_hex(r.file_hash), r.size) for r in added]
         snapshot = put_snapshot(self.backend, tag, snapshot_entries(walk, stored))
         return SnapshotResult(snapshot, added, [(str(p), why) for p, why in walk.skipped])
+
+    def _earlier_in_snapshots(self, files: list[WalkedPath]) -> _EarlierOf:
+        """Each file's earlier versions: the files at its snapshot path in the
+        newest snapshots having that path (any tag); for a path new to every
+        snapshot, the stored files of its size."""
+        from .delta_bases import by_path
+
+        snapshots = self.snapshots() if self.config.params.delta else []
+
+        def earlier(i: int, size: int) -> Sequence[Manifest]:
+            found = [self.index.manifest(h) for h in by_path(snapshots, files[i].path)]
+            known = [m for m in found if m is not None]  # removed files are no base
+            return known or self._same_size(size)
+
+        return earlier
 
     def snapshots(self) -> list[Snapshot]:
         """Every snapshot on the backend, newest first (damaged ones are logged and skipped)."""

@@ -132,6 +132,15 @@ class Index:
 
         return self._read(scan)
 
+    def merged_at(self, file_hash: bytes) -> int:
+        """When the newest live shard holding the file was merged (seconds; 0 if none)."""
+
+        def newest(txn: lmdb.Transaction, dbs: dict[bytes, Any]) -> int:
+            times = [txn.get(k[32:], db=dbs[b"shards"]) for k in _live_pairs(txn, dbs, file_hash)]
+            return max((struct.unpack("<Q", t)[0] for t in times if t is not None), default=0)
+
+        return self._read(newest)
+
     def manifests(self) -> Iterator[Manifest]:
         """Every live manifest, read in batches so no transaction stays open long."""
         for value in self._scan(b"files"):
