@@ -144,7 +144,7 @@ def _taking_turns(cache_dir: Path, size: int) -> Iterator[None]:
 
 def _add(repo: Repository, f: BinaryIO, request: UploadRequest, progress: Progress) -> None:
     try:
-        repo.add_stream(f, expected_sha256=request.oid, progress=progress.advance)
+        repo.add_stream(f, expected_sha256=request.oid, progress=progress.advance, size=request.size)
     except HashMismatch as exc:
         raise HashMismatch(
             f"{request.path}", request.oid, exc.actual,
