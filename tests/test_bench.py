@@ -247,3 +247,12 @@ def test_isolated_run_reports_a_failing_child(tmp_path: Path) -> None:
     assert "exited" in result["error"] and "unknown system" in result["error"]
     assert set(METRICS) <= set(result)
     assert not (tmp_path / "w").exists()
+
+
+def test_delta_system_stores_less_of_a_fine_tune(small_workloads: Path, tmp_path: Path) -> None:
+    folder = materialize("finetune", 2.0, 3, small_workloads)
+    plain = measure(make_system("xetstore-fastcdc-zstd"), versions(folder), tmp_path / "plain")
+    delta = measure(make_system("xetstore-delta"), versions(folder), tmp_path / "delta")
+    assert plain.get("error") is None and delta.get("error") is None
+    assert verify_tree(versions(folder)[-1], tmp_path / "delta" / "restored") == []
+    assert delta["stored_bytes"] < 0.9 * plain["stored_bytes"]

@@ -30,6 +30,7 @@ DEFAULT_SYSTEMS = (
     "xetstore-fastcdc-none",
     "xetstore-fastcdc-zstd",
     "xetstore-fastcdc-zstd-f0",
+    "xetstore-delta",
     "xetstore-xet-none",
     "xetstore-xet-zstd",
     "xetstore-xet-zstd-f0",

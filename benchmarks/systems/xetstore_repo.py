@@ -5,6 +5,9 @@ Names read `xetstore-<chunker>-<compression>[-f<KiB>][-l<level>]`:
 about 1 MiB of consecutive new chunks); `-f0` compresses every chunk alone
 (the layout before frames); `-f4096` uses 4 MiB frames; `-l9` another zstd
 level; `-none` stores chunks raw. Each version is one `add_files` session.
+`xetstore-delta` is the default in a repository with delta chunks on: each
+version is a tagged add of its top-level entries, so every file's earlier
+version is the file at its path in the version before (else one of its size).
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ import re
 from pathlib import Path
 
 from xetstore import Repository, XetStoreError
+from xetstore.hashing import xet_hex
 from xetstore.params import DEFAULT_FRAME_BYTES
 
 from .base import System, disk_bytes, tree_bytes, tree_files
@@ -35,6 +39,8 @@ def xet_chunker_missing() -> str | None:
 
 
 def parse_xetstore_name(name: str) -> XetstoreSystem | None:
+    if name == "xetstore-delta":
+        return XetstoreSystem(name, "fastcdc", "zstd", DEFAULT_FRAME_BYTES, 3, delta=True)
     m = _NAME.match(name)
     if m is None:
         return None
@@ -44,8 +50,9 @@ def parse_xetstore_name(name: str) -> XetstoreSystem | None:
 
 
 class XetstoreSystem(System):
-    def __init__(self, name: str, chunker: str, compression: str, frame_bytes: int, level: int) -> None:
+    def __init__(self, name: str, chunker: str, compression: str, frame_bytes: int, level: int, delta: bool = False) -> None:
         self.name = name
+        self.delta = delta
         self.chunker = chunker
         self.compression = compression
         self.frame_bytes = frame_bytes
@@ -56,6 +63,8 @@ class XetstoreSystem(System):
             self.description = f"{chunker} chunks, zstd level {level} per chunk"
         else:
             self.description = f"{chunker} chunks, zstd level {level} over {frame_bytes // 1024} KiB frames"
+        if delta:
+            self.description += ", delta chunks against the version before"
         self.repo: Repository | None = None
 
     def missing(self) -> str | None:
@@ -73,14 +82,18 @@ class XetstoreSystem(System):
         self.versions.mkdir(parents=True)
         self.repo = Repository.init(
             str(self.root), chunker=self.chunker, compression=self.compression,
-            zstd_level=self.level, frame_bytes=self.frame_bytes, cache_dir=self.cache,
+            zstd_level=self.level, frame_bytes=self.frame_bytes, cache_dir=self.cache, delta=self.delta,
         )  # fmt: skip
 
     def add_version(self, source: Path, label: str) -> None:
         assert self.repo is not None
-        rels = tree_files(source)
-        results = self.repo.add_files([source / rel for rel in rels])
-        listing = [[rel.as_posix(), res.file_hash] for rel, res in zip(rels, results)]
+        if self.delta:  # snapshot paths are relative to `source`, the same in every version
+            made = self.repo.add_snapshot(sorted(source.iterdir()), label)
+            listing = [[e.path, xet_hex(e.file_hash)] for e in made.snapshot.files()]
+        else:
+            rels = tree_files(source)
+            results = self.repo.add_files([source / rel for rel in rels])
+            listing = [[rel.as_posix(), res.file_hash] for rel, res in zip(rels, results)]
         (self.versions / f"{label}.json").write_text(json.dumps(listing))
 
     def restore(self, label: str, dest: Path) -> None:
