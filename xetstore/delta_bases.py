@@ -28,7 +28,7 @@ from .xorb import (
     DELTA_HEADER, HEADER_SIZE, MAX_DELTA_BASE_CHUNKS, BaseReader, ChunkHeader, DeltaBase, decode_delta, read_chunks,
 )  # fmt: skip
 
-__all__ = ["MAX_EARLIER", "PositionBases", "by_path", "same_size", "bases_needed", "base_reader", "keep_bases", "rescued_bases"]
+__all__ = ["MAX_EARLIER", "PositionBases", "SameSize", "by_path", "bases_needed", "base_reader", "keep_bases", "rescued_bases"]
 
 
 # Earlier versions a new one is cleaned against: the newest first, older ones for
@@ -47,15 +47,27 @@ def by_path(snapshots: Sequence[Snapshot], path: str, limit: int = MAX_EARLIER) 
     return found[:limit]
 
 
-def same_size(index: Index, size: int, limit: int = MAX_EARLIER) -> list[Manifest]:
-    """Stored files of exactly `size` bytes, most recently merged into the index
-    first: full fine-tunes and changed layers keep a file's size. The index has no
-    table by size, so this reads every manifest once (docs: README, delta chunks)."""
-    if size == 0:
-        return []
-    found = [m for m in index.manifests() if m.size == size]
-    found.sort(key=lambda m: index.merged_at(m.file_hash), reverse=True)
-    return found[:limit]
+class SameSize:
+    """Stored files of a given size, most recently merged into the index first:
+    full fine-tunes and changed layers keep a file's size. The index has no table
+    by size, so the first question reads every manifest once; later ones in the
+    same add session reuse what it found."""
+
+    def __init__(self, index: Index, limit: int = MAX_EARLIER) -> None:
+        self._index = index
+        self._limit = limit
+        self._by_size: dict[int, list[bytes]] | None = None
+
+    def __call__(self, size: int) -> list[Manifest]:
+        if size == 0:
+            return []
+        if self._by_size is None:
+            self._by_size = defaultdict(list)
+            for m in self._index.manifests():
+                self._by_size[m.size].append(m.file_hash)
+        hashes = sorted(self._by_size.get(size, ()), key=self._index.merged_at, reverse=True)
+        found = [self._index.manifest(h) for h in hashes[: self._limit]]
+        return [m for m in found if m is not None]
 
 
 class PositionBases:

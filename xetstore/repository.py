@@ -234,7 +234,8 @@ class Repository:
         against an earlier version where that is smaller: `earlier` (any name
         `get` takes), else the most recently added stored files of the same size."""
         named = [self.manifest(self.resolve(earlier))] if earlier is not None else None
-        return self._add_files(list(paths), progress, lambda _, size: named if named is not None else self._same_size(size))
+        same_size = self._same_size()
+        return self._add_files(list(paths), progress, lambda _, size: named if named is not None else same_size(size))
 
     def _add_files(
         self, paths: list[str | os.PathLike[str]], progress: Progress | None, earlier: _EarlierOf
@@ -261,10 +262,11 @@ class Repository:
         scan) unless the repository stores delta chunks."""
         return earlier(i, size) if self.config.params.delta else ()
 
-    def _same_size(self, size: int) -> list[Manifest]:
-        from .delta_bases import same_size
+    def _same_size(self) -> Callable[[int], list[Manifest]]:
+        """Size -> stored files of that size (one index scan per add, on first use)."""
+        from .delta_bases import SameSize
 
-        return same_size(self.index, size)
+        return SameSize(self.index)
 
     def add_file(
         self, path: str | os.PathLike[str], progress: Progress | None = None, earlier: str | None = None
@@ -279,7 +281,8 @@ class Repository:
         files of that size are its earlier versions (git-lfs names no path)."""
         expected = bytes.fromhex(expected_sha256) if expected_sha256 else None
         with self._writing() as lease, self._session() as session:
-            earlier = self._earlier(lambda _, n: self._same_size(n), 0, size) if size is not None else ()
+            same_size = self._same_size()
+            earlier = self._earlier(lambda _, n: same_size(n), 0, size) if size is not None else ()
             cleaned = session.add_stream(stream, expected, progress, earlier=earlier)
             return self._commit(session, [(cleaned, None)], lease)[0]
 
@@ -484,11 +487,12 @@ class Repository:
         from .delta_bases import by_path
 
         snapshots = self.snapshots() if self.config.params.delta else []
+        same_size = self._same_size()
 
         def earlier(i: int, size: int) -> Sequence[Manifest]:
             found = [self.index.manifest(h) for h in by_path(snapshots, files[i].path)]
             known = [m for m in found if m is not None]  # removed files are no base
-            return known or self._same_size(size)
+            return known or same_size(size)
 
         return earlier
 
