@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import shutil
 import stat
@@ -15,9 +16,6 @@ import pytest
 
 from .samples import random_bytes, write_file
 
-CHECKOUT = Path(__file__).resolve().parent.parent
-
-
 def others_can_run(path: Path) -> bool:
     """Whether a user with no special rights can reach and execute `path`."""
     real = path.resolve()
@@ -25,16 +23,40 @@ def others_can_run(path: Path) -> bool:
     return dirs_ok and bool(real.stat().st_mode & stat.S_IXOTH)
 
 
-def interpreter() -> tuple[str, dict[str, str]] | None:
-    """This interpreter if other users can run it, else the system one of the same
-    minor version with this environment's packages on its path."""
+def interpreter() -> str | None:
+    """This interpreter if other users can run it, else the system one of the same minor version."""
     if others_can_run(Path(sys.executable)):
-        return sys.executable, {}
+        return sys.executable
     system = Path(f"/usr/bin/python{sys.version_info.major}.{sys.version_info.minor}")
-    if not system.exists() or not others_can_run(system):
-        return None
-    paths = [str(CHECKOUT), *(p for p in sys.path if p.endswith("site-packages"))]
-    return str(system), {"PYTHONPATH": os.pathsep.join(paths)}
+    return str(system) if system.exists() and others_can_run(system) else None
+
+
+# What `init`, `add` and `get` import. The checkout and its .venv may sit in a folder
+# other users cannot enter (a clone in a 0700 temp dir), so the test mirrors these
+# packages into its own world-readable folder rather than change anyone's permissions.
+IMPORTS = ("xetstore", "benchmarks", "blake3", "zstandard", "fastcdc", "lmdb", "numpy", "click", "tqdm")
+
+
+def mirror_imports(dest: Path) -> str:
+    """Hard-link (or copy) the packages the command line imports under `dest`; its path."""
+    for name in IMPORTS:
+        spec = importlib.util.find_spec(name)
+        assert spec is not None and spec.submodule_search_locations, name
+        src = Path(next(iter(spec.submodule_search_locations)))
+        for tree in (src, src.with_name(src.name + ".libs")):  # numpy's wheel keeps its libraries beside it
+            if tree.is_dir():
+                shutil.copytree(tree, dest / tree.name, copy_function=_link_or_copy, ignore=_NO_CACHE)
+    return str(dest)
+
+
+_NO_CACHE = shutil.ignore_patterns("__pycache__", "results")
+
+
+def _link_or_copy(src: str, dst: str) -> None:
+    try:
+        os.link(src, dst)
+    except OSError:  # another filesystem
+        shutil.copy2(src, dst)
 
 
 PYTHON = interpreter()
@@ -56,6 +78,7 @@ def shared() -> Iterator[Path]:
     (root / "team").mkdir()
     os.chown(root / "team", 0, TEAM_GID)
     os.chmod(root / "team", 0o2775)
+    mirror_imports(root / "py")
     try:
         yield root
     finally:
@@ -68,10 +91,10 @@ def as_user(root: Path, uid: int, *args: str) -> subprocess.CompletedProcess[byt
     home.mkdir(exist_ok=True)
     os.chown(home, uid, TEAM_GID)
     assert PYTHON is not None
-    python, extra = PYTHON
-    env = {"PATH": os.environ["PATH"], "HOME": str(home), "XETSTORE_CACHE": str(home / "cache"), **extra}
+    env = {"PATH": os.environ["PATH"], "HOME": str(home), "XETSTORE_CACHE": str(home / "cache"),
+           "PYTHONPATH": str(root / "py")}  # fmt: skip
     return subprocess.run(
-        [python, "-m", "xetstore", *args], cwd=root, env=env, capture_output=True, timeout=120,
+        [PYTHON, "-m", "xetstore", *args], cwd=root, env=env, capture_output=True, timeout=120,
         user=uid, group=TEAM_GID, extra_groups=[], umask=0o002,
     )  # fmt: skip
 
