@@ -38,12 +38,16 @@ class HfXet(System):
     def setup(self, workdir: Path) -> None:
         import hf_xet
 
+        self._make_cas(workdir)
+        self.session: Any = hf_xet.XetSession()
+
+    def _make_cas(self, workdir: Path) -> None:
+        """An empty local:// CAS and the folder its version records go to."""
         self.root = workdir / "cas"
         self.versions = workdir / "cas-versions"
         self.root.mkdir(parents=True)
         self.versions.mkdir()
         self.endpoint = f"local://{self.root.resolve()}"
-        self.session: Any = hf_xet.XetSession()
         self.new_bytes = 0
 
     def add_version(self, source: Path, label: str) -> None:

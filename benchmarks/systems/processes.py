@@ -114,12 +114,7 @@ class HfXetProcess(HfXet):
     in_process = False
 
     def setup(self, workdir: Path) -> None:
-        self.root = workdir / "cas"
-        self.versions = workdir / "cas-versions"
-        self.root.mkdir(parents=True)
-        self.versions.mkdir()
-        self.endpoint = f"local://{self.root.resolve()}"
-        self.new_bytes = 0
+        self._make_cas(workdir)  # no session here: each version's process opens its own
 
     def add_version(self, source: Path, label: str) -> None:
         out = json.loads(run_tool([sys.executable, "-c", _HF_ADD, self.endpoint, str(source)]).splitlines()[-1])
