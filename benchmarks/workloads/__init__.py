@@ -79,17 +79,23 @@ def materialize(name: str, scale_mb: float, seed: int, cache_dir: Path) -> Path:
     folder = Path(cache_dir) / f"{name}-{target}-seed{seed}-g{GENERATOR_VERSION}"
     if (folder / ".complete").exists():
         return folder
+    build_folder(folder, lambda tmp: WORKLOADS[name].generate(tmp, target, seed))
+    return folder
+
+
+def build_folder(folder: Path, build: Callable[[Path], None]) -> None:
+    """Build a workload folder in a temp folder beside it, then rename it into place
+    marked complete: an interrupted build never leaves a folder that looks cached."""
     folder.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{name}-", dir=folder.parent))
+    tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}-", dir=folder.parent))
     try:
-        WORKLOADS[name].generate(tmp, target, seed)
+        build(tmp)
         (tmp / ".complete").write_text("")
         shutil.rmtree(folder, ignore_errors=True)
         os.replace(tmp, folder)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-    return folder
 
 
 def _registry() -> dict[str, Workload]:

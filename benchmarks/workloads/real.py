@@ -20,11 +20,9 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import shutil
 import subprocess
 import sys
-import tempfile
 import zipfile
 from pathlib import Path, PurePosixPath
 
@@ -77,26 +75,23 @@ def prepare_from_wheels(wheels: list[Path], cache_dir: Path) -> dict[str, Path]:
     """Build both real workloads from wheels given in release order; returns their folders."""
     if len(wheels) < 2:
         raise ValueError("a real workload needs at least two consecutive releases (wheels)")
+    from . import build_folder
+
     done = {}
     for name, libs_only in (("real-libs", True), ("real-releases", False)):
         folder = _folder(name, cache_dir)
-        folder.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{name}-", dir=folder.parent))
-        try:
-            for n, wheel in enumerate(wheels, 1):
-                version = tmp / f"v{n:02d}"
-                version.mkdir()
-                _unpack(wheel, version, libs_only)
-            sources = [{"version": f"v{n:02d}", "wheel": Path(w).name} for n, w in enumerate(wheels, 1)]
-            (tmp / ".sources.json").write_text(json.dumps(sources, indent=1) + "\n")
-            (tmp / ".complete").write_text("")
-            shutil.rmtree(folder, ignore_errors=True)
-            os.replace(tmp, folder)
-        except BaseException:
-            shutil.rmtree(tmp, ignore_errors=True)
-            raise
+        build_folder(folder, lambda tmp, libs_only=libs_only: _unpack_versions(wheels, tmp, libs_only))
         done[name] = folder
     return done
+
+
+def _unpack_versions(wheels: list[Path], dest: Path, libs_only: bool) -> None:
+    for n, wheel in enumerate(wheels, 1):
+        version = dest / f"v{n:02d}"
+        version.mkdir()
+        _unpack(wheel, version, libs_only)
+    sources = [{"version": f"v{n:02d}", "wheel": Path(w).name} for n, w in enumerate(wheels, 1)]
+    (dest / ".sources.json").write_text(json.dumps(sources, indent=1) + "\n")
 
 
 def download_wheels(specs: list[str], dest: Path) -> list[Path]:
