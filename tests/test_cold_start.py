@@ -23,7 +23,7 @@ from .samples import random_bytes
 # Modules that listing, stats and reading files (zstd, byte-grouped, raw) never need.
 HEAVY = (
     "numpy", "boto3", "botocore", "tqdm", "fastcdc",
-    "xetstore.check", "xetstore.gc", "xetstore.repair", "xetstore.repack",
+    "xetstore.maintenance.check", "xetstore.maintenance.gc", "xetstore.maintenance.repair", "xetstore.maintenance.repack",
     "xetstore.clean", "xetstore.chunking", "xetstore.gear", "xetstore.intake", "xetstore.lfs.agent",
 )  # fmt: skip
 
@@ -94,5 +94,5 @@ def test_the_watch_list_names_real_modules(tmp_path: Path) -> None:
     text = tmp_path / "new.txt"
     text.write_bytes(random_bytes(200_000, seed=4))
     found = loaded([["check", "-r", url], ["add", "-r", url, str(text)]], tmp_path / "cache")
-    assert {"xetstore.check", "xetstore.clean", "xetstore.chunking", "fastcdc"} <= set(found)
+    assert {"xetstore.maintenance.check", "xetstore.clean", "xetstore.chunking", "fastcdc"} <= set(found)
     assert "numpy" not in found  # a small add predicts BG4 without it (compression._PURE_CALLS)

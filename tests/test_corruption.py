@@ -19,7 +19,7 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from xetstore import IndexUnusable, IntegrityError, MissingData, Repository
-from xetstore.check import DAMAGE, INFO
+from xetstore.maintenance.check import DAMAGE, INFO
 from xetstore.errors import EXIT_DAMAGED
 from xetstore.hashing import from_xet_hex, xet_hex
 from xetstore.shard import encode_manifest

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from xetstore import Repository
-from xetstore.check import INFO
+from xetstore.maintenance.check import INFO
 from xetstore.faults import FAULT_POINTS
 
 from .samples import random_bytes, write_file

@@ -16,7 +16,7 @@ from xetstore import Repository
 from xetstore.delta_bases import bases_needed
 from xetstore.errors import Refused
 from xetstore.hashing import from_xet_hex, xet_hex
-from xetstore.inventory import take_inventory
+from xetstore.maintenance.inventory import take_inventory
 
 from .rel_support import flip_byte, objects, run_cli
 from .s3_servers import S3Server, aws_env, bucket, moto_server, rgw_server, s3_server  # noqa: F401

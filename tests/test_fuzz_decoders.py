@@ -23,7 +23,7 @@ from xetstore import IntegrityError, Repository
 from xetstore import packing as packing_module
 from xetstore.compression import Scheme, decompress_frame
 from xetstore.config import RepositoryConfig, decode_config, encode_config
-from xetstore.deletes import DeleteRecord, decode_delete_record, encode_delete_record
+from xetstore.maintenance.deletes import DeleteRecord, decode_delete_record, encode_delete_record
 from xetstore.errors import ConfigError, XetStoreError
 from xetstore.params import RepositoryParams
 from xetstore.shard import Manifest, Shard, ShardXorb, Term, decode_shard, encode_manifest, encode_shard

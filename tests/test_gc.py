@@ -13,9 +13,9 @@ import pytest
 
 from xetstore import FileNotInRepository, LockedError, Repository
 from xetstore.backends.memory import MemoryBackend
-from xetstore.check import DAMAGE
+from xetstore.maintenance.check import DAMAGE
 from xetstore.errors import EXIT_LOCKED, EXIT_NOT_FOUND
-from xetstore.leases import Lease
+from xetstore.maintenance.leases import Lease
 
 from .samples import random_bytes, write_file
 from .rel_support import objects, run_cli

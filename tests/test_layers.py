@@ -13,13 +13,18 @@ PACKAGE = Path(__file__).resolve().parent.parent / "xetstore"
 LAYERS = {
     "errors": 0, "params": 0, "faults": 0,
     "chunking": 1, "gear": 1, "hashing": 1, "compression": 1,
-    "xorb": 2, "packing": 2, "shard": 2, "config": 2, "deletes": 2, "snapshot": 2, "records": 2, "lfs/protocol": 2, "lfs/locator": 2,
+    "xorb": 2, "packing": 2, "shard": 2, "config": 2, "snapshot": 2, "records": 2, "lfs/protocol": 2, "lfs/locator": 2,
     "index": 3, "backends": 3,
-    "repository": 4, "clean": 4, "intake": 4, "smudge": 4, "check": 4, "gc": 4, "inventory": 4,
-    "leases": 4, "reindex": 4, "repack": 4, "repair": 4, "trees": 4, "names": 4,
-    "destination": 4, "inputs": 4, "dedup_targets": 4, "delta_bases": 4, "binding": 4, "interrupts": 5, "display": 5,
+    "repository": 4, "clean": 4, "intake": 4, "smudge": 4, "maintenance": 4, "trees": 4, "names": 4,
+    "destination": 4, "inputs": 4, "dedup_targets": 4, "delta_bases": 4, "interrupts": 5, "display": 5,
     "cli": 5, "maintenance_cli": 5, "snapshot_cli": 5, "output": 5, "progress": 5, "lfs": 5, "__init__": 5, "__main__": 5,
 }  # fmt: skip
+
+# Inside the maintenance package (all of layer 4) a module imports only those
+# listed before it, so the order a reader walks them in is the order they build on.
+MAINTENANCE_ORDER = [
+    "binding", "leases", "deletes", "inventory", "reindex", "repack", "check", "gc", "repair",
+]  # fmt: skip
 
 # Third-party library -> the only module allowed to import it.
 OWNERS = {
@@ -100,3 +105,33 @@ def test_third_party_libraries_have_one_home(path: Path) -> None:
 def test_no_grab_bag_modules() -> None:
     banned = {"utils", "helpers", "common", "misc", "manager"}
     assert not [p for p in modules() if p.stem in banned]
+
+
+def sibling_violations(me: str, targets: list[str], order: list[str]) -> list[str]:
+    """Imports of `me` (a maintenance module) that reach a sibling not declared before it."""
+    before = order[: order.index(me)] if me in order else []
+    return [t for t in targets if t in order and t != me and t not in before]
+
+
+@pytest.mark.parametrize("path", sorted((PACKAGE / "maintenance").glob("*.py")), ids=name_of)
+def test_maintenance_imports_follow_the_declared_order(path: Path) -> None:
+    me = name_of(path).removeprefix("maintenance").strip("/")
+    if not me:
+        return  # the package's __init__ exports from all of them
+    assert me in MAINTENANCE_ORDER, f"maintenance/{me}.py is not in MAINTENANCE_ORDER"
+    siblings = [t.removeprefix("maintenance/") for t, _ in imported(path) if t.startswith("maintenance/")]
+    assert not sibling_violations(me, siblings, MAINTENANCE_ORDER), f"maintenance/{me} imports a later sibling"
+
+
+def test_an_undeclared_sibling_import_is_rejected() -> None:
+    """The order check can fail: an import of a later sibling is caught, an earlier one is not."""
+    assert sibling_violations("inventory", ["gc"], MAINTENANCE_ORDER) == ["gc"]
+    assert sibling_violations("repair", ["gc", "check"], MAINTENANCE_ORDER) == []
+    assert sibling_violations("leases", ["inventory"], ["leases", "inventory"]) == ["inventory"]
+
+
+def test_nothing_outside_maintenance_imports_its_modules() -> None:
+    """Outside the package, maintenance is reached through its __init__ exports only."""
+    outside = [p for p in modules() if not name_of(p).startswith("maintenance")]
+    reached = [(name_of(p), t) for p in outside for t, _ in imported(p) if t.startswith("maintenance/")]
+    assert not reached

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from xetstore import FormatError, Refused, Repository, SnapshotNotFound
-from xetstore.gc import remove_files
+from xetstore.maintenance.gc import remove_files
 from xetstore.snapshot import FILE, Snapshot, SnapshotEntry, decode_snapshot, encode_snapshot
 from xetstore.trees import put_snapshot
 

@@ -20,7 +20,7 @@ from .backends import Backend
 from .errors import IntegrityError, NotFound
 from .hashing import xet_hex
 from .index import ChunkLocation, Index
-from .inventory import read_xorb_footer
+from .maintenance import read_xorb_footer
 
 __all__ = ["DedupTargets"]
 

@@ -33,10 +33,10 @@ from .faults import fault_point
 from .hashing import from_xet_hex, xet_hex
 from .index import Index
 from .inputs import changed_since, check_input, open_input
-from .leases import Lease, check_before_publish
+from .maintenance import Lease, check_before_publish
 from .destination import write_output
 from .params import DEFAULT_FRAME_BYTES, DEFAULT_GRACE, RepositoryParams, default_cache_root
-from .reindex import open_index, sync_index
+from .maintenance import open_index, sync_index
 from .shard import Manifest, Shard, encode_shard, shard_key
 from .smudge import FileReader, Reconstructor
 from .names import resolve_name
@@ -61,11 +61,11 @@ from .trees import (
 # (the CLI, each git-lfs agent) does not pay for them.
 if TYPE_CHECKING:
     from .chunking import Chunker
-    from .check import CheckReport
+    from .maintenance import CheckReport
     from .clean import CleanSession, Cleaned
-    from .gc import GcReport
-    from .reindex import RebuildReport
-    from .repair import ShardRepair, XorbRepair
+    from .maintenance import GcReport
+    from .maintenance import RebuildReport
+    from .maintenance import ShardRepair, XorbRepair
 
 __all__ = ["Repository", "AddResult", "FileInfo", "RepositoryStats"]
 
@@ -531,32 +531,32 @@ class Repository:
         self, read_data: bool = False, subset: str | None = None, progress: Progress | None = None
     ) -> CheckReport:
         """Structure (and with read_data, every chunk of the `subset` of xorbs); never raises for damage."""
-        from .check import check_repository
+        from .maintenance import check_repository
 
         return check_repository(self.backend, self.index, read_data, subset, progress)
 
     def repair_index(self) -> RebuildReport:
         """Rebuild the local index from the shards into a new directory, then swap it in."""
-        from .reindex import rebuild_index
+        from .maintenance import rebuild_index
 
         return rebuild_index(self.backend, self.index)
 
     def repair_xorbs(self, confirm: bool = False) -> XorbRepair:
         """Report damaged xorbs and the files lost; with confirm, delete those files and set the xorbs aside."""
-        from .repair import repair_xorbs
+        from .maintenance import repair_xorbs
 
         return repair_xorbs(self.backend, self.index, self.config.params, confirm)
 
     def repair_shards(self, confirm: bool = False) -> ShardRepair:
         """Report undecodable shards and deletion records; with confirm, set them aside."""
-        from .repair import repair_shards
+        from .maintenance import repair_shards
 
         return repair_shards(self.backend, self.index, confirm)
 
     def remove(self, file_hashes: Iterable[str]) -> list[FileInfo]:
         """Delete files (a deletion record); gc frees their chunks later. A file a
         snapshot names is refused: tags name immutable versions."""
-        from .gc import remove_files
+        from .maintenance import remove_files
 
         file_hashes = list(file_hashes)
         refuse_tagged(self.snapshots(), file_hashes)
@@ -568,7 +568,7 @@ class Repository:
     ) -> GcReport:
         """Remove unreferenced objects older than `grace` seconds; dry_run None means
         a dry run except on folder and memory repositories."""
-        from .gc import GcOptions, collect_garbage
+        from .maintenance import GcOptions, collect_garbage
 
         if dry_run is None:
             dry_run = not self.backend.url.startswith(("file://", "memory://"))

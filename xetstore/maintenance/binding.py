@@ -16,9 +16,9 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 
-from .hashing import file_hash, xet_hex
-from .shard import Manifest
-from .xorb import XorbFooter
+from ..hashing import file_hash, xet_hex
+from ..shard import Manifest
+from ..xorb import XorbFooter
 
 __all__ = ["ChunkTables", "unbound_reason", "unbound_manifests"]
 

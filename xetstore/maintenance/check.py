@@ -19,18 +19,18 @@ from collections import defaultdict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
-from .backends import Backend
+from ..backends import Backend
 from .binding import unbound_reason
-from .delta_bases import keep_bases
-from .errors import AccessDenied, BackendError, ConfigError, IndexUnusable, IntegrityError, NotFound
-from .hashing import ZERO_HASH, hash_mod, range_hash, xet_hex
-from .index import Index
+from ..delta_bases import keep_bases
+from ..errors import AccessDenied, BackendError, ConfigError, IndexUnusable, IntegrityError, NotFound
+from ..hashing import ZERO_HASH, hash_mod, range_hash, xet_hex
+from ..index import Index
 from .inventory import XORBS, Inventory, read_xorb_footer, take_inventory
 from .leases import Lease
 from .reindex import sync_index
-from .shard import Manifest, ShardXorb
-from .smudge import Reconstructor
-from .xorb import BaseReader, XorbFooter, read_chunks, verify_xorb
+from ..shard import Manifest, ShardXorb
+from ..smudge import Reconstructor
+from ..xorb import BaseReader, XorbFooter, read_chunks, verify_xorb
 
 __all__ = [
     "Problem",

@@ -13,9 +13,9 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from .errors import FormatError
-from .hashing import from_xet_hex, xet_hex
-from .records import dump_record, load_record, record_key
+from ..errors import FormatError
+from ..hashing import from_xet_hex, xet_hex
+from ..records import dump_record, load_record, record_key
 
 __all__ = ["DeleteRecord", "encode_delete_record", "decode_delete_record", "delete_record_key", "PREFIX"]
 

@@ -25,20 +25,20 @@ import os
 import time
 from dataclasses import dataclass, field
 
-from .backends import Backend
-from .delta_bases import keep_bases, rescued_bases
+from ..backends import Backend
+from ..delta_bases import keep_bases, rescued_bases
 from .deletes import PREFIX as DELETES, DeleteRecord, decode_delete_record, delete_record_key, encode_delete_record
-from .errors import FileNotInRepository, FormatError, IntegrityError, NotFound
-from .faults import fault_point
-from .hashing import from_xet_hex, xet_hex
-from .index import Index
+from ..errors import FileNotInRepository, FormatError, IntegrityError, NotFound
+from ..faults import fault_point
+from ..hashing import from_xet_hex, xet_hex
+from ..index import Index
 from .inventory import SHARDS, SNAPSHOTS, XORBS, Inventory, read_shard, take_inventory
 from .leases import PREFIX as LOCKS, Lease, live_leases
-from .params import DEFAULT_GRACE, RepositoryParams
+from ..params import DEFAULT_GRACE, RepositoryParams
 from .reindex import sync_index
 from .repack import Rewrite, rewrite
-from .shard import Manifest
-from .xorb import XorbFooter
+from ..shard import Manifest
+from ..xorb import XorbFooter
 
 __all__ = [
     "GcOptions",

@@ -38,10 +38,10 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from .backends import Backend
-from .errors import LockedError, MissingData, NotFound, XetStoreError
-from .hashing import xet_hex
-from .shard import Shard
+from ..backends import Backend
+from ..errors import LockedError, MissingData, NotFound, XetStoreError
+from ..hashing import xet_hex
+from ..shard import Shard
 
 __all__ = ["Lease", "LeaseInfo", "live_leases", "check_before_publish", "process_alive", "LEASE_TTL", "PREFIX"]
 

@@ -14,16 +14,16 @@ import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from .backends import Backend
-from .delta_bases import base_reader
-from .errors import IntegrityError
-from .faults import fault_point
-from .hashing import ZERO_HASH, range_hash, xet_hex
+from ..backends import Backend
+from ..delta_bases import base_reader
+from ..errors import IntegrityError
+from ..faults import fault_point
+from ..hashing import ZERO_HASH, range_hash, xet_hex
 from .inventory import XORBS, Inventory
-from .params import RepositoryParams
-from .shard import Manifest, Shard, ShardXorb, Term, encode_shard, shard_key
-from .packing import SealedXorb, XorbBuilder
-from .xorb import BaseReader, XorbFooter, read_chunks, verify_xorb
+from ..params import RepositoryParams
+from ..shard import Manifest, Shard, ShardXorb, Term, encode_shard, shard_key
+from ..packing import SealedXorb, XorbBuilder
+from ..xorb import BaseReader, XorbFooter, read_chunks, verify_xorb
 
 __all__ = ["Rewrite", "rewrite"]
 

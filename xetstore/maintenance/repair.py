@@ -14,23 +14,23 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 
-from .backends import Backend
-from .compression import Scheme
+from ..backends import Backend
+from ..compression import Scheme
 from .check import damaged_chunks
 from .deletes import DeleteRecord
-from .delta_bases import base_reader, bases_needed
-from .errors import IntegrityError, NotFound, Refused
-from .faults import fault_point
+from ..delta_bases import base_reader, bases_needed
+from ..errors import IntegrityError, NotFound, Refused
+from ..faults import fault_point
 from .gc import QUARANTINE, GcOptions, GcReport, Plan, put_delete_record, dirty_shards, execute, refuse_if_damaged
-from .hashing import xet_hex
-from .index import Index
+from ..hashing import xet_hex
+from ..index import Index
 from .inventory import XORBS, Inventory, read_xorb_footer, take_inventory
 from .leases import Lease
-from .params import MAX_XORB_CHUNKS, RepositoryParams
+from ..params import MAX_XORB_CHUNKS, RepositoryParams
 from .reindex import sync_index
-from .shard import Manifest, ShardXorb
-from .packing import XorbBuilder
-from .xorb import HEADER_SIZE, ChunkHeader, read_chunks, verify_xorb
+from ..shard import Manifest, ShardXorb
+from ..packing import XorbBuilder
+from ..xorb import HEADER_SIZE, ChunkHeader, read_chunks, verify_xorb
 
 __all__ = ["XorbRepair", "ShardRepair", "repair_xorbs", "repair_shards"]
 

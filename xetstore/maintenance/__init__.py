@@ -1,0 +1,41 @@
+"""Maintenance: what a repository holds, and keeping it whole (check, gc, repair, reindex).
+
+Modules, each importing only those before it (tests/test_layers.py checks the
+order): binding, leases, deletes, inventory, reindex, repack, check, gc, repair.
+
+The names are loaded on first use: a process that opens a repository to list or
+read files (the CLI, each git-lfs agent) needs leases and the index sync only,
+not check, gc or repair.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from .check import CheckReport, check_repository
+    from .gc import GcOptions, GcReport, collect_garbage, remove_files
+    from .inventory import read_xorb_footer
+    from .leases import Lease, check_before_publish
+    from .reindex import RebuildReport, open_index, rebuild_index, sync_index
+    from .repair import ShardRepair, XorbRepair, repair_shards, repair_xorbs
+
+# Exported name -> the module of this package that defines it.
+_HOMES = {
+    "CheckReport": "check", "check_repository": "check",
+    "GcOptions": "gc", "GcReport": "gc", "collect_garbage": "gc", "remove_files": "gc",
+    "read_xorb_footer": "inventory",
+    "Lease": "leases", "check_before_publish": "leases",
+    "RebuildReport": "reindex", "open_index": "reindex", "rebuild_index": "reindex", "sync_index": "reindex",
+    "ShardRepair": "repair", "XorbRepair": "repair", "repair_shards": "repair", "repair_xorbs": "repair",
+}  # fmt: skip
+
+__all__ = sorted(_HOMES)
+
+
+def __getattr__(name: str) -> object:
+    home = _HOMES.get(name)
+    if home is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(f".{home}", __name__), name)
