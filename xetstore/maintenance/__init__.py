@@ -31,7 +31,25 @@ _HOMES = {
     "ShardRepair": "repair", "XorbRepair": "repair", "repair_shards": "repair", "repair_xorbs": "repair",
 }  # fmt: skip
 
-__all__ = sorted(_HOMES)
+__all__ = [
+    "CheckReport",
+    "GcOptions",
+    "GcReport",
+    "Lease",
+    "RebuildReport",
+    "ShardRepair",
+    "XorbRepair",
+    "check_before_publish",
+    "check_repository",
+    "collect_garbage",
+    "open_index",
+    "read_xorb_footer",
+    "rebuild_index",
+    "remove_files",
+    "repair_shards",
+    "repair_xorbs",
+    "sync_index",
+]
 
 
 def __getattr__(name: str) -> object:

@@ -264,7 +264,7 @@ def _sweep(backend: Backend, lease: Lease, inv: Inventory, plan: Plan, done: Rew
 
 def _recheck(backend: Backend, lease: Lease, inv: Inventory, plan: Plan, done: Rewrite) -> set[bytes]:
     """Under the sweep lease: what appeared since the mark. Returns rescued xorbs."""
-    gone, rescued = plan.gone, set()
+    gone, rescued = plan.gone, set[bytes]()
     infos = inv.xorb_infos()
     for info in backend.list(SHARDS):
         if info.key in inv.shard_objects or info.key == done.shard_key:
