@@ -16,10 +16,12 @@ import pytest
 
 from xetstore.backends import open_backend
 from xetstore.backends.base import Backend
+from xetstore.backends.cache import CachingBackend
 from xetstore.backends.folder import FolderBackend
 from xetstore.backends.memory import MemoryBackend
 from xetstore.backends.retrying import RetryingBackend
 from xetstore.backends.s3 import S3Backend
+from xetstore.backends.wrapper import BackendWrapper
 from xetstore.errors import AccessDenied, BackendError, ConfigError, ObjectNotFound, TransientBackendError
 
 from .backend_contract import BackendContract
@@ -55,23 +57,52 @@ FolderBackend(Path(sys.argv[1])).put(sys.argv[2], bytes(512 * 1024 * 1024))
 """
 
 
+def innermost(backend: Backend) -> Backend:
+    """The backend under any wrappers."""
+    while isinstance(backend, BackendWrapper):
+        backend = backend.inner
+    return backend
+
+
 class TestFolderBackend(BackendContract):
+    leaves_temps = True
+
     def make_backend(self, request: pytest.FixtureRequest) -> Backend:
         return FolderBackend(request.getfixturevalue("tmp_path") / "backend")
 
     def interrupt_put(self, request: pytest.FixtureRequest, backend: Backend, key: str, data: bytes) -> None:
         """SIGKILL a process while its put is writing the temp file."""
-        assert isinstance(backend, FolderBackend)
-        child = subprocess.Popen([sys.executable, "-c", _FOLDER_CHILD, str(backend.root), key])
+        folder = innermost(backend)
+        assert isinstance(folder, FolderBackend)
+        child = subprocess.Popen([sys.executable, "-c", _FOLDER_CHILD, str(folder.root), key])
         try:
-            while not list(backend.temp_files()):  # the put has begun writing
+            while not list(folder.temp_files()):  # the put has begun writing
                 assert child.poll() is None, "the put finished before it could be interrupted"
                 time.sleep(0.001)
         finally:
             os.kill(child.pid, signal.SIGKILL)
             child.wait()
         assert child.returncode == -signal.SIGKILL
-        assert len(list(backend.temp_files())) == 1  # left for cleanup, invisible to readers
+        assert len(list(folder.temp_files())) == 1  # left for cleanup, invisible to readers
+
+
+# The wrappers a repository puts around its backend keep the same contract.
+
+
+class TestRetryingMemoryBackend(TestMemoryBackend):
+    def make_backend(self, request: pytest.FixtureRequest) -> Backend:
+        return RetryingBackend(super().make_backend(request), base_delay=0.001)
+
+
+class TestRetryingFolderBackend(TestFolderBackend):
+    def make_backend(self, request: pytest.FixtureRequest) -> Backend:
+        return RetryingBackend(super().make_backend(request), base_delay=0.001)
+
+
+class TestCachingFolderBackend(TestFolderBackend):
+    def make_backend(self, request: pytest.FixtureRequest) -> Backend:
+        cache_dir = request.getfixturevalue("tmp_path") / "range-cache"
+        return CachingBackend(super().make_backend(request), cache_dir, max_bytes=1 << 20)
 
 
 @pytest.mark.s3
@@ -91,15 +122,26 @@ class TestS3Backend(BackendContract):
 
     def interrupt_put(self, request: pytest.FixtureRequest, backend: Backend, key: str, data: bytes) -> None:
         """Drop the connection after 1 MiB of the request body, through the fault proxy."""
+        backend = innermost(backend)
         assert isinstance(backend, S3Backend)
         proxy: FaultProxy = request.getfixturevalue("proxied")
         server: S3Server = request.getfixturevalue("s3_server")
         cut = proxy.add(Fault("reset_request", method="PUT", after=1024 * 1024))
-        with S3Backend.from_url(server.url(backend.bucket, endpoint=proxy.endpoint)) as through_proxy:
-            with pytest.raises(TransientBackendError) as info:
-                through_proxy.put(key, data)
+        through_proxy = S3Backend.from_url(server.url(backend.bucket, endpoint=proxy.endpoint))
+        with through_proxy, pytest.raises(TransientBackendError) as info:
+            through_proxy.put(key, data)
         assert cut.fired == 1
         assert info.value.key == key
+
+
+@pytest.mark.s3
+class TestRetryingCachingS3Backend(TestS3Backend):
+    """As a repository opens an S3 URL: a range cache over retries over S3."""
+
+    def make_backend(self, request: pytest.FixtureRequest) -> Backend:
+        cache_dir = request.getfixturevalue("tmp_path") / "range-cache"
+        retrying = RetryingBackend(super().make_backend(request), base_delay=0.001)
+        return CachingBackend(retrying, cache_dir, max_bytes=1 << 20)
 
 
 # -- S3: configuration ------------------------------------------------------------

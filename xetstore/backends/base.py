@@ -108,6 +108,12 @@ class Backend(ABC):
         (a folder backend: inside itself, so publishing it is a link, not a copy)."""
         return None
 
+    def sweep_temp(self, older_than: float) -> Sequence[str]:
+        """Remove what interrupted puts left behind, if older than `older_than` seconds
+        (younger ones may belong to puts still running); return what was removed.
+        A backend whose puts leave nothing behind has nothing to do."""
+        return []
+
     def exists(self, key: str) -> bool:
         try:
             self.stat(key)
@@ -115,7 +121,7 @@ class Backend(ABC):
             return False
         return True
 
-    def close(self) -> None:
+    def close(self) -> None:  # noqa: B027 (a no-op default that backends with connections override)
         """Release connections; the default has nothing to release."""
 
     def __enter__(self) -> Backend:

@@ -81,7 +81,7 @@ class CachingBackend(BackendWrapper):
         self._scan()
 
     def get(self, key: str, start: int = 0, end: int | None = None) -> bytes:
-        if not self._cacheable(key, end):
+        if not self._cacheable(key, start, end):
             return self.inner.get(key, start, end)
         assert end is not None
         data = self._lookup(key, start, end)
@@ -101,8 +101,9 @@ class CachingBackend(BackendWrapper):
         for start, end in ranges:
             self._drop((key, start, end))
 
-    def _cacheable(self, key: str, end: int | None) -> bool:
-        return self.max_bytes > 0 and end is not None and key.startswith(_CACHED_PREFIX)
+    def _cacheable(self, key: str, start: int, end: int | None) -> bool:
+        # An empty range is covered by no entries, yet must still fail on a missing key.
+        return self.max_bytes > 0 and end is not None and end > start and key.startswith(_CACHED_PREFIX)
 
     # -- entries on disk ------------------------------------------------------
 

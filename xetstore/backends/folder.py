@@ -11,7 +11,8 @@ from __future__ import annotations
 import errno
 import os
 import secrets
-from collections.abc import Iterator
+import time
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 from ..errors import AccessDenied, BackendError, DiskFull, ObjectNotFound
@@ -112,6 +113,19 @@ class FolderBackend(Backend):
                 except FileNotFoundError:
                     continue  # deleted since the directory was read
                 yield ObjectInfo(key, st.st_size, st.st_mtime)
+
+    def sweep_temp(self, older_than: float) -> Sequence[str]:
+        cutoff = time.time() - older_than
+        removed: list[str] = []
+        for path, mtime in self.temp_files():
+            if mtime > cutoff:
+                continue
+            try:
+                path.unlink()
+            except FileNotFoundError:
+                continue  # its put finished or another sweep got there first
+            removed.append(str(path))
+        return removed
 
     def temp_files(self) -> Iterator[tuple[Path, float]]:
         """Leftover temps of interrupted puts, with their times (for cleanup)."""

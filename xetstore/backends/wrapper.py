@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 
 from .base import Backend, ObjectInfo, Payload
 
@@ -34,6 +34,9 @@ class BackendWrapper(Backend):
 
     def spool_dir(self) -> str | None:
         return self.inner.spool_dir()
+
+    def sweep_temp(self, older_than: float) -> Sequence[str]:
+        return self.inner.sweep_temp(older_than)
 
     def close(self) -> None:
         self.inner.close()

@@ -21,24 +21,25 @@ removed from the backend. gc, under a gc lease (leases.py):
 
 from __future__ import annotations
 
-import os
 import time
 from dataclasses import dataclass, field
 
 from ..backends import Backend
 from ..delta_bases import keep_bases, rescued_bases
-from .deletes import PREFIX as DELETES, DeleteRecord, decode_delete_record, delete_record_key, encode_delete_record
 from ..errors import FileNotInRepository, FormatError, IntegrityError, NotFound
 from ..faults import fault_point
 from ..hashing import from_xet_hex, xet_hex
 from ..index import Index
-from .inventory import SHARDS, SNAPSHOTS, XORBS, Inventory, read_shard, take_inventory
-from .leases import PREFIX as LOCKS, Lease, live_leases
 from ..params import DEFAULT_GRACE, RepositoryParams
-from .reindex import sync_index
-from .repack import Rewrite, rewrite
 from ..shard import Manifest
 from ..xorb import XorbFooter
+from .deletes import PREFIX as DELETES
+from .deletes import DeleteRecord, decode_delete_record, delete_record_key, encode_delete_record
+from .inventory import SHARDS, SNAPSHOTS, XORBS, Inventory, read_shard, take_inventory
+from .leases import PREFIX as LOCKS
+from .leases import Lease, live_leases
+from .reindex import sync_index
+from .repack import Rewrite, rewrite
 
 __all__ = [
     "GcOptions",
@@ -90,7 +91,7 @@ class Plan:
     dirty: set[str] = field(default_factory=set)
     young: set[bytes] = field(default_factory=set)
     quarantine: set[bytes] = field(default_factory=set)  # copied to quarantine/ before removal
-    leftovers: list[str] = field(default_factory=list)  # stale lease records, old temp files (paths)
+    leftovers: list[str] = field(default_factory=list)  # records of stale leases
 
     @property
     def gone(self) -> set[bytes]:
@@ -152,9 +153,11 @@ def collect_garbage(backend: Backend, index: Index, params: RepositoryParams, op
         _describe(plan, inv, report)
         if lease is None:
             return report
-        plan.leftovers = _leftovers(backend, lease, now, options.grace)
+        plan.leftovers = _stale_leases(backend, lease)
         if plan.gone or plan.dirty or plan.leftovers:
             execute(backend, lease, params, inv, plan, report, options)
+        lease.check()
+        report.deleted_other += backend.sweep_temp(older_than=options.grace)
     finally:
         if lease is not None:
             lease.release()
@@ -307,29 +310,20 @@ def _set_aside(backend: Backend, lease: Lease, key: str) -> None:
         pass
 
 
-def _leftovers(backend: Backend, lease: Lease, now: float, grace: float) -> list[str]:
-    """Records of stale leases, and temp files of interrupted writes older than `grace`."""
+def _stale_leases(backend: Backend, lease: Lease) -> list[str]:
+    """Records of leases whose sessions are gone (temp files are the backend's to sweep)."""
     live = {i.session for i in live_leases(backend, lease)} | {lease.session}
-    found = [
+    return [
         info.key
         for info in backend.list(LOCKS)
         if info.key[len(LOCKS) :].partition("-")[2].rpartition("-")[0] not in live
     ]
-    temp_files = getattr(backend, "temp_files", None)
-    found += [str(path) for path, mtime in (temp_files() if temp_files else ()) if now - mtime >= grace]
-    return found
 
 
 def _sweep_leftovers(backend: Backend, lease: Lease, leftovers: list[str]) -> list[str]:
     removed = []
     for item in leftovers:
         lease.check()
-        if item.startswith(LOCKS):
-            backend.delete(item)
-        else:
-            try:
-                os.unlink(item)
-            except FileNotFoundError:
-                continue
+        backend.delete(item)
         removed.append(item)
     return removed
