@@ -24,8 +24,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 from xetstore.chunking import iter_chunks, make_chunker
-from xetstore.intake import hash_stream
 from xetstore.hashing import chunk_hash, file_hash, xet_hex
+from xetstore.intake import hash_stream
 
 from .inputs import make_random, make_weights
 

@@ -9,8 +9,11 @@ from __future__ import annotations
 import shlex
 import sys
 from pathlib import Path
+from typing import Any
 
 import click
+
+from xetstore.errors import EXIT_FAILURE
 
 __all__ = ["bench"]
 
@@ -82,10 +85,10 @@ def bench(quick: bool, scale: float, runs: int, seed: int, workload_names: str |
         _write(out_dir, report, markdown, quiet)
     if any(r["error"] for r in report["results"]):
         click.echo("xetstore bench: some runs failed (see ERROR in the results)", err=True)
-        sys.exit(1)
+        sys.exit(EXIT_FAILURE)
 
 
-def _write(out_dir: Path, report: dict, markdown: str, quiet: bool) -> None:
+def _write(out_dir: Path, report: dict[str, Any], markdown: str, quiet: bool) -> None:
     import json
 
     from .chart import chart_missing, write_chart

@@ -56,7 +56,7 @@ def run_variant(workload: Path, work: Path, delta: bool) -> dict[str, float]:
             added += (version / rel).stat().st_size
     ingest = time.perf_counter() - start
     start = time.perf_counter()
-    for i, (source, file_hash) in enumerate(stored):
+    for i, (_source, file_hash) in enumerate(stored):
         _xetstore("get", "-r", str(repo), "-q", "-o", str(work / f"out{i}"), file_hash)
     restore = time.perf_counter() - start
     for i, (source, _) in enumerate(stored):

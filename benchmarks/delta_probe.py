@@ -23,7 +23,6 @@ boundaries move when every byte changes), and the hit rate of each base-finding 
 from __future__ import annotations
 
 import argparse
-import bisect
 from dataclasses import dataclass
 
 import numpy as np

@@ -52,7 +52,8 @@ def ingest(tree: Path, workload: Path) -> dict[str, float]:
     env = {**os.environ, "PYTHONPATH": str(tree)}
     out = subprocess.run([sys.executable, "-c", _CHILD, str(workload)], env=env, cwd=tree, check=True,
                          capture_output=True, text=True).stdout  # fmt: skip
-    return json.loads(out.splitlines()[-1])
+    timings: dict[str, float] = json.loads(out.splitlines()[-1])
+    return timings
 
 
 def compare(base: Path, workload: Path, runs: int) -> dict[str, list[dict[str, float]]]:

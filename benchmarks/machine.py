@@ -41,7 +41,7 @@ def load_average() -> list[float] | None:
 
 
 def machine_facts() -> dict[str, Any]:
-    versions = {}
+    versions: dict[str, str | None] = {}
     for lib in _LIBRARIES:
         try:
             versions[lib] = metadata.version(lib)

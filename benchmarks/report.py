@@ -118,7 +118,7 @@ def quick_lines(report: dict[str, Any], full_command: str) -> list[str]:
     scale, runs = report["config"]["scale_mb"], report["config"]["runs"]
     out += [
         f"(quick: {scale:g} MB per workload, {runs} run: stored bytes are indicative, speeds are noise at this",
-        f" size, start-up dominates. The full run is 300 MB per workload, 3 runs, plus the real-data workloads:",
+        " size, start-up dominates. The full run is 300 MB per workload, 3 runs, plus the real-data workloads:",
         f" `{full_command}`. Details: --verbose, or --out DIR.)",
     ]
     return out
@@ -156,7 +156,7 @@ def _workload_table(report: dict[str, Any], w: str) -> list[str]:
         "| system | stored MB | % of whole-file | ratio | dedup ratio | ingest MB/s | restore MB/s | peak RSS MB | cache MB |",
         "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
-    for s, info in report["systems"].items():
+    for s in report["systems"]:
         r = by.get((w, s))
         if r is None:
             continue

@@ -117,7 +117,8 @@ def run_isolated(system_name: str, versions: list[Path], workdir: Path) -> dict[
                           capture_output=True, text=True, check=False)  # fmt: skip
     try:
         if out.exists():
-            return json.loads(out.read_text())
+            done: dict[str, Any] = json.loads(out.read_text())
+            return done
         tail = " | ".join(proc.stderr.strip().splitlines()[-3:])
         result: dict[str, Any] = {m: None for m in METRICS}
         result["error"] = f"benchmark child exited {proc.returncode}: {tail}"

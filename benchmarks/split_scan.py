@@ -41,7 +41,7 @@ def scan_segment(path: str, start: int, stop: int) -> int:
         f.seek(start)
         data = f.read(stop - start)
     ends = make_chunker("fastcdc").cut_points(memoryview(data), final=True)
-    return len(chunk_hashes(data, ends))
+    return len(chunk_hashes(data, list(ends)))
 
 
 def one_process(path: str) -> str:

@@ -14,8 +14,8 @@ import pytest
 
 from xetstore import Repository
 
-from .samples import random_bytes, write_file
 from .rel_support import WORKER, json_lines, run_cli, start_worker
+from .samples import random_bytes, write_file
 
 
 def _worker_module():  # type: ignore[no-untyped-def]

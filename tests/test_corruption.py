@@ -19,13 +19,13 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from xetstore import IndexUnusable, IntegrityError, MissingData, Repository
-from xetstore.maintenance.check import DAMAGE, INFO
 from xetstore.errors import EXIT_DAMAGED
 from xetstore.hashing import from_xet_hex, xet_hex
+from xetstore.maintenance.check import DAMAGE, INFO
 from xetstore.shard import encode_manifest
 
-from .samples import random_bytes, write_file
 from .rel_support import flip_byte, objects, run_cli
+from .samples import random_bytes, write_file
 
 
 def text_bytes(size: int, seed: int) -> bytes:

@@ -17,11 +17,11 @@ from pathlib import Path
 import pytest
 
 from xetstore import Repository
-from xetstore.maintenance.check import INFO
 from xetstore.faults import FAULT_POINTS
+from xetstore.maintenance.check import INFO
 
-from .samples import random_bytes, write_file
 from .rel_support import WORKER, json_lines, objects, run_cli, start_worker, temp_files
+from .samples import random_bytes, write_file
 
 KILLED = -signal.SIGKILL
 
@@ -209,7 +209,7 @@ def test_random_sigkill_loop_loses_nothing_acknowledged(tmp_path: Path) -> None:
     assert len(acked) > 20
     with Repository.open(str(repo_dir)) as r:
         files = {a["file_hash"]: worker.content(seed, i) for (seed, i), a in acked.items()}
-        for (seed, i), a in acked.items():
+        for a in acked.values():
             assert r.find(a["sha256"]) is not None
         _gc_removes_exactly_orphans(r, repo_dir, files)
 

@@ -17,8 +17,8 @@ import pytest
 from xetstore import DiskFull, Repository
 from xetstore.errors import EXIT_FAILURE
 
-from .samples import random_bytes, write_file
 from .rel_support import json_lines, run_cli, temp_files
+from .samples import random_bytes, write_file
 
 
 @pytest.fixture

@@ -13,12 +13,12 @@ import pytest
 
 from xetstore import FileNotInRepository, LockedError, Repository
 from xetstore.backends.memory import MemoryBackend
-from xetstore.maintenance.check import DAMAGE
 from xetstore.errors import EXIT_LOCKED, EXIT_NOT_FOUND
+from xetstore.maintenance.check import DAMAGE
 from xetstore.maintenance.leases import Lease
 
-from .samples import random_bytes, write_file
 from .rel_support import objects, run_cli
+from .samples import random_bytes, write_file
 
 DAY = 24 * 3600
 

@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 
 from xetstore import ConfigError, Repository
-from xetstore.index import environment as index_env
 from xetstore.index import SCHEMA, Index
+from xetstore.index import environment as index_env
 from xetstore.maintenance.inventory import read_shard
 from xetstore.shard import ShardXorb
 from xetstore.xorb import XorbFooter

@@ -55,7 +55,7 @@ def imported(path: Path) -> list[tuple[str, int]]:
     """(absolute dotted name, level) of every import in a module."""
     tree = ast.parse(path.read_text())
     package = name_of(path).split("/")
-    if not path.name == "__init__.py":
+    if path.name != "__init__.py":
         package = package[:-1]
     found = []
     for node in ast.walk(tree):

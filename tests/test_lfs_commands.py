@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from xetstore import Repository
-from xetstore.lfs.commands import AGENT_ARGS, AGENT_SCRIPT
+from xetstore.lfs.commands import AGENT_SCRIPT
 from xetstore.lfs.locator import encode_locator
 
 

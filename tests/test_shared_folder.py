@@ -16,6 +16,7 @@ import pytest
 
 from .samples import random_bytes, write_file
 
+
 def others_can_run(path: Path) -> bool:
     """Whether a user with no special rights can reach and execute `path`."""
     real = path.resolve()
@@ -120,5 +121,5 @@ def test_a_teammate_reads_and_adds_to_a_group_shared_folder(shared: Path) -> Non
         mode = stat.S_IMODE(path.stat().st_mode)
         if path.is_dir():
             assert mode & 0o2775 == 0o2775, f"{path} is {mode:o}"
-        elif not path.parent.name == "locks":
+        elif path.parent.name != "locks":
             assert mode == 0o664, f"{path} is {mode:o}"

@@ -22,9 +22,9 @@ from hypothesis import strategies as st
 
 from xetstore import Repository
 from xetstore.chunking import chunk_ends, iter_chunks, make_chunker
-from xetstore.intake import hash_stream
 from xetstore.gear import GEAR_TABLE, XetChunker, window_matches
 from xetstore.hashing import chunk_hash, xet_hex
+from xetstore.intake import hash_stream
 from xetstore.params import MAX_CHUNK, MIN_CHUNK
 
 from .samples import random_bytes

@@ -12,8 +12,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from xetstore.hashing import chunk_hash, file_hash, range_hash, xet_hex  # noqa: E402
-from xetstore.shard import Manifest, Shard, ShardXorb, Term, encode_shard, shard_key  # noqa: E402
 from xetstore.packing import XorbBuilder  # noqa: E402
+from xetstore.shard import Manifest, Shard, ShardXorb, Term, encode_shard, shard_key  # noqa: E402
 
 CONTENT = b"xetstore worked example " * 4 + b"\n"
 CREATED = 1767225600  # 2026-01-01T00:00:00Z

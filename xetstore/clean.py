@@ -28,9 +28,9 @@ from .faults import fault_point
 from .hashing import Sha256, chunk_hashes, file_hash, range_hash
 from .index import ChunkLocation, Index
 from .intake import WholeFile, hashed_blocks
+from .packing import FrameBuffers, SealedXorb, XorbBuilder, delta_payload
 from .params import MAX_CHUNK, READ_BLOCK, RepositoryParams
 from .shard import Manifest, Shard, ShardXorb, Term
-from .packing import FrameBuffers, SealedXorb, XorbBuilder, delta_payload
 from .smudge import Reconstructor
 
 __all__ = ["CleanSession", "Cleaned", "Progress"]
@@ -104,7 +104,7 @@ class CleanSession:
             fd, path = tempfile.mkstemp(prefix=".tmp-xorb-", dir=self._spool_dir)
         except OSError as exc:
             raise _spool_error(self._spool_dir, exc) from None
-        self._spool = (path, _Spool(path, open(fd, "wb", buffering=1 << 20)))
+        self._spool = (path, _Spool(path, open(fd, "wb", buffering=1 << 20)))  # noqa: SIM115 (the spool owns it)
         return XorbBuilder.for_params(self._params, self._workers, self._buffers, self._spool[1])  # type: ignore[arg-type]
 
     @property
@@ -189,7 +189,7 @@ class CleanSession:
         return self._cleaned(whole.sha256, chunks, terms, new_bytes)
 
     def _add_chunks(
-        self, data: memoryview, ends: list[int], hashes: list[bytes], chunks: list[tuple[bytes, int]], terms: list[_OpenTerm]
+        self, data: memoryview, ends: list[int], hashes: Sequence[bytes], chunks: list[tuple[bytes, int]], terms: list[_OpenTerm]
     ) -> int:
         """Dedup and place one block's chunks, extending the stream's `chunks` and
         `terms`; return the bytes stored new."""

@@ -21,15 +21,16 @@ import click
 
 from . import __version__
 from .display import json_safe, shown
+from .errors import EXIT_FAILURE, EXIT_INTERRUPTED, ConfigError, IntegrityError, XetStoreError
 from .inputs import expand_inputs, open_input
 from .interrupts import terminate_as_interrupt
-from .errors import EXIT_FAILURE, EXIT_INTERRUPTED, ConfigError, IntegrityError, XetStoreError
 from .lfs.commands import lfs
-from .params import CHUNKERS, COMPRESSIONS, default_cache_root
 from .output import Output, common_options, count, human_size
+from .params import CHUNKERS, COMPRESSIONS, default_cache_root
 
 if TYPE_CHECKING:
-    from .repository import AddResult, Repository
+    from .repository import AddResult
+    from .repository import Repository as Repository
     from .trees import SnapshotResult
 
 __all__ = ["main", "cli", "Output", "common_options", "repo_option"]
@@ -198,7 +199,7 @@ def stats(out: Output, repo: str) -> None:
         "compression_ratio": round(s.compression_ratio, 4), "files": s.files,
         "chunks": s.chunks, "xorbs": s.xorbs, "shards": s.shards,
     }  # fmt: skip
-    readable = {k: (f"{human_size(v)} ({v} bytes)" if k.endswith("_bytes") else v) for k, v in fields.items()}
+    readable = {k: (f"{human_size(int(v))} ({v} bytes)" if k.endswith("_bytes") else v) for k, v in fields.items()}
     out.emit("stats", "\n".join(f"{k:<18} {v}" for k, v in readable.items()), **fields)
 
 
@@ -290,7 +291,8 @@ def _fail(as_json: bool, kind: str, message: str, code: int, prefix: str = "", a
 
 
 # The maintenance (check, repair, rm, gc) and snapshot (tags, restore, diff) commands register themselves on `cli`.
-from . import maintenance_cli, snapshot_cli  # noqa: E402,F401
 from benchmarks.cli import bench as _bench  # noqa: E402  (L5 front; heavy imports wait until it runs)
+
+from . import maintenance_cli, snapshot_cli  # noqa: E402,F401
 
 cli.add_command(_bench)

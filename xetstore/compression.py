@@ -83,7 +83,8 @@ def bg4_split(data: bytes | memoryview) -> bytes:
     q, r = divmod(len(arr), 4)
     lanes = arr[: 4 * q].reshape(q, 4).T  # one transposing copy beats four strided ones
     if r == 0:
-        return lanes.tobytes()
+        grouped: bytes = lanes.tobytes()
+        return grouped
     tail = arr[4 * q :]
     return b"".join(lanes[k].tobytes() + (tail[k : k + 1].tobytes() if k < r else b"") for k in range(4))
 
@@ -133,7 +134,8 @@ def _lane_histograms_numpy(sample: bytes | memoryview) -> list[list[int]]:
     popcount, lane_offsets = _tables()
     arr = np.frombuffer(sample, dtype=np.uint8)
     codes = (popcount[arr[: len(arr) // 4 * 4]].reshape(-1, 4) + lane_offsets).ravel()
-    return np.bincount(codes, minlength=36).reshape(4, 9).tolist()  # type: ignore[no-any-return]
+    counts: list[list[int]] = np.bincount(codes, minlength=36).reshape(4, 9).tolist()
+    return counts
 
 
 def _max_divergence(lanes: list[list[int]]) -> float:
@@ -227,7 +229,8 @@ def xor_residual(data: bytes | memoryview, base: bytes | memoryview) -> bytes:
     b = np.frombuffer(base, dtype=np.uint8)[: len(a)]
     out = a.copy()
     out[: len(b)] ^= b
-    return out.tobytes()
+    xored: bytes = out.tobytes()
+    return xored
 
 
 def zero_share(data: bytes | memoryview) -> float:

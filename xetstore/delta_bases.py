@@ -25,7 +25,14 @@ from .shard import Manifest, ShardXorb, Term
 from .smudge import Reconstructor
 from .snapshot import FILE, Snapshot
 from .xorb import (
-    DELTA_HEADER, HEADER_SIZE, MAX_DELTA_BASE_CHUNKS, BaseReader, ChunkHeader, DeltaBase, decode_delta, read_chunks,
+    DELTA_HEADER,
+    HEADER_SIZE,
+    MAX_DELTA_BASE_CHUNKS,
+    BaseReader,
+    ChunkHeader,
+    DeltaBase,
+    decode_delta,
+    read_chunks,
 )  # fmt: skip
 
 __all__ = ["MAX_EARLIER", "PositionBases", "SameSize", "by_path", "bases_needed", "base_reader", "keep_bases", "rescued_bases"]
@@ -126,7 +133,9 @@ def bases_needed(
     out: dict[bytes, set[int]] = defaultdict(set)
     for h, wanted in chunks.items():
         info = infos.get(h)
-        for i in sorted(wanted & info.deltas) if info is not None else ():
+        if info is None:
+            continue
+        for i in sorted(wanted & info.deltas):
             base = _delta_base(backend, info, i)
             if base is not None:
                 out[base.xorb_hash].update(range(base.first, base.end))

@@ -113,7 +113,8 @@ _MATCH_BELOW = np.uint64(1 << 48)
 def _pair_table() -> np.ndarray:
     """Hash of every 2-byte window, indexed by the little-endian uint16 of the pair."""
     v = np.arange(1 << 16, dtype=np.uint32)
-    return (GEAR_TABLE[v & 0xFF] << np.uint64(1)) + GEAR_TABLE[v >> 8]
+    table: np.ndarray = (GEAR_TABLE[v & 0xFF] << np.uint64(1)) + GEAR_TABLE[v >> 8]
+    return table
 
 
 _PAIR_TABLE = _pair_table()
@@ -301,7 +302,7 @@ class XetChunker:
 def _walk(matches: np.ndarray, start: int, known: int) -> tuple[list[int], np.ndarray]:
     """The cuts after `start` that the matches known up to offset `known`
     decide, and the matches that may still matter for later cuts."""
-    cuts = []
+    cuts: list[int] = []
     while True:
         i = int(np.searchsorted(matches, start + MIN_CHUNK))
         if i < len(matches) and matches[i] <= start + MAX_CHUNK:

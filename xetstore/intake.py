@@ -15,7 +15,7 @@ The chunking thread is the critical path of an add (fastcdc holds the GIL):
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Executor, Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import BinaryIO, TypeVar
@@ -59,7 +59,7 @@ def _read_whole(path: P, open_input: Callable[[P], BinaryIO]) -> WholeFile | Non
     return WholeFile(data, sha.digest())
 
 
-def hashed_blocks(blocks: Iterator[Block], sha: Sha256, sha_pool: Executor) -> Iterator[tuple[Block, list[bytes]]]:
+def hashed_blocks(blocks: Iterator[Block], sha: Sha256, sha_pool: Executor) -> Iterator[tuple[Block, Sequence[bytes]]]:
     """Each block with its chunk hashes, while `sha` consumes the stream on `sha_pool`.
 
     Chunk hashes are computed on this thread. blake3 releases the GIL for each

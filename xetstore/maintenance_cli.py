@@ -12,8 +12,7 @@ from .errors import EXIT_DAMAGED, ConfigError
 from .params import DEFAULT_GRACE
 
 if TYPE_CHECKING:  # the modules themselves load when a command runs
-    from .maintenance import CheckReport
-    from .maintenance import GcReport
+    from .maintenance import CheckReport, GcReport
 
 __all__ = ["parse_duration"]
 

@@ -41,6 +41,12 @@ class SealedXorb:
     def key(self) -> str:
         return f"xorbs/{xet_hex(self.hash)}"
 
+    def kept_data(self) -> bytes:
+        """The xorb's bytes, for a builder that kept them (maintenance rewrites do)."""
+        if self.data is None:
+            raise RuntimeError(f"xorb {xet_hex(self.hash)} went to a sink; its bytes were not kept")
+        return self.data
+
 
 class XorbBuilder:
     """Packs new chunks into one xorb, compressing runs of them as frames.

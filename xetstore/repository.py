@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, BinaryIO
 from .backends import Backend, open_backend, with_local_cache
 from .config import RepositoryConfig, decode_config, encode_config
 from .dedup_targets import DedupTargets
+from .destination import write_output
 from .errors import (
     ConfigError,
     DiskFull,
@@ -33,13 +34,11 @@ from .faults import fault_point
 from .hashing import from_xet_hex, xet_hex
 from .index import Index
 from .inputs import changed_since, check_input, open_input
-from .maintenance import Lease, check_before_publish
-from .destination import write_output
+from .maintenance import Lease, check_before_publish, open_index, sync_index
+from .names import resolve_name
 from .params import DEFAULT_FRAME_BYTES, DEFAULT_GRACE, RepositoryParams, default_cache_root
-from .maintenance import open_index, sync_index
 from .shard import Manifest, Shard, encode_shard, shard_key
 from .smudge import FileReader, Reconstructor
-from .names import resolve_name
 from .snapshot import Snapshot, SnapshotEntry, newest_per_tag
 from .trees import (
     SnapshotDiff,
@@ -49,8 +48,8 @@ from .trees import (
     diff_snapshots,
     put_snapshot,
     read_snapshots,
-    refuse_taken,
     refuse_tagged,
+    refuse_taken,
     restore_tree,
     snapshot_entries,
     walk_inputs,
@@ -61,11 +60,8 @@ from .trees import (
 # (the CLI, each git-lfs agent) does not pay for them.
 if TYPE_CHECKING:
     from .chunking import Chunker
-    from .maintenance import CheckReport
-    from .clean import CleanSession, Cleaned
-    from .maintenance import GcReport
-    from .maintenance import RebuildReport
-    from .maintenance import ShardRepair, XorbRepair
+    from .clean import Cleaned, CleanSession
+    from .maintenance import CheckReport, GcReport, RebuildReport, ShardRepair, XorbRepair
 
 __all__ = ["Repository", "AddResult", "FileInfo", "RepositoryStats"]
 

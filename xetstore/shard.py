@@ -170,7 +170,8 @@ def _record(data: memoryview, pos: int, what: str) -> memoryview:
 
 
 def _decode_files(data: memoryview, what: str) -> list[Manifest]:
-    manifests, pos = [], _RECORD
+    manifests: list[Manifest] = []
+    pos = _RECORD
     while True:
         rec = _record(data, pos, what)
         if bytes(rec) == _BOOKEND:
@@ -222,7 +223,7 @@ def _decode_term(rec: memoryview, what: str) -> Term:
 
 
 def _decode_xorbs(data: memoryview, pos: int, what: str) -> list[ShardXorb]:
-    xorbs = []
+    xorbs: list[ShardXorb] = []
     while True:
         rec = _record(data, pos, what)
         if bytes(rec) == _BOOKEND:
@@ -238,7 +239,10 @@ def _decode_xorbs(data: memoryview, pos: int, what: str) -> list[ShardXorb]:
 def _decode_xorb_entry(
     xorb_hash: bytes, entries: Sequence[memoryview], stored: int, what: str
 ) -> ShardXorb:
-    hashes, unpacked, serialized, deltas = [], [], [], set()
+    hashes: list[bytes] = []
+    unpacked: list[int] = []
+    serialized: list[int] = []
+    deltas: set[int] = set()
     for k, e in enumerate(entries):
         start, size, flags, serialized_end = struct.unpack_from("<IIII", e, 32)
         if flags & _DELTA_CHUNK:

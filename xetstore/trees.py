@@ -15,16 +15,15 @@ import logging
 import os
 import stat
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from .backends import Backend
-from .shard import Manifest
-from .xorb import XorbFooter
 from .errors import ConfigError, InputError, IntegrityError, MissingData, NotFound, OutputError, Refused
 from .hashing import shard_hash, xet_hex
+from .shard import Manifest
 from .snapshot import (
     DIR,
     FILE,
@@ -37,6 +36,7 @@ from .snapshot import (
     encode_snapshot,
     snapshot_key,
 )
+from .xorb import XorbFooter
 
 if TYPE_CHECKING:
     from .repository import AddResult
@@ -130,7 +130,7 @@ def _walk_child(p: Path, name: str, walk: Walk) -> None:
         walk.skipped.append((p, "not a regular file or directory"))
 
 
-def snapshot_entries(walk: Walk, stored: list[tuple[bytes, int]]) -> list[SnapshotEntry]:
+def snapshot_entries(walk: Walk, stored: Sequence[tuple[bytes, int]]) -> list[SnapshotEntry]:
     """The walk's entries, its files with the (file hash, size) they were stored as, in order."""
     entries = [SnapshotEntry(w.path, w.kind, w.mode) for w in walk.entries if w.kind != FILE]
     for w, (file_hash, size) in zip(walk.files(), stored, strict=True):

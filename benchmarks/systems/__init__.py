@@ -7,6 +7,8 @@ peers (restic, borg, casync, hf_xet) that run only where they are installed;
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from .base import System, SystemError_, tree_files
 from .hfxet import HfXet
 from .local import FixedBlocks, WholeFile
@@ -57,7 +59,7 @@ _BORG_64K = "buzhash,14,18,16,4095"
 
 def make_system(name: str) -> System:
     """A fresh, not yet set up system for a name; ValueError for an unknown name."""
-    fixed = {
+    fixed: dict[str, Callable[[], System]] = {
         "whole-file": WholeFile,
         "fixed-64k-zstd": FixedBlocks,
         "restic": Restic,
@@ -69,7 +71,7 @@ def make_system(name: str) -> System:
         "hf_xet-proc": HfXetProcess,
     }
     if name in fixed:
-        return fixed[name]()  # type: ignore[operator]
+        return fixed[name]()
     system = parse_xetstore_name(name)
     if system is None:
         raise ValueError(

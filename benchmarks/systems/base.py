@@ -62,7 +62,7 @@ class System(ABC):
     def unique_bytes(self) -> int | None:
         return None
 
-    def close(self) -> None:
+    def close(self) -> None:  # noqa: B027 (a no-op default that systems with handles override)
         """Release open handles (called once, also after a failure)."""
 
 

@@ -71,8 +71,8 @@ class FixedBlocks(System):
     def setup(self, workdir: Path) -> None:
         self.root = workdir / "repo"
         (self.root / "versions").mkdir(parents=True)
-        self._pack = open(self.root / "pack", "wb+")
-        self._index = open(self.root / "index", "wb")
+        self._pack = open(self.root / "pack", "wb+")  # noqa: SIM115 (held until close())
+        self._index = open(self.root / "index", "wb")  # noqa: SIM115 (held until close())
 
     def add_version(self, source: Path, label: str) -> None:
         listing = []

@@ -42,7 +42,8 @@ def _orders(seed: int, tag: str, first_id: int, count: int, customers: int) -> l
     note_len = g.integers(0, 40, count)
     letters = np.frombuffer(b"abcdefghijklmnopqrstuvwxyz     ", dtype=np.uint8)
     text = letters[g.integers(0, len(letters), int(note_len.sum()))].tobytes().decode()
-    rows, pos = [], 0
+    rows: list[tuple[object, ...]] = []
+    pos = 0
     for k in range(count):
         note = text[pos : pos + note_len[k]]
         pos += note_len[k]

@@ -27,7 +27,8 @@ _Tensors = list[tuple[str, np.ndarray]]
 
 
 def _normal(seed: int, shape: tuple[int, ...], std: float, *labels: object) -> np.ndarray:
-    return rng(seed, "finetune", *labels).standard_normal(shape, dtype=np.float32) * np.float32(std)
+    values: np.ndarray = rng(seed, "finetune", *labels).standard_normal(shape, dtype=np.float32) * np.float32(std)
+    return values
 
 
 def _layer(seed: int, ident: str) -> _Tensors:
@@ -40,7 +41,8 @@ def _bytes(values: np.ndarray, dtype: str) -> bytes:
     if dtype == "F32":
         return values.astype("<f4").tobytes()
     bits = np.ascontiguousarray(values, dtype="<f4").view("<u4")  # bf16, round to nearest even
-    return ((bits + 0x7FFF + ((bits >> 16) & 1)) >> 16).astype("<u2").tobytes()
+    out: bytes = ((bits + 0x7FFF + ((bits >> 16) & 1)) >> 16).astype("<u2").tobytes()
+    return out
 
 
 def _write(path: Path, tensors: _Tensors, dtype: str) -> None:
@@ -80,7 +82,8 @@ def generate(dest: Path, target_bytes: int, seed: int) -> None:
 
     def nudge(values: np.ndarray, relative: float, *labels: object) -> np.ndarray:
         noise = rng(seed, "finetune-step", *labels).standard_normal(values.shape, dtype=np.float32)
-        return values + noise * np.float32(relative) * np.abs(values)
+        moved: np.ndarray = values + noise * np.float32(relative) * np.abs(values)
+        return moved
 
     save(1)
     embed = nudge(embed, 1e-3, "full", "embed")

@@ -38,7 +38,8 @@ def to_bf16(values: np.ndarray) -> bytes:
     """float32 -> bf16 bytes with round-to-nearest-even (as torch does)."""
     bits = np.ascontiguousarray(values, dtype="<f4").view("<u4")
     rounded = (bits + 0x7FFF + ((bits >> 16) & 1)) >> 16
-    return rounded.astype("<u2").tobytes()
+    out: bytes = rounded.astype("<u2").tobytes()
+    return out
 
 
 def write_safetensors(path: Path, tensors: list[_Tensor]) -> None:
@@ -82,7 +83,8 @@ def _shape(target_bytes: int) -> _Shape:
 
 
 def _normal(seed: int, name: str, shape: tuple[int, ...], std: float, tag: str = "init") -> np.ndarray:
-    return rng(seed, "model", name, tag).standard_normal(shape, dtype=np.float32) * np.float32(std)
+    values: np.ndarray = rng(seed, "model", name, tag).standard_normal(shape, dtype=np.float32) * np.float32(std)
+    return values
 
 
 def _layer(seed: int, s: _Shape, i: int, ident: str) -> list[_Tensor]:

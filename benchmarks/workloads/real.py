@@ -19,6 +19,7 @@ unprepared real workload is skipped with a line that names this command.
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import shutil
 import subprocess
@@ -80,12 +81,12 @@ def prepare_from_wheels(wheels: list[Path], cache_dir: Path) -> dict[str, Path]:
     done = {}
     for name, libs_only in (("real-libs", True), ("real-releases", False)):
         folder = _folder(name, cache_dir)
-        build_folder(folder, lambda tmp, libs_only=libs_only: _unpack_versions(wheels, tmp, libs_only))
+        build_folder(folder, functools.partial(_unpack_versions, wheels, libs_only=libs_only))
         done[name] = folder
     return done
 
 
-def _unpack_versions(wheels: list[Path], dest: Path, libs_only: bool) -> None:
+def _unpack_versions(wheels: list[Path], dest: Path, *, libs_only: bool) -> None:
     for n, wheel in enumerate(wheels, 1):
         version = dest / f"v{n:02d}"
         version.mkdir()

@@ -120,8 +120,8 @@ class S3Backend(Backend):
             if isinstance(data, os.PathLike):  # a spooled file: botocore streams it
                 with open(data, "rb") as body:
                     return self._put_object(name, body)
-            body = data if isinstance(data, bytes) else _PartsReader(data)  # a fresh one per attempt
-            return self._put_object(name, body)
+            stream = data if isinstance(data, bytes) else _PartsReader(data)  # a fresh one per attempt
+            return self._put_object(name, stream)
 
         return self._call(key, put)
 
@@ -146,7 +146,7 @@ class S3Backend(Backend):
     def list(self, prefix: str = "") -> Iterator[ObjectInfo]:
         token: str | None = None
         while True:
-            page = self._call(prefix or "(all keys)", lambda: self._list_page(prefix, token))
+            page = self._call(prefix or "(all keys)", lambda: self._list_page(prefix, token))  # noqa: B023 (called at once)
             for item in page.get("Contents", ()):
                 info = self._info(item)
                 if info is not None:
@@ -164,7 +164,8 @@ class S3Backend(Backend):
         args: dict[str, Any] = {"Bucket": self.bucket, "Prefix": self.prefix + prefix, "MaxKeys": self.page_size}
         if token:
             args["ContinuationToken"] = token
-        return self._client.list_objects_v2(**args)
+        page: dict[str, Any] = self._client.list_objects_v2(**args)
+        return page
 
     def _info(self, item: dict[str, Any]) -> ObjectInfo | None:
         key = item["Key"][len(self.prefix) :]
@@ -220,7 +221,7 @@ def _code(exc: bx.ClientError) -> str:
 
 def _body(key: str, response: dict[str, Any], start: int, end: int | None) -> bytes:
     """The requested bytes, after checking that the server answered the range asked for."""
-    data = response["Body"].read()  # raises IncompleteReadError if the body is cut short
+    data: bytes = response["Body"].read()  # raises IncompleteReadError if the body is cut short
     if not (start or end is not None):
         return data
     answered = response.get("ContentRange")  # "bytes FIRST-LAST/SIZE"
@@ -238,8 +239,10 @@ class _PartsReader(io.RawIOBase):
 
     def __init__(self, data: Payload) -> None:
         super().__init__()
+        if isinstance(data, os.PathLike):
+            raise TypeError("a spooled file is streamed by botocore, not through _PartsReader")
         parts: Sequence[bytes | bytearray | memoryview]
-        parts = [data] if isinstance(data, (bytearray, memoryview)) else data
+        parts = [data] if isinstance(data, (bytes, bytearray, memoryview)) else data
         self._parts = [memoryview(p).cast("B") for p in parts]
         self._starts: list[int] = []
         total = 0

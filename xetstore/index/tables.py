@@ -8,9 +8,9 @@ import os
 import shutil
 import struct
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
-from typing import Any, Callable, TypeVar
+from typing import Any, TypeVar, cast
 
 import lmdb
 
@@ -75,13 +75,13 @@ class Index:
                 raise IndexUnusable(str(self.path), str(exc)) from None
         raise IndexUnusable(str(self.path), "the map keeps being resized by other processes")
 
-    def chunk_locations(self, hashes: list[bytes]) -> list[ChunkLocation | None]:
+    def chunk_locations(self, hashes: Sequence[bytes]) -> list[ChunkLocation | None]:
         """Where each chunk is stored, or None; one transaction for the batch."""
 
         def lookup(txn: lmdb.Transaction, dbs: dict[bytes, Any]) -> list[ChunkLocation | None]:
             out: list[ChunkLocation | None] = []
             for h in hashes:
-                v = txn.get(h, db=dbs[b"chunks"])
+                v = _get(txn, h, dbs[b"chunks"])
                 out.append(None if v is None or len(v) != 36 else (v[:32], struct.unpack_from("<I", v, 32)[0]))
             return out
 
@@ -89,7 +89,7 @@ class Index:
 
     def xorb(self, xorb_hash: bytes) -> tuple[XorbFooter, int] | None:
         """A xorb's chunk table and stored size, or None if no shard lists it."""
-        v = self._read(lambda txn, dbs: txn.get(xorb_hash, db=dbs[b"xorbs"]))
+        v = self._read(lambda txn, dbs: _get(txn, xorb_hash, dbs[b"xorbs"]))
         return None if v is None else self._decode_xorb(v)
 
     def _decode_xorb(self, v: bytes) -> tuple[XorbFooter, int]:
@@ -99,7 +99,7 @@ class Index:
             raise IndexUnusable(str(self.path), f"a xorb entry is damaged ({exc})") from None
 
     def manifest(self, file_hash: bytes) -> Manifest | None:
-        v = self._read(lambda txn, dbs: txn.get(file_hash, db=dbs[b"files"]))
+        v = self._read(lambda txn, dbs: _get(txn, file_hash, dbs[b"files"]))
         return None if v is None else self._decode_manifest(v)
 
     def _decode_manifest(self, v: bytes) -> Manifest:
@@ -109,7 +109,7 @@ class Index:
             raise IndexUnusable(str(self.path), f"a manifest entry is damaged ({exc})") from None
 
     def file_by_sha256(self, sha256: bytes) -> bytes | None:
-        return self._read(lambda txn, dbs: txn.get(sha256, db=dbs[b"sha256"]))
+        return self._read(lambda txn, dbs: _get(txn, sha256, dbs[b"sha256"]))
 
     def has_shard(self, key: str) -> bool:
         return self._read(lambda txn, dbs: txn.get(key.encode(), db=dbs[b"shards"])) is not None
@@ -122,7 +122,7 @@ class Index:
         return self._keys(b"deletes")
 
     def _keys(self, table: bytes) -> set[str]:
-        return self._read(lambda txn, dbs: {k.decode() for k in txn.cursor(db=dbs[table]).iternext(values=False)})
+        return self._read(lambda txn, dbs: {bytes(k).decode() for k in txn.cursor(db=dbs[table]).iternext(values=False)})
 
     def shards_of(self, file_hash: bytes) -> list[str]:
         """Keys of the shards whose manifest of this file is not deleted."""
@@ -153,7 +153,7 @@ class Index:
     def _scan(self, table: bytes, batch: int = 512) -> Iterator[bytes]:
         after: bytes | None = None
         while True:
-            rows = self._read(lambda txn, dbs: _page(txn, dbs[table], after, batch))
+            rows = self._read(lambda txn, dbs: _page(txn, dbs[table], after, batch))  # noqa: B023 (called at once)
             yield from (v for _, v in rows)
             if len(rows) < batch:
                 return
@@ -290,7 +290,7 @@ def _live_pairs(txn: lmdb.Transaction, dbs: dict[bytes, Any], file_hash: bytes) 
     positioned = cursor.set_range(file_hash)
     while positioned and cursor.key()[:32] == file_hash:
         if txn.get(cursor.key(), db=dbs[b"dropped"]) is None:
-            out.append(cursor.key())
+            out.append(cast(bytes, cursor.key()))
         positioned = cursor.next()
     return out
 
@@ -316,6 +316,11 @@ def _page(txn: lmdb.Transaction, db: Any, after: bytes | None, batch: int) -> li
         positioned = cursor.set_range(after) and (cursor.key() != after or cursor.next())
     rows: list[tuple[bytes, bytes]] = []
     while positioned and len(rows) < batch:
-        rows.append((cursor.key(), cursor.value()))
+        rows.append((cast(bytes, cursor.key()), cast(bytes, cursor.value())))
         positioned = cursor.next()
     return rows
+
+
+def _get(txn: lmdb.Transaction, key: bytes, db: Any) -> bytes | None:
+    # Every transaction here is begun with buffers=False, so lmdb returns bytes.
+    return cast("bytes | None", txn.get(key, db=db))

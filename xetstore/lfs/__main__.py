@@ -8,6 +8,8 @@ engine; other subcommands go to the full command line.
 import argparse
 import sys
 
+from ..errors import EXIT_INTERRUPTED
+
 
 def main() -> None:
     if sys.argv[1:2] != ["agent"]:
@@ -24,7 +26,7 @@ def main() -> None:
     try:
         sys.exit(agent_main(parser.parse_args(sys.argv[2:]).repo))
     except KeyboardInterrupt:
-        sys.exit(130)
+        sys.exit(EXIT_INTERRUPTED)
 
 
 if __name__ == "__main__":

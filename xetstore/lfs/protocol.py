@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass
-from typing import Any, Union
+from typing import Any
 
 from ..errors import LfsProtocolError
 
@@ -69,7 +69,7 @@ class DownloadRequest:
     size: int
 
 
-TransferRequest = Union[UploadRequest, DownloadRequest]
+TransferRequest = UploadRequest | DownloadRequest
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,7 +85,7 @@ class Refusal:
     reason: str
 
 
-Step = Union[InitRequest, UploadRequest, DownloadRequest, Terminate, Refusal]
+Step = InitRequest | UploadRequest | DownloadRequest | Terminate | Refusal
 
 
 class AgentProtocol:

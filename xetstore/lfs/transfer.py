@@ -122,7 +122,7 @@ def error_code(exc: BaseException) -> int:
 def _open_object(request: UploadRequest) -> Iterator[BinaryIO]:
     """git-lfs's copy of the object, opened read-only (it owns the file)."""
     try:
-        f = open(request.path, "rb")
+        f = open(request.path, "rb")  # noqa: SIM115 (the caller closes it)
     except OSError as exc:
         raise InputError(request.path, exc.strerror or str(exc)) from None
     with f:

@@ -20,17 +20,27 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 from ..backends import Backend
-from .binding import unbound_reason
 from ..delta_bases import keep_bases
-from ..errors import AccessDenied, BackendError, ConfigError, IndexUnusable, IntegrityError, NotFound
+from ..errors import (
+    EXIT_DAMAGED,
+    EXIT_FAILURE,
+    EXIT_OK,
+    AccessDenied,
+    BackendError,
+    ConfigError,
+    IndexUnusable,
+    IntegrityError,
+    NotFound,
+)
 from ..hashing import ZERO_HASH, hash_mod, range_hash, xet_hex
 from ..index import Index
-from .inventory import XORBS, Inventory, read_xorb_footer, take_inventory
-from .leases import Lease
-from .reindex import sync_index
 from ..shard import Manifest, ShardXorb
 from ..smudge import Reconstructor
 from ..xorb import BaseReader, XorbFooter, read_chunks, verify_xorb
+from .binding import unbound_reason
+from .inventory import XORBS, Inventory, read_xorb_footer, take_inventory
+from .leases import Lease
+from .reindex import sync_index
 
 __all__ = [
     "Problem",
@@ -73,8 +83,8 @@ class CheckReport:
     @property
     def exit_code(self) -> int:
         if self.damaged:
-            return 3
-        return 1 if any(p.severity == UNCHECKED for p in self.problems) else 0
+            return EXIT_DAMAGED
+        return EXIT_FAILURE if any(p.severity == UNCHECKED for p in self.problems) else EXIT_OK
 
     def damaged_files(self) -> set[str]:
         return {f for p in self.damaged for f in p.files}

@@ -13,14 +13,16 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 
 from ..backends import Backend, ObjectInfo
-from .deletes import PREFIX as DELETES, DeleteRecord, decode_delete_record
 from ..errors import FormatError, HashMismatch, IntegrityError, NotFound
 from ..hashing import from_xet_hex, shard_hash, xet_hex
 from ..params import MAX_XORB_CHUNKS
 from ..shard import Manifest, Shard, ShardXorb, decode_shard
-from ..snapshot import PREFIX as SNAPSHOTS, Snapshot
+from ..snapshot import PREFIX as SNAPSHOTS
+from ..snapshot import Snapshot
 from ..trees import read_snapshots
 from ..xorb import XorbFooter, footer_length
+from .deletes import PREFIX as DELETES
+from .deletes import DeleteRecord, decode_delete_record
 
 __all__ = ["Inventory", "Damaged", "take_inventory", "read_shard", "read_xorb_footer", "XORBS", "SHARDS", "SNAPSHOTS"]
 

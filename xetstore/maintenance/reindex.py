@@ -18,17 +18,17 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from ..backends import Backend
-from .binding import unbound_manifests
-from .deletes import PREFIX as DELETES
 from ..errors import IndexUnusable, IntegrityError, NotFound
 from ..faults import fault_point
 from ..hashing import xet_hex
 from ..index import Index
-from .leases import process_alive
-from .inventory import SHARDS, Damaged, read_delete_record, read_shard, read_xorb_footer
-from ..trees import read_snapshots
 from ..shard import Shard
+from ..trees import read_snapshots
 from ..xorb import XorbFooter
+from .binding import unbound_manifests
+from .deletes import PREFIX as DELETES
+from .inventory import SHARDS, Damaged, read_delete_record, read_shard, read_xorb_footer
+from .leases import process_alive
 
 __all__ = ["open_index", "sync_index", "rebuild_index", "RebuildReport"]
 

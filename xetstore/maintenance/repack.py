@@ -19,11 +19,11 @@ from ..delta_bases import base_reader
 from ..errors import IntegrityError
 from ..faults import fault_point
 from ..hashing import ZERO_HASH, range_hash, xet_hex
-from .inventory import XORBS, Inventory
+from ..packing import SealedXorb, XorbBuilder
 from ..params import RepositoryParams
 from ..shard import Manifest, Shard, ShardXorb, Term, encode_shard, shard_key
-from ..packing import SealedXorb, XorbBuilder
 from ..xorb import BaseReader, XorbFooter, read_chunks, verify_xorb
+from .inventory import XORBS, Inventory
 
 __all__ = ["Rewrite", "rewrite"]
 
@@ -131,8 +131,9 @@ def _seal(
     if builder.num_chunks == 0:
         return
     sealed: SealedXorb = builder.seal()
-    verify_xorb(sealed.data, f"repacked xorb {xet_hex(sealed.hash)}")
-    backend.put(sealed.key, sealed.data)
+    data = sealed.kept_data()
+    verify_xorb(data, f"repacked xorb {xet_hex(sealed.hash)}")
+    backend.put(sealed.key, data)
     fault_point("gc.after_repack_xorb")
     out.new_xorbs.append(ShardXorb(sealed.footer, sealed.size))
     for new_index, old in enumerate(pending):

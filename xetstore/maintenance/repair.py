@@ -16,21 +16,21 @@ from dataclasses import dataclass, field
 
 from ..backends import Backend
 from ..compression import Scheme
-from .check import damaged_chunks
-from .deletes import DeleteRecord
 from ..delta_bases import base_reader, bases_needed
 from ..errors import IntegrityError, NotFound, Refused
 from ..faults import fault_point
-from .gc import QUARANTINE, GcOptions, GcReport, Plan, put_delete_record, dirty_shards, execute, refuse_if_damaged
 from ..hashing import xet_hex
 from ..index import Index
+from ..packing import XorbBuilder
+from ..params import MAX_XORB_CHUNKS, RepositoryParams
+from ..shard import Manifest, ShardXorb
+from ..xorb import HEADER_SIZE, ChunkHeader, read_chunks, verify_xorb
+from .check import damaged_chunks
+from .deletes import DeleteRecord
+from .gc import QUARANTINE, GcOptions, GcReport, Plan, dirty_shards, execute, put_delete_record, refuse_if_damaged
 from .inventory import XORBS, Inventory, read_xorb_footer, take_inventory
 from .leases import Lease
-from ..params import MAX_XORB_CHUNKS, RepositoryParams
 from .reindex import sync_index
-from ..shard import Manifest, ShardXorb
-from ..packing import XorbBuilder
-from ..xorb import HEADER_SIZE, ChunkHeader, read_chunks, verify_xorb
 
 __all__ = ["XorbRepair", "ShardRepair", "repair_xorbs", "repair_shards"]
 
@@ -154,14 +154,14 @@ def _rewrite_whole(
             builder.add_delta(chunk_hash, len(chunk), damaged[start + HEADER_SIZE : footer.serialized_ends[i]])
         else:
             builder.add(chunk_hash, chunk)
-    good = builder.seal()
-    verify_xorb(good.data, f"rewritten {key}", bases)
+    good = builder.seal().kept_data()
+    verify_xorb(good, f"rewritten {key}", bases)
     lease.check()
-    backend.put(_staged(key), good.data)
+    backend.put(_staged(key), good)
     backend.put(QUARANTINE + key, damaged)
     backend.delete(key)
     fault_point("repair.after_delete")
-    backend.put(key, good.data)
+    backend.put(key, good)
     backend.delete(_staged(key))
 
 
