@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import typing
 from pathlib import Path
 
 import pytest
@@ -38,3 +39,27 @@ def test_mypy_catches_a_type_error(tmp_path: Path) -> None:
 def test_package_ships_py_typed() -> None:
     assert (ROOT / "xetstore" / "py.typed").is_file()
     assert 'xetstore = ["py.typed"]' in (ROOT / "pyproject.toml").read_text()
+
+
+def _classes_in(hint: object) -> set[type]:
+    """The xetstore classes a type hint names, inside list[...], X | None and the like."""
+    found = {hint} if isinstance(hint, type) and hint.__module__.startswith("xetstore") else set()
+    for arg in typing.get_args(hint):
+        found |= _classes_in(arg)
+    return found
+
+
+def test_every_type_repository_returns_is_exported() -> None:
+    import xetstore
+    from xetstore import maintenance
+    from xetstore.repository import Repository
+
+    names = {n: getattr(maintenance, n) for n in maintenance.__all__}
+    returned: set[type] = set()
+    for name, member in vars(Repository).items():
+        fn = member.fget if isinstance(member, property) else getattr(member, "__func__", member)
+        if not name.startswith("_") and callable(fn):
+            returned |= _classes_in(typing.get_type_hints(fn, localns=names).get("return"))
+    assert len(returned) > 8  # the walk found the report types, not nothing
+    assert {c.__name__ for c in returned} <= set(xetstore.__all__)
+    assert all(getattr(xetstore, c.__name__) is c for c in returned)

@@ -39,7 +39,10 @@ from .errors import (
 
 if TYPE_CHECKING:
     from .backends import Backend, ObjectInfo, open_backend
+    from .config import RepositoryConfig
+    from .maintenance import CheckReport, GcReport, RebuildReport, ShardRepair, XorbRepair
     from .repository import AddResult, FileInfo, Repository, RepositoryStats
+    from .shard import Manifest
     from .snapshot import Snapshot, SnapshotEntry
     from .trees import SnapshotDiff, SnapshotResult
 
@@ -50,6 +53,9 @@ _LAZY = {
     "RepositoryStats": ".repository", "Backend": ".backends", "ObjectInfo": ".backends",
     "open_backend": ".backends", "SnapshotResult": ".trees", "Snapshot": ".snapshot",
     "SnapshotEntry": ".snapshot", "SnapshotDiff": ".trees",
+    "CheckReport": ".maintenance", "GcReport": ".maintenance", "RebuildReport": ".maintenance",
+    "ShardRepair": ".maintenance", "XorbRepair": ".maintenance", "Manifest": ".shard",
+    "RepositoryConfig": ".config",
 }  # fmt: skip
 
 
@@ -72,6 +78,13 @@ __all__ = [
     "AddResult",
     "FileInfo",
     "RepositoryStats",
+    "RepositoryConfig",
+    "Manifest",
+    "CheckReport",
+    "GcReport",
+    "RebuildReport",
+    "ShardRepair",
+    "XorbRepair",
     "Snapshot",
     "SnapshotEntry",
     "SnapshotDiff",
