@@ -40,6 +40,7 @@ from .errors import (
 if TYPE_CHECKING:
     from .backends import Backend, ObjectInfo, open_backend
     from .config import RepositoryConfig
+    from .intake import StreamHash, hash_stream
     from .maintenance import CheckReport, GcReport, RebuildReport, ShardRepair, XorbRepair
     from .repository import AddResult, FileInfo, Repository, RepositoryStats
     from .shard import Manifest
@@ -55,7 +56,7 @@ _LAZY = {
     "SnapshotEntry": ".snapshot", "SnapshotDiff": ".trees",
     "CheckReport": ".maintenance", "GcReport": ".maintenance", "RebuildReport": ".maintenance",
     "ShardRepair": ".maintenance", "XorbRepair": ".maintenance", "Manifest": ".shard",
-    "RepositoryConfig": ".config",
+    "RepositoryConfig": ".config", "hash_stream": ".intake", "StreamHash": ".intake",
 }  # fmt: skip
 
 
@@ -92,6 +93,8 @@ __all__ = [
     "Backend",
     "ObjectInfo",
     "open_backend",
+    "hash_stream",
+    "StreamHash",
     "XetStoreError",
     "ConfigError",
     "NotFound",

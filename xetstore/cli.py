@@ -210,7 +210,7 @@ def stats(out: Output, repo: str) -> None:
 @common_options
 def hash_(out: Output, paths: tuple[Path, ...], chunker: str | None, repo: str | None) -> None:
     """Print file hashes without storing anything."""
-    from .intake import hash_stream  # chunking and hashing load only for this command
+    from . import hash_stream  # chunking and hashing load only for this command
 
     if chunker is None:
         chunker = Repository.read_config(repo).params.chunker if repo else "fastcdc"

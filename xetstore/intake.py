@@ -18,13 +18,13 @@ import os
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Executor, Future, ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import BinaryIO, TypeVar
+from typing import BinaryIO, NamedTuple, TypeVar
 
 from .chunking import Block, Chunker, iter_blocks, make_chunker
 from .hashing import Sha256, chunk_hashes, file_hash, xet_hex
 from .params import READ_BLOCK
 
-__all__ = ["WHOLE_FILE", "WholeFile", "hash_stream", "hashed_blocks", "read_inputs"]
+__all__ = ["WHOLE_FILE", "StreamHash", "WholeFile", "hash_stream", "hashed_blocks", "read_inputs"]
 
 # Files up to this size are read whole: below it, overlapping the sha256 with
 # chunking saves less than the hand-off costs (sha256 runs at ~1.8 GB/s here).
@@ -79,8 +79,16 @@ def hashed_blocks(blocks: Iterator[Block], sha: Sha256, sha_pool: Executor) -> I
         previous.result()
 
 
-def hash_stream(stream: BinaryIO, chunker: str | Chunker = "fastcdc", block_size: int = READ_BLOCK) -> tuple[str, str, int]:
-    """(file hash, sha256, size) of a stream, as hex, without storing anything."""
+class StreamHash(NamedTuple):
+    """What a stream would be stored as: its file hash and sha256 (hex) and size."""
+
+    file_hash: str
+    sha256: str
+    size: int
+
+
+def hash_stream(stream: BinaryIO, chunker: str | Chunker = "fastcdc", block_size: int = READ_BLOCK) -> StreamHash:
+    """The file hash, sha256 and size of a stream, without storing anything."""
     if isinstance(chunker, str):
         chunker = make_chunker(chunker)
     sha = Sha256()
@@ -91,4 +99,4 @@ def hash_stream(stream: BinaryIO, chunker: str | Chunker = "fastcdc", block_size
             for h, end in zip(hashes, block.ends):
                 entries.append((h, end - start))
                 start = end
-    return xet_hex(file_hash(entries)), sha.hexdigest(), sum(n for _, n in entries)
+    return StreamHash(xet_hex(file_hash(entries)), sha.hexdigest(), sum(n for _, n in entries))
