@@ -28,15 +28,14 @@ from ..backends import Backend
 from ..delta_bases import keep_bases, rescued_bases
 from ..errors import FileNotInRepository, FormatError, IntegrityError, NotFound
 from ..faults import fault_point
-from ..hashing import from_xet_hex, xet_hex
+from ..hashing import from_xet_hex
 from ..index import Index
+from ..keys import DELETES, LOCKS, SHARDS, SNAPSHOTS, lease_session, quarantine_key, xorb_key
 from ..params import DEFAULT_GRACE, RepositoryParams
 from ..shard import Manifest
 from ..xorb import XorbFooter
-from .deletes import PREFIX as DELETES
 from .deletes import DeleteRecord, decode_delete_record, delete_record_key, encode_delete_record
-from .inventory import SHARDS, SNAPSHOTS, XORBS, Inventory, read_shard, take_inventory
-from .leases import PREFIX as LOCKS
+from .inventory import Inventory, read_shard, take_inventory
 from .leases import Lease, live_leases
 from .reindex import sync_index
 from .repack import Rewrite, rewrite
@@ -52,10 +51,8 @@ __all__ = [
     "dirty_shards",
     "refuse_if_damaged",
     "DEFAULT_GRACE",
-    "QUARANTINE",
 ]
 
-QUARANTINE = "quarantine/"
 
 
 @dataclass(frozen=True, slots=True)
@@ -157,7 +154,9 @@ def collect_garbage(backend: Backend, index: Index, params: RepositoryParams, op
         if plan.gone or plan.dirty or plan.leftovers:
             execute(backend, lease, params, inv, plan, report, options)
         lease.check()
-        report.deleted_other += backend.sweep_temp(older_than=options.grace)
+        # Ages count from the mark, as for every other object: a temp begun while
+        # this gc ran belongs to a put still in progress, whatever the grace.
+        report.deleted_other += backend.sweep_temp(older_than=options.grace + max(0.0, time.time() - now))
     finally:
         if lease is not None:
             lease.release()
@@ -172,7 +171,7 @@ def execute(
 ) -> None:  # fmt: skip
     """Rewrite, then sweep under the exclusive phase of `lease`."""
     done = rewrite(backend, params, inv, plan.repack, plan.dirty, plan.dead, salvage)
-    report.new_xorbs = [XORBS + xet_hex(x.footer.xorb_hash) for x in done.new_xorbs]
+    report.new_xorbs = [xorb_key(x.footer.xorb_hash) for x in done.new_xorbs]
     report.new_shards = [done.shard_key] if done.shard_key else []
     lease.enter_sweep(options.wait)
     _sweep(backend, lease, inv, plan, done, report)
@@ -227,11 +226,11 @@ def dirty_shards(inv: Inventory, plan: Plan) -> set[str]:
 def _describe(plan: Plan, inv: Inventory, report: GcReport) -> None:
     """What the plan will do (all a dry run reports)."""
     report.live_files = len(inv.live_files())
-    report.deleted_xorbs = sorted(XORBS + xet_hex(h) for h in plan.gone)
-    report.repacked_xorbs = sorted(XORBS + xet_hex(h) for h in plan.repack)
+    report.deleted_xorbs = sorted(xorb_key(h) for h in plan.gone)
+    report.repacked_xorbs = sorted(xorb_key(h) for h in plan.repack)
     report.deleted_shards = sorted(plan.dirty)
     report.deleted_records = sorted(_obsolete_records(inv, plan.dirty))
-    report.young = sorted(XORBS + xet_hex(h) for h in plan.young)
+    report.young = sorted(xorb_key(h) for h in plan.young)
     report.freed_bytes = sum(inv.xorb_objects[h].size for h in plan.gone)
 
 
@@ -252,15 +251,15 @@ def _sweep(backend: Backend, lease: Lease, inv: Inventory, plan: Plan, done: Rew
     doomed = sorted(plan.gone - rescued - {x.footer.xorb_hash for x in done.new_xorbs})
     for h in doomed:
         if h in plan.quarantine:
-            _set_aside(backend, lease, XORBS + xet_hex(h))
-        _delete(backend, lease, XORBS + xet_hex(h))
+            _set_aside(backend, lease, xorb_key(h))
+        _delete(backend, lease, xorb_key(h))
     records = _obsolete_records(inv, removed_shards)
     for key in sorted(records):
         _delete(backend, lease, key)
     report.deleted_shards = sorted(removed_shards)
-    report.deleted_xorbs = [XORBS + xet_hex(h) for h in doomed]
+    report.deleted_xorbs = [xorb_key(h) for h in doomed]
     report.deleted_records = sorted(records)
-    report.rescued = sorted(XORBS + xet_hex(h) for h in rescued)
+    report.rescued = sorted(xorb_key(h) for h in rescued)
     report.freed_bytes = sum(inv.xorb_objects[h].size for h in doomed if h in inv.xorb_objects)
     report.deleted_other = _sweep_leftovers(backend, lease, plan.leftovers)
 
@@ -305,7 +304,7 @@ def _set_aside(backend: Backend, lease: Lease, key: str) -> None:
     """Copy a damaged object to quarantine/ (never read again, kept for forensics)."""
     lease.check()
     try:
-        backend.put(QUARANTINE + key, backend.get(key))
+        backend.put(quarantine_key(key), backend.get(key))
     except NotFound:
         pass
 
@@ -316,7 +315,7 @@ def _stale_leases(backend: Backend, lease: Lease) -> list[str]:
     return [
         info.key
         for info in backend.list(LOCKS)
-        if info.key[len(LOCKS) :].partition("-")[2].rpartition("-")[0] not in live
+        if (lease_session(info.key) or ("", ""))[1] not in live
     ]
 
 
