@@ -13,7 +13,7 @@ PACKAGE = Path(__file__).resolve().parent.parent / "xetstore"
 LAYERS = {
     "errors": 0, "params": 0, "faults": 0,
     "chunking": 1, "gear": 1, "hashing": 1, "compression": 1,
-    "xorb": 2, "packing": 2, "shard": 2, "config": 2, "snapshot": 2, "records": 2, "lfs/protocol": 2, "lfs/locator": 2,
+    "xorb": 2, "packing": 2, "shard": 2, "config": 2, "snapshot": 2, "records": 2, "keys": 2, "lfs/protocol": 2, "lfs/locator": 2,
     "index": 3, "backends": 3,
     "repository": 4, "clean": 4, "intake": 4, "smudge": 4, "maintenance": 4, "trees": 4, "names": 4,
     "destination": 4, "inputs": 4, "dedup_targets": 4, "delta_bases": 4, "interrupts": 5, "display": 5,
@@ -135,3 +135,33 @@ def test_nothing_outside_maintenance_imports_its_modules() -> None:
     outside = [p for p in modules() if not name_of(p).startswith("maintenance")]
     reached = [(name_of(p), t) for p in outside for t, _ in imported(p) if t.startswith("maintenance/")]
     assert not reached
+
+
+_KEY_PREFIXES = ("xorbs/", "shards/", "deletes/", "snapshots/", "locks/", "quarantine/")
+
+
+def key_literals(tree: ast.AST) -> list[int]:
+    """Lines of string literals (plain or f-string parts) that spell an object key prefix."""
+    docstrings = {
+        id(node.body[0].value)
+        for node in ast.walk(tree)
+        if isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef))
+        and node.body and isinstance(node.body[0], ast.Expr)
+    }  # fmt: skip
+    return [
+        node.lineno
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Constant) and isinstance(node.value, str) and id(node) not in docstrings
+        and node.value.startswith(_KEY_PREFIXES)
+    ]  # fmt: skip
+
+
+@pytest.mark.parametrize("path", modules(), ids=name_of)
+def test_object_keys_are_built_only_in_keys(path: Path) -> None:
+    if name_of(path) == "keys":
+        return
+    assert not key_literals(ast.parse(path.read_text())), f"{name_of(path)} spells an object key; use xetstore/keys.py"
+
+
+def test_a_key_spelled_by_hand_is_found() -> None:
+    assert key_literals(ast.parse('"""xorbs/ in a docstring"""\nk = f"xorbs/{h}"\nj = "locks/" + s\n')) == [2, 3]

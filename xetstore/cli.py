@@ -120,10 +120,12 @@ def _print_added(out: Output, results: list[AddResult]) -> None:
 
 
 def _print_snapshot(out: Output, made: SnapshotResult) -> None:
+    from .keys import SNAPSHOTS, name_in  # keys loads hashing, which `--version` must not
+
     for path, why in made.skipped:
         out.emit("skipped", f"skipped {path}: {why}", path=path, reason=why)
     snap = made.snapshot
-    out.emit("snapshot", f"snapshot {snap.key.removeprefix('snapshots/')[:12]} tagged {snap.tag}: "
+    out.emit("snapshot", f"snapshot {name_in(snap.key, SNAPSHOTS)[:12]} tagged {snap.tag}: "
              f"{count(len(snap.entries), 'path')}", tag=snap.tag, snapshot=snap.key, paths=len(snap.entries),
              size=snap.size)  # fmt: skip
 

@@ -18,8 +18,8 @@ from collections.abc import Sequence
 
 from .backends import Backend
 from .errors import IntegrityError, NotFound
-from .hashing import xet_hex
 from .index import ChunkLocation, Index
+from .keys import xorb_key
 from .maintenance import read_xorb_footer
 
 __all__ = ["DedupTargets"]
@@ -70,12 +70,12 @@ class DedupTargets:
             return True
         if xorb_hash in self._bad:
             return False
-        found = self._backend.exists(f"xorbs/{xet_hex(xorb_hash)}")
+        found = self._backend.exists(xorb_key(xorb_hash))
         (self._good if found else self._bad).add(xorb_hash)
         return found
 
     def _verify(self, xorb_hash: bytes, indexed: Sequence[bytes]) -> bool:
-        key = f"xorbs/{xet_hex(xorb_hash)}"
+        key = xorb_key(xorb_hash)
         try:
             actual = read_xorb_footer(self._backend, xorb_hash).footer.chunk_hashes
         except NotFound:

@@ -20,6 +20,7 @@ from .compression import Scheme, compress_frame, decompress_frame, prefers_bg4, 
 from .errors import HashMismatch
 from .faults import fault_point
 from .hashing import xet_hex, xorb_hash
+from .keys import xorb_key
 from .params import MAX_CHUNK, MAX_XORB_BYTES, MAX_XORB_CHUNKS, RepositoryParams
 from .xorb import DELTA_HEADER, HEADER_SIZE, ChunkHeader, DeltaBase, XorbFooter, encode_delta
 
@@ -39,7 +40,7 @@ class SealedXorb:
 
     @property
     def key(self) -> str:
-        return f"xorbs/{xet_hex(self.hash)}"
+        return xorb_key(self.hash)
 
     def kept_data(self) -> bytes:
         """The xorb's bytes, for a builder that kept them (maintenance rewrites do)."""

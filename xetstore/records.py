@@ -12,17 +12,12 @@ import json
 from typing import Any
 
 from .errors import FormatError
-from .hashing import shard_hash, xet_hex
 
-__all__ = ["dump_record", "load_record", "record_key"]
+__all__ = ["dump_record", "load_record"]
 
 
 def dump_record(doc: dict[str, Any]) -> bytes:
     return (json.dumps(doc, indent=1) + "\n").encode()
-
-
-def record_key(prefix: str, data: bytes) -> str:
-    return prefix + xet_hex(shard_hash(data))
 
 
 def load_record(data: bytes, what: str, magic: str, version: int, limit: int, noun: str) -> dict[str, Any]:

@@ -34,10 +34,11 @@ from .faults import fault_point
 from .hashing import from_xet_hex, xet_hex
 from .index import Index
 from .inputs import changed_since, check_input, open_input
+from .keys import CONFIG, SHARDS, shard_key
 from .maintenance import Lease, check_before_publish, open_index, sync_index
 from .names import resolve_name
 from .params import DEFAULT_FRAME_BYTES, DEFAULT_GRACE, RepositoryParams, default_cache_root
-from .shard import Manifest, Shard, encode_shard, shard_key
+from .shard import Manifest, Shard, encode_shard
 from .smudge import FileReader, Reconstructor
 from .snapshot import Snapshot, SnapshotEntry, newest_per_tag
 from .trees import (
@@ -139,7 +140,7 @@ class Repository:
         params = RepositoryParams(chunker, compression, zstd_level, frames, delta)
         backend = url if isinstance(url, Backend) else open_backend(url)
         config = RepositoryConfig.new(params)
-        if not backend.put("config", encode_config(config)):
+        if not backend.put(CONFIG, encode_config(config)):
             raise ConfigError(f"{backend.url} already holds a repository; open it instead")
         return cls._attach(backend, config, cache_dir)
 
@@ -148,7 +149,7 @@ class Repository:
         """Open an existing repository and merge shards other clients added."""
         backend = url if isinstance(url, Backend) else open_backend(url)
         try:
-            raw = backend.get("config")
+            raw = backend.get(CONFIG)
         except ObjectNotFound:
             raise RepositoryNotFound(backend.url, "it has no config") from None
         return cls._attach(backend, decode_config(raw, f"config of {backend.url}"), cache_dir)
@@ -158,7 +159,7 @@ class Repository:
         """A repository's config, without opening its index (cheap)."""
         backend = url if isinstance(url, Backend) else open_backend(url)
         try:
-            return decode_config(backend.get("config"), f"config of {backend.url}")
+            return decode_config(backend.get(CONFIG), f"config of {backend.url}")
         except ObjectNotFound:
             raise RepositoryNotFound(backend.url, "it has no config") from None
         finally:
@@ -446,7 +447,7 @@ class Repository:
             stored += size
             chunks += footer.num_chunks
             xorbs += 1
-        shard_bytes = sum(i.size for i in self.backend.list("shards/"))
+        shard_bytes = sum(i.size for i in self.backend.list(SHARDS))
         shards = len(self.index.shard_keys())
         return RepositoryStats(logical, unique, stored + shard_bytes, files, chunks, xorbs, shards)
 

@@ -14,7 +14,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from .errors import FormatError
-from .hashing import ZERO_HASH, from_xet_hex, shard_hash, xet_hex
+from .hashing import ZERO_HASH, from_xet_hex, xet_hex
+from .keys import shard_key  # a shard's key is part of the layout; re-exported for callers of shard
 from .params import MAX_CHUNK, MAX_XORB_CHUNKS
 from .xorb import XorbFooter, footer_length
 
@@ -85,9 +86,6 @@ class Shard:
     created: int = 0  # seconds since the epoch
 
 
-def shard_key(data: bytes) -> str:
-    """Backend key of a shard: its DATA_KEY hash, in Xet hex."""
-    return f"shards/{xet_hex(shard_hash(data))}"
 
 
 def encode_shard(shard: Shard) -> bytes:

@@ -22,6 +22,7 @@ from .backends import Backend
 from .errors import FormatError, HashMismatch, MissingData, ObjectNotFound
 from .hashing import ZERO_HASH, range_hash, xet_hex
 from .index import Index
+from .keys import xorb_key
 from .shard import Manifest, Term
 from .xorb import HEADER_SIZE, DeltaBase, XorbFooter, read_frames
 
@@ -111,7 +112,7 @@ class Reconstructor:
         self, xorb_hash: bytes, footer: XorbFooter, first: int, end: int, file: str, plain_only: bool = False
     ) -> list[tuple[int, list[bytes]]]:
         start, stop = footer.byte_range(first, end)
-        key = f"xorbs/{xet_hex(xorb_hash)}"
+        key = xorb_key(xorb_hash)
         try:
             raw = self._backend.get(key, start, stop)
         except ObjectNotFound:

@@ -16,7 +16,8 @@ from dataclasses import dataclass
 
 from .errors import FormatError
 from .hashing import from_xet_hex, xet_hex
-from .records import dump_record, load_record, record_key
+from .keys import SNAPSHOTS, record_key
+from .records import dump_record, load_record
 
 __all__ = [
     "Snapshot",
@@ -27,12 +28,10 @@ __all__ = [
     "newest_per_tag",
     "check_tag",
     "check_path",
-    "PREFIX",
     "FILE",
     "DIR",
 ]
 
-PREFIX = "snapshots/"
 FILE = "file"
 DIR = "dir"
 _MAGIC = "xetstore-snapshot"
@@ -109,7 +108,7 @@ def encode_snapshot(snapshot: Snapshot) -> bytes:
 
 
 def snapshot_key(data: bytes) -> str:
-    return record_key(PREFIX, data)
+    return record_key(SNAPSHOTS, data)
 
 
 def decode_snapshot(data: bytes, what: str) -> Snapshot:

@@ -22,12 +22,12 @@ from typing import TYPE_CHECKING
 
 from .backends import Backend
 from .errors import ConfigError, InputError, IntegrityError, MissingData, NotFound, OutputError, Refused
-from .hashing import shard_hash, xet_hex
+from .hashing import xet_hex
+from .keys import SNAPSHOTS, names_its_content, xorb_key
 from .shard import Manifest
 from .snapshot import (
     DIR,
     FILE,
-    PREFIX,
     Snapshot,
     SnapshotEntry,
     check_path,
@@ -144,13 +144,13 @@ def snapshot_entries(walk: Walk, stored: Sequence[tuple[bytes, int]]) -> list[Sn
 def read_snapshots(backend: Backend) -> tuple[list[Snapshot], list[tuple[str, str]]]:
     """Every snapshot object, and (key, reason) for those that cannot be read."""
     found, damaged = [], []
-    for info in backend.list(PREFIX):
+    for info in backend.list(SNAPSHOTS):
         try:
             data = backend.get(info.key)
         except NotFound:
             continue  # removed while we listed
         try:
-            if xet_hex(shard_hash(data)) != info.key[len(PREFIX) :]:
+            if not names_its_content(info.key, SNAPSHOTS, data):
                 raise IntegrityError(f"{info.key}: content does not match its name")
             s = decode_snapshot(data, info.key)
         except IntegrityError as exc:
@@ -273,7 +273,7 @@ def chunk_costs(
     for t in manifest(file_hash).terms:
         found = xorb(t.xorb_hash)
         if found is None:
-            raise MissingData(f"xorbs/{xet_hex(t.xorb_hash)}", xet_hex(file_hash))
+            raise MissingData(xorb_key(t.xorb_hash), xet_hex(file_hash))
         footer, size = found
         ratio = size / footer.unpacked_ends[-1]
         out.update({(t.xorb_hash, i): (footer.chunk_size(i), ratio) for i in range(t.first, t.end)})

@@ -24,6 +24,7 @@ from collections import OrderedDict
 from pathlib import Path
 
 from ..errors import ConfigError
+from ..keys import XORBS
 from .base import Backend
 from .wrapper import BackendWrapper
 
@@ -32,7 +33,7 @@ __all__ = ["CachingBackend", "cache_bytes_from_env", "DEFAULT_CACHE_BYTES"]
 log = logging.getLogger("xetstore")
 
 DEFAULT_CACHE_BYTES = 2 * 1024**3
-_CACHED_PREFIX = "xorbs/"
+_CACHED_PREFIX = XORBS
 _DIGEST = 4  # a crc32 of the entry's bytes
 _WRITE_PIECE = 256 * 1024
 _ENTRY = re.compile(r"(\d+)-(\d+)")

@@ -34,11 +34,12 @@ from ..errors import (
 )
 from ..hashing import ZERO_HASH, hash_mod, range_hash, xet_hex
 from ..index import Index
+from ..keys import DELETES, SHARDS, SNAPSHOTS, xorb_key
 from ..shard import Manifest, ShardXorb
 from ..smudge import Reconstructor
 from ..xorb import BaseReader, XorbFooter, read_chunks, verify_xorb
 from .binding import unbound_reason
-from .inventory import XORBS, Inventory, read_xorb_footer, take_inventory
+from .inventory import Inventory, read_xorb_footer, take_inventory
 from .leases import Lease
 from .reindex import sync_index
 
@@ -163,11 +164,11 @@ def _check(
 
 
 def _hint_for_damaged(key: str) -> str:
-    if key.startswith("shards/"):
+    if key.startswith(SHARDS):
         return "the files this shard records cannot be listed; put back a good copy, or run `xetstore repair shards`"
-    if key.startswith("deletes/"):
+    if key.startswith(DELETES):
         return "put back a good copy, or run `xetstore repair shards` to set it aside"
-    if key.startswith("snapshots/"):
+    if key.startswith(SNAPSHOTS):
         return "put back a good copy; until then gc deletes nothing"
     return "remove the stray object"
 
@@ -192,10 +193,10 @@ def _xorb_tables(backend: Backend, inv: Inventory, report: CheckReport) -> dict[
         try:
             infos[h] = read_xorb_footer(backend, h)
         except IntegrityError as exc:
-            report.add(DAMAGE, XORBS + xet_hex(h), f"no shard describes it and its footer is bad: {exc}",
+            report.add(DAMAGE, xorb_key(h), f"no shard describes it and its footer is bad: {exc}",
                        inv.files_using({h})[h], _FIX_XORB)  # fmt: skip
         except BackendError as exc:
-            report.add(UNCHECKED, XORBS + xet_hex(h), f"could not read its footer: {exc}")
+            report.add(UNCHECKED, xorb_key(h), f"could not read its footer: {exc}")
     return infos
 
 
@@ -211,9 +212,9 @@ def _check_terms(inv: Inventory, infos: dict[bytes, ShardXorb], report: CheckRep
                 if reason:
                     bad[(t.xorb_hash, reason)].add(m.file_hash)
     for h, files in missing.items():
-        report.add(DAMAGE, XORBS + xet_hex(h), "missing: live files refer to it", files, _FIX_XORB)
+        report.add(DAMAGE, xorb_key(h), "missing: live files refer to it", files, _FIX_XORB)
     for (h, reason), files in bad.items():
-        report.add(DAMAGE, XORBS + xet_hex(h), reason, files, "the manifests disagree with the xorb; " + _FIX_XORB)
+        report.add(DAMAGE, xorb_key(h), reason, files, "the manifests disagree with the xorb; " + _FIX_XORB)
 
 
 def _term_problem(footer: XorbFooter, first: int, end: int, size: int, expected: bytes) -> str:
@@ -304,7 +305,7 @@ def _read_xorb(
     backend: Backend, inv: Inventory, info: ShardXorb | None, h: bytes, report: CheckReport,
     progress: Callable[[int], None] | None, bases: BaseReader,
 ) -> None:  # fmt: skip
-    key = XORBS + xet_hex(h)
+    key = xorb_key(h)
     try:
         data = backend.get(key)
     except NotFound:

@@ -10,22 +10,20 @@ DATA_KEY blake3 hash of their bytes like shards, decoded defensively.
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 
 from ..errors import FormatError
 from ..hashing import from_xet_hex, xet_hex
-from ..records import dump_record, load_record, record_key
+from ..keys import DELETES, is_shard_key, record_key
+from ..records import dump_record, load_record
 
-__all__ = ["DeleteRecord", "encode_delete_record", "decode_delete_record", "delete_record_key", "PREFIX"]
+__all__ = ["DeleteRecord", "encode_delete_record", "decode_delete_record", "delete_record_key"]
 
-PREFIX = "deletes/"
 _MAGIC = "xetstore-delete"
 _VERSION = 1
 _MAX_RECORD = 16 << 20
 _MAX_ENTRIES = 1 << 20
 _MAX_SHARDS_PER_FILE = 1 << 16
-_SHARD_KEY = re.compile(r"shards/[0-9a-f]{64}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,7 +48,7 @@ def encode_delete_record(record: DeleteRecord) -> bytes:
 
 
 def delete_record_key(data: bytes) -> str:
-    return record_key(PREFIX, data)
+    return record_key(DELETES, data)
 
 
 def decode_delete_record(data: bytes, what: str) -> DeleteRecord:
@@ -70,6 +68,6 @@ def _entry(item: object, what: str) -> tuple[bytes, tuple[str, ...]]:
     fh, shards = item.get("file_hash"), item.get("shards")
     if not isinstance(fh, str) or not isinstance(shards, list) or len(shards) > _MAX_SHARDS_PER_FILE:
         raise FormatError(what, "deletion record entry is malformed")
-    if not all(isinstance(s, str) and _SHARD_KEY.fullmatch(s) for s in shards):
+    if not all(isinstance(s, str) and is_shard_key(s) for s in shards):
         raise FormatError(what, "deletion record names an invalid shard key")
     return from_xet_hex(fh), tuple(shards)

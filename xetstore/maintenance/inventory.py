@@ -14,20 +14,17 @@ from dataclasses import dataclass, field
 
 from ..backends import Backend, ObjectInfo
 from ..errors import FormatError, HashMismatch, IntegrityError, NotFound
-from ..hashing import from_xet_hex, shard_hash, xet_hex
+from ..hashing import shard_hash, xet_hex
+from ..keys import DELETES, SHARDS, XORBS, hash_in, name_in, names_its_content, xorb_key
 from ..params import MAX_XORB_CHUNKS
 from ..shard import Manifest, Shard, ShardXorb, decode_shard
-from ..snapshot import PREFIX as SNAPSHOTS
 from ..snapshot import Snapshot
 from ..trees import read_snapshots
 from ..xorb import XorbFooter, footer_length
-from .deletes import PREFIX as DELETES
 from .deletes import DeleteRecord, decode_delete_record
 
-__all__ = ["Inventory", "Damaged", "take_inventory", "read_shard", "read_xorb_footer", "XORBS", "SHARDS", "SNAPSHOTS"]
+__all__ = ["Inventory", "Damaged", "take_inventory", "read_shard", "read_xorb_footer"]
 
-XORBS = "xorbs/"
-SHARDS = "shards/"
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,7 +96,7 @@ def take_inventory(backend: Backend, skip_shards: set[str] | None = None) -> Inv
     """
     inv = Inventory()
     for info in backend.list(XORBS):
-        raw = _parse_name(info.key, XORBS)
+        raw = hash_in(info.key, XORBS)
         if raw is None:
             inv.damaged.append(Damaged(info.key, "not a xorb name (64 hex digits)"))
         else:
@@ -130,7 +127,7 @@ def _pin_snapshots(backend: Backend, inv: Inventory) -> None:
 
 def read_shard(backend: Backend, key: str) -> Shard:
     data = backend.get(key)
-    expected = key[len(SHARDS) :]
+    expected = name_in(key, SHARDS)
     actual = xet_hex(shard_hash(data))
     if actual != expected:
         raise HashMismatch(f"shard {key}", expected, actual, "the shard is damaged; run `xetstore check`")
@@ -140,7 +137,7 @@ def read_shard(backend: Backend, key: str) -> Shard:
 def read_delete_record(backend: Backend, key: str) -> DeleteRecord:
     """A deletion record, checked against its name; raises NotFound or IntegrityError."""
     data = backend.get(key)
-    if xet_hex(shard_hash(data)) != key[len(DELETES) :]:
+    if not names_its_content(key, DELETES, data):
         raise IntegrityError(f"{key}: content does not match its name")
     return decode_delete_record(data, key)
 
@@ -160,16 +157,9 @@ def _read_records(backend: Backend, inv: Inventory) -> None:
             inv.dropped.update((file_hash, s) for s in shard_keys)
 
 
-def _parse_name(key: str, prefix: str) -> bytes | None:
-    try:
-        return from_xet_hex(key[len(prefix) :])
-    except IntegrityError:
-        return None
-
-
 def read_xorb_footer(backend: Backend, xorb_hash: bytes) -> ShardXorb:
     """A xorb's chunk table read from its own footer (two ranged reads, bounded)."""
-    key = XORBS + xet_hex(xorb_hash)
+    key = xorb_key(xorb_hash)
     size = backend.stat(key).size
     if size < 4:
         raise FormatError(key, f"xorb is truncated to {size} bytes")

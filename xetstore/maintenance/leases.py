@@ -41,11 +41,11 @@ from dataclasses import dataclass
 from ..backends import Backend
 from ..errors import LockedError, MissingData, NotFound, XetStoreError
 from ..hashing import xet_hex
+from ..keys import LOCKS, lease_key, lease_session, xorb_key
 from ..shard import Shard
 
-__all__ = ["Lease", "LeaseInfo", "live_leases", "check_before_publish", "process_alive", "LEASE_TTL", "PREFIX"]
+__all__ = ["Lease", "LeaseInfo", "live_leases", "check_before_publish", "process_alive", "LEASE_TTL"]
 
-PREFIX = "locks/"
 SESSION_KINDS = ("add", "check")  # leases a sweeping gc waits for
 
 
@@ -191,7 +191,7 @@ class Lease:
 
     def _publish(self) -> None:
         self._seq += 1
-        old, self._key = self._key, f"{PREFIX}{self.kind}-{self.session}-{self._seq}"
+        old, self._key = self._key, lease_key(self.kind, self.session, self._seq)
         # Validity counts from before the put: a pause anywhere after it (the
         # record ages while we sleep) must count against the lease.
         started = time.time()
@@ -226,12 +226,11 @@ def live_leases(backend: Backend, mine: Lease) -> list[LeaseInfo]:
 
 
 def _read_leases(backend: Backend) -> Iterator[LeaseInfo]:
-    for obj in backend.list(PREFIX):
-        name = obj.key[len(PREFIX) :]
-        kind, _, rest = name.partition("-")
-        session = rest.rpartition("-")[0]
-        if obj.size > _MAX_LEASE_BYTES or not session:
+    for obj in backend.list(LOCKS):
+        parts = lease_session(obj.key)
+        if obj.size > _MAX_LEASE_BYTES or parts is None:
             continue
+        kind, session = parts
         try:
             doc = json.loads(backend.get(obj.key))
         except (NotFound, ValueError):
@@ -278,7 +277,7 @@ def check_before_publish(backend: Backend, lease: Lease, shard: Shard) -> None:
     own = {x.footer.xorb_hash for x in shard.xorbs}
     for m in shard.manifests:
         for h in {t.xorb_hash for t in m.terms} - own:
-            key = f"xorbs/{xet_hex(h)}"
+            key = xorb_key(h)
             if not backend.exists(key):
                 raise MissingData(key, f"{xet_hex(m.file_hash)} (nothing was published)")
             own.add(h)  # checked once per session

@@ -22,12 +22,12 @@ from ..errors import IndexUnusable, IntegrityError, NotFound
 from ..faults import fault_point
 from ..hashing import xet_hex
 from ..index import Index
+from ..keys import DELETES, SHARDS, xorb_key
 from ..shard import Shard
 from ..trees import read_snapshots
 from ..xorb import XorbFooter
 from .binding import unbound_manifests
-from .deletes import PREFIX as DELETES
-from .inventory import SHARDS, Damaged, read_delete_record, read_shard, read_xorb_footer
+from .inventory import Damaged, read_delete_record, read_shard, read_xorb_footer
 from .leases import process_alive
 
 __all__ = ["open_index", "sync_index", "rebuild_index", "RebuildReport"]
@@ -200,7 +200,7 @@ def _describe_missing_xorbs(backend: Backend, index: Index, damaged: list[Damage
         except NotFound:
             continue  # `xetstore check` reports the dangling reference
         except IntegrityError as exc:
-            damaged.append(Damaged(f"xorbs/{xet_hex(h)}", str(exc)))
+            damaged.append(Damaged(xorb_key(h), str(exc)))
     index.add_xorbs(found)
     return len(found)
 

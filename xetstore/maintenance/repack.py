@@ -19,11 +19,12 @@ from ..delta_bases import base_reader
 from ..errors import IntegrityError
 from ..faults import fault_point
 from ..hashing import ZERO_HASH, range_hash, xet_hex
+from ..keys import xorb_key
 from ..packing import SealedXorb, XorbBuilder
 from ..params import RepositoryParams
 from ..shard import Manifest, Shard, ShardXorb, Term, encode_shard, shard_key
 from ..xorb import BaseReader, XorbFooter, read_chunks, verify_xorb
-from .inventory import XORBS, Inventory
+from .inventory import Inventory
 
 __all__ = ["Rewrite", "rewrite"]
 
@@ -105,7 +106,7 @@ def _read_live(
 ) -> list[tuple[int, bytes]]:  # fmt: skip
     """The wanted chunks of a xorb, each verified, frame by frame; with `lost`
     (salvage), those chunks are skipped and frames holding only them not read."""
-    key = XORBS + xet_hex(h)
+    key = xorb_key(h)
     data = memoryview(backend.get(key))
     footer, want = info.footer, set(wanted) - (lost or set())
     result: list[tuple[int, bytes]] = []

@@ -21,14 +21,15 @@ from ..errors import IntegrityError, NotFound, Refused
 from ..faults import fault_point
 from ..hashing import xet_hex
 from ..index import Index
+from ..keys import XORBS, quarantine_key, staged_key, xorb_key
 from ..packing import XorbBuilder
 from ..params import MAX_XORB_CHUNKS, RepositoryParams
 from ..shard import Manifest, ShardXorb
 from ..xorb import HEADER_SIZE, ChunkHeader, read_chunks, verify_xorb
 from .check import damaged_chunks
 from .deletes import DeleteRecord
-from .gc import QUARANTINE, GcOptions, GcReport, Plan, dirty_shards, execute, put_delete_record, refuse_if_damaged
-from .inventory import XORBS, Inventory, read_xorb_footer, take_inventory
+from .gc import GcOptions, GcReport, Plan, dirty_shards, execute, put_delete_record, refuse_if_damaged
+from .inventory import Inventory, read_xorb_footer, take_inventory
 from .leases import Lease
 from .reindex import sync_index
 
@@ -63,7 +64,7 @@ def repair_xorbs(backend: Backend, index: Index, params: RepositoryParams, confi
             return out
         for h in [h for h, bad in lost_chunks.items() if not bad and h in inv.xorb_objects]:
             _rewrite_whole(backend, lease, params, h, inv.xorb_infos())  # every chunk is intact
-            out.salvaged_xorbs.append(XORBS + xet_hex(h))
+            out.salvaged_xorbs.append(xorb_key(h))
             del lost_chunks[h]
         if not lost_chunks:
             return out
@@ -73,7 +74,7 @@ def repair_xorbs(backend: Backend, index: Index, params: RepositoryParams, confi
             put_delete_record(backend, lease, DeleteRecord(entries, int(time.time())))
             inv = take_inventory(backend)
         plan = _plan(inv, lost_chunks)
-        out.salvaged_xorbs = sorted(out.salvaged_xorbs + [XORBS + xet_hex(h) for h in plan.repack])
+        out.salvaged_xorbs = sorted(out.salvaged_xorbs + [xorb_key(h) for h in plan.repack])
         out.gc = GcReport(dry_run=False)
         execute(backend, lease, params, inv, plan, out.gc, GcOptions(grace=0.0), salvage=lost_chunks)
     finally:
@@ -91,14 +92,14 @@ def _scan(backend: Backend, inv: Inventory, confirm: bool) -> tuple[dict[bytes, 
     infos = inv.xorb_infos()
     bases = base_reader(backend, infos)  # a delta chunk is intact if it decodes against its base
     for h in inv.live_chunks():
-        key = XORBS + xet_hex(h)
+        key = xorb_key(h)
         info = infos.get(h)
         try:
             data = backend.get(key)
             if info is None:
                 info = read_xorb_footer(backend, h)
         except NotFound:
-            if _restore_staged(backend, h, info, confirm):
+            if _restorestaged_key(backend, h, info, confirm):
                 continue
             data, reason = b"", "missing"
         except IntegrityError as exc:  # no shard describes it and its footer is bad
@@ -128,10 +129,6 @@ def _refuse_if_a_base(backend: Backend, inv: Inventory, damaged: set[bytes]) -> 
         )
 
 
-def _staged(key: str) -> str:
-    return f"{QUARANTINE}{key}.repaired"
-
-
 def _rewrite_whole(
     backend: Backend, lease: Lease, params: RepositoryParams, h: bytes, infos: dict[bytes, ShardXorb]
 ) -> None:
@@ -141,7 +138,7 @@ def _rewrite_whole(
     quarantine/ first: a crash between the delete and the put leaves it there,
     and the next `repair xorbs` puts it back.
     """
-    key = XORBS + xet_hex(h)
+    key = xorb_key(h)
     damaged = backend.get(key)
     footer, deltas = infos[h].footer, infos[h].deltas
     bases = base_reader(backend, infos)
@@ -157,27 +154,27 @@ def _rewrite_whole(
     good = builder.seal().kept_data()
     verify_xorb(good, f"rewritten {key}", bases)
     lease.check()
-    backend.put(_staged(key), good)
-    backend.put(QUARANTINE + key, damaged)
+    backend.put(staged_key(key), good)
+    backend.put(quarantine_key(key), damaged)
     backend.delete(key)
     fault_point("repair.after_delete")
     backend.put(key, good)
-    backend.delete(_staged(key))
+    backend.delete(staged_key(key))
 
 
-def _restore_staged(backend: Backend, h: bytes, info: ShardXorb | None, confirm: bool) -> bool:
+def _restorestaged_key(backend: Backend, h: bytes, info: ShardXorb | None, confirm: bool) -> bool:
     """Put back the good copy an interrupted rewrite staged; whether one exists."""
-    key = XORBS + xet_hex(h)
+    key = xorb_key(h)
     try:
-        data = backend.get(_staged(key))
+        data = backend.get(staged_key(key))
     except NotFound:
         return False
-    footer = verify_xorb(data, _staged(key))
+    footer = verify_xorb(data, staged_key(key))
     if footer.xorb_hash != h or (info is not None and footer != info.footer):
         return False
     if confirm:
         backend.put(key, data)
-        backend.delete(_staged(key))
+        backend.delete(staged_key(key))
     return True
 
 
@@ -216,7 +213,7 @@ def repair_shards(backend: Backend, index: Index, confirm: bool) -> ShardRepair:
         for d in bad:
             lease.check()
             try:
-                backend.put(QUARANTINE + d.key, backend.get(d.key))
+                backend.put(quarantine_key(d.key), backend.get(d.key))
             except NotFound:
                 continue
             backend.delete(d.key)
