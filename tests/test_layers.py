@@ -17,7 +17,7 @@ LAYERS = {
     "index": 3, "backends": 3,
     "repository": 4, "clean": 4, "intake": 4, "smudge": 4, "maintenance": 4, "trees": 4, "names": 4,
     "destination": 4, "inputs": 4, "dedup_targets": 4, "delta_bases": 4, "interrupts": 5, "display": 5,
-    "cli": 5, "maintenance_cli": 5, "snapshot_cli": 5, "output": 5, "progress": 5, "lfs": 5, "__init__": 5, "__main__": 5,
+    "cli": 5, "output": 5, "progress": 5, "lfs": 5, "__init__": 5, "__main__": 5,
 }  # fmt: skip
 
 # Inside the maintenance package (all of layer 4) a module imports only those
@@ -165,3 +165,12 @@ def test_object_keys_are_built_only_in_keys(path: Path) -> None:
 
 def test_a_key_spelled_by_hand_is_found() -> None:
     assert key_literals(ast.parse('"""xorbs/ in a docstring"""\nk = f"xorbs/{h}"\nj = "locks/" + s\n')) == [2, 3]
+
+
+def test_cli_commands_load_from_one_place_without_a_cycle() -> None:
+    """cli/__init__ loads every command module; they import only cli/commands (the group)."""
+    inside = sorted(p for p in (PACKAGE / "cli").glob("*.py") if p.name != "__init__.py")
+    reached = {name_of(p): {t for t, _ in imported(p) if t == "cli" or t.startswith("cli/")} for p in inside}
+    assert reached == {"cli/commands": set(), "cli/maintenance": {"cli/commands"}, "cli/snapshots": {"cli/commands"}}
+    registered = {t for t, _ in imported(PACKAGE / "cli" / "__init__.py")}
+    assert {"cli/maintenance", "cli/snapshots", "cli/commands"} <= registered

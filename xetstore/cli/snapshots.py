@@ -1,6 +1,6 @@
 """The snapshot commands: tags, restore, diff. Parse, call Repository, print.
 
-(`add --tag` makes snapshots and `ls TAG` lists one; they live in cli.py.)
+(`add --tag` makes snapshots and `ls TAG` lists one; they live in commands.py.)
 """
 
 from __future__ import annotations
@@ -11,12 +11,12 @@ from typing import TYPE_CHECKING
 
 import click
 
-from .cli import Repository, cli, repo_option
-from .display import shown
-from .output import Output, common_options, count, human_size
+from ..display import shown
+from ..output import Output, common_options, count, human_size
+from .commands import Repository, cli, repo_option
 
 if TYPE_CHECKING:  # the engine loads when a command runs, not with `xetstore --version`
-    from .snapshot import SnapshotEntry
+    from ..snapshot import SnapshotEntry
 
 __all__: list[str] = []
 
@@ -48,7 +48,7 @@ def tags(out: Output, repo: str) -> None:
 @common_options
 def restore(out: Output, repo: str, tag: str, dest: Path) -> None:
     """Recreate the files and directories of snapshot TAG under DEST (absent or empty)."""
-    from .snapshot import FILE
+    from ..snapshot import FILE
 
     with Repository.open(repo) as r:
         snap = r.snapshot(tag)
@@ -89,8 +89,8 @@ def diff(out: Output, repo: str, old_tag: str, new_tag: str) -> None:
 
 
 def _line(out: Output, kind: str, mark: str, e: SnapshotEntry, before: SnapshotEntry | None = None) -> None:
-    from .hashing import xet_hex
-    from .snapshot import FILE
+    from ..hashing import xet_hex
+    from ..snapshot import FILE
 
     size = human_size(e.size) if e.kind == FILE else "dir"
     was = f" (was {human_size(before.size)})" if before is not None and before.kind == FILE else ""

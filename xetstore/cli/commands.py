@@ -19,19 +19,19 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
-from . import __version__
-from .display import json_safe, shown
-from .errors import EXIT_FAILURE, EXIT_INTERRUPTED, ConfigError, IntegrityError, XetStoreError
-from .inputs import expand_inputs, open_input
-from .interrupts import terminate_as_interrupt
-from .lfs.commands import lfs
-from .output import Output, common_options, count, human_size
-from .params import CHUNKERS, COMPRESSIONS, default_cache_root
+from .. import __version__
+from ..display import json_safe, shown
+from ..errors import EXIT_FAILURE, EXIT_INTERRUPTED, ConfigError, IntegrityError, XetStoreError
+from ..inputs import expand_inputs, open_input
+from ..interrupts import terminate_as_interrupt
+from ..lfs.commands import lfs
+from ..output import Output, common_options, count, human_size
+from ..params import CHUNKERS, COMPRESSIONS, default_cache_root
 
 if TYPE_CHECKING:
-    from .repository import AddResult
-    from .repository import Repository as Repository
-    from .trees import SnapshotResult
+    from ..repository import AddResult
+    from ..repository import Repository as Repository
+    from ..trees import SnapshotResult
 
 __all__ = ["main", "cli", "Output", "common_options", "repo_option"]
 
@@ -43,7 +43,7 @@ class _LazyRepository:
     `--help` and the `lfs` commands then start without importing the engine."""
 
     def __getattr__(self, name: str) -> Any:
-        from .repository import Repository
+        from ..repository import Repository
 
         return getattr(Repository, name)
 
@@ -120,7 +120,7 @@ def _print_added(out: Output, results: list[AddResult]) -> None:
 
 
 def _print_snapshot(out: Output, made: SnapshotResult) -> None:
-    from .keys import SNAPSHOTS, name_in  # keys loads hashing, which `--version` must not
+    from ..keys import SNAPSHOTS, name_in  # keys loads hashing, which `--version` must not
 
     for path, why in made.skipped:
         out.emit("skipped", f"skipped {path}: {why}", path=path, reason=why)
@@ -173,8 +173,8 @@ def ls_(out: Output, repo: str, tag: str | None) -> None:
 
 
 def _ls_snapshot(out: Output, r: Repository, tag: str) -> None:
-    from .hashing import xet_hex  # here, not at the top: `xetstore --version` would load blake3
-    from .snapshot import DIR
+    from ..hashing import xet_hex  # here, not at the top: `xetstore --version` would load blake3
+    from ..snapshot import DIR
 
     snap = r.snapshot(tag)
     out.header(f"{'SIZE':>10}  {'FILE HASH':<16}  PATH")
@@ -212,7 +212,7 @@ def stats(out: Output, repo: str) -> None:
 @common_options
 def hash_(out: Output, paths: tuple[Path, ...], chunker: str | None, repo: str | None) -> None:
     """Print file hashes without storing anything."""
-    from . import hash_stream  # chunking and hashing load only for this command
+    from .. import hash_stream  # chunking and hashing load only for this command
 
     if chunker is None:
         chunker = Repository.read_config(repo).params.chunker if repo else "fastcdc"
@@ -291,10 +291,3 @@ def _fail(as_json: bool, kind: str, message: str, code: int, prefix: str = "", a
         click.echo(shown(f"xetstore: {prefix}{message}"), err=True)
     sys.exit(code)
 
-
-# The maintenance (check, repair, rm, gc) and snapshot (tags, restore, diff) commands register themselves on `cli`.
-from benchmarks.cli import bench as _bench  # noqa: E402  (L5 front; heavy imports wait until it runs)
-
-from . import maintenance_cli, snapshot_cli  # noqa: E402,F401
-
-cli.add_command(_bench)

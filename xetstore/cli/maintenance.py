@@ -7,12 +7,12 @@ from typing import TYPE_CHECKING
 
 import click
 
-from .cli import Output, Repository, cli, common_options, repo_option
-from .errors import EXIT_DAMAGED, ConfigError
-from .params import DEFAULT_GRACE
+from ..errors import EXIT_DAMAGED, ConfigError
+from ..params import DEFAULT_GRACE
+from .commands import Output, Repository, cli, common_options, repo_option
 
 if TYPE_CHECKING:  # the modules themselves load when a command runs
-    from .maintenance import CheckReport, GcReport
+    from ..maintenance import CheckReport, GcReport
 
 __all__ = ["parse_duration"]
 
@@ -91,7 +91,7 @@ def repair_index(out: Output, repo: str) -> None:
 @common_options
 def repair_xorbs(out: Output, repo: str, yes: bool) -> None:
     """Find damaged or missing xorbs and the files they cost (reads every used xorb)."""
-    from .hashing import xet_hex  # not at the top: `xetstore --version` would load blake3
+    from ..hashing import xet_hex  # not at the top: `xetstore --version` would load blake3
 
     with Repository.open(repo) as r:
         rep = r.repair_xorbs(confirm=yes)
