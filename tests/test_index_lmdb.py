@@ -14,7 +14,7 @@ import pytest
 from xetstore import ConfigError, Repository
 from xetstore.index import SCHEMA, Index
 from xetstore.index import environment as index_env
-from xetstore.maintenance.inventory import read_shard
+from xetstore.maintenance.objects import read_shard
 from xetstore.shard import ShardXorb
 from xetstore.xorb import XorbFooter
 

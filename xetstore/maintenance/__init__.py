@@ -1,7 +1,9 @@
 """Maintenance: what a repository holds, and keeping it whole (check, gc, repair, reindex).
 
 Modules, each importing only those before it (tests/test_layers.py checks the
-order): binding, leases, deletes, inventory, reindex, repack, check, gc, repair.
+order): binding, leases, objects, deletes, inventory, reindex, repack, sweep,
+check, gc, repair. gc and repair both drive sweep's mechanics (inventory →
+plan → rewrite → sweep); deletion records are read and written in deletes.
 
 The names are loaded on first use: a process that opens a repository to list or
 read files (the CLI, each git-lfs agent) needs leases and the index sync only,
@@ -15,17 +17,18 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from .check import CheckReport, check_repository
-    from .gc import GcOptions, GcReport, collect_garbage, remove_files
-    from .inventory import read_xorb_footer
+    from .gc import GcOptions, collect_garbage, remove_files
     from .leases import Lease, check_before_publish
+    from .objects import read_xorb_footer
     from .reindex import RebuildReport, open_index, rebuild_index, sync_index
     from .repair import ShardRepair, XorbRepair, repair_shards, repair_xorbs
+    from .sweep import GcReport
 
 # Exported name -> the module of this package that defines it.
 _HOMES = {
     "CheckReport": "check", "check_repository": "check",
-    "GcOptions": "gc", "GcReport": "gc", "collect_garbage": "gc", "remove_files": "gc",
-    "read_xorb_footer": "inventory",
+    "GcOptions": "gc", "GcReport": "sweep", "collect_garbage": "gc", "remove_files": "gc",
+    "read_xorb_footer": "objects",
     "Lease": "leases", "check_before_publish": "leases",
     "RebuildReport": "reindex", "open_index": "reindex", "rebuild_index": "reindex", "sync_index": "reindex",
     "ShardRepair": "repair", "XorbRepair": "repair", "repair_shards": "repair", "repair_xorbs": "repair",

@@ -39,8 +39,9 @@ from ..shard import Manifest, ShardXorb
 from ..smudge import Reconstructor
 from ..xorb import BaseReader, XorbFooter, read_chunks, verify_xorb
 from .binding import unbound_reason
-from .inventory import Inventory, read_xorb_footer, take_inventory
+from .inventory import Inventory, take_inventory
 from .leases import Lease
+from .objects import read_xorb_footer
 from .reindex import sync_index
 
 __all__ = [

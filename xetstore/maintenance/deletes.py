@@ -1,4 +1,4 @@
-"""The deletion record codec: `deletes/<hash>`, an immutable tombstone.
+"""Deletion records, `deletes/<hash>`: immutable tombstones, encoded, read and written here only.
 
 `xetstore rm` never rewrites a shard (an immutable, content-named object).
 It writes a deletion record naming, for each removed file, the shards whose
@@ -12,12 +12,21 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..errors import FormatError
+from ..backends import Backend
+from ..errors import FormatError, IntegrityError
 from ..hashing import from_xet_hex, xet_hex
-from ..keys import DELETES, is_shard_key, record_key
+from ..keys import DELETES, is_shard_key, names_its_content, record_key
 from ..records import dump_record, load_record
+from .leases import Lease
 
-__all__ = ["DeleteRecord", "encode_delete_record", "decode_delete_record", "delete_record_key"]
+__all__ = [
+    "DeleteRecord",
+    "encode_delete_record",
+    "decode_delete_record",
+    "delete_record_key",
+    "put_delete_record",
+    "read_delete_record",
+]
 
 _MAGIC = "xetstore-delete"
 _VERSION = 1
@@ -71,3 +80,20 @@ def _entry(item: object, what: str) -> tuple[bytes, tuple[str, ...]]:
     if not all(isinstance(s, str) and is_shard_key(s) for s in shards):
         raise FormatError(what, "deletion record names an invalid shard key")
     return from_xet_hex(fh), tuple(shards)
+
+
+def read_delete_record(backend: Backend, key: str) -> DeleteRecord:
+    """A deletion record, checked against its name; raises NotFound or IntegrityError."""
+    data = backend.get(key)
+    if not names_its_content(key, DELETES, data):
+        raise IntegrityError(f"{key}: content does not match its name")
+    return decode_delete_record(data, key)
+
+
+def put_delete_record(backend: Backend, lease: Lease, record: DeleteRecord) -> str:
+    """Publish `record` while `lease` still holds; returns its key."""
+    data = encode_delete_record(record)
+    key = delete_record_key(data)
+    lease.check()
+    backend.put(key, data)
+    return key

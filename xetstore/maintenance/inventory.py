@@ -8,31 +8,18 @@ live while a live manifest's term covers it.
 
 from __future__ import annotations
 
-import struct
 from collections import defaultdict
 from dataclasses import dataclass, field
 
 from ..backends import Backend, ObjectInfo
-from ..errors import FormatError, HashMismatch, IntegrityError, NotFound
-from ..hashing import shard_hash, xet_hex
-from ..keys import DELETES, SHARDS, XORBS, hash_in, name_in, names_its_content, xorb_key
-from ..params import MAX_XORB_CHUNKS
-from ..shard import Manifest, Shard, ShardXorb, decode_shard
+from ..keys import DELETES, SHARDS, XORBS, hash_in
+from ..shard import Manifest, Shard, ShardXorb
 from ..snapshot import Snapshot
 from ..trees import read_snapshots
-from ..xorb import XorbFooter, footer_length
-from .deletes import DeleteRecord, decode_delete_record
+from .deletes import DeleteRecord, read_delete_record
+from .objects import Damaged, read_each, read_shard
 
-__all__ = ["Inventory", "Damaged", "take_inventory", "read_shard", "read_xorb_footer"]
-
-
-
-@dataclass(frozen=True, slots=True)
-class Damaged:
-    """An object that could not be decoded or whose name is not its content hash."""
-
-    key: str
-    reason: str
+__all__ = ["Inventory", "take_inventory"]
 
 
 @dataclass
@@ -88,7 +75,7 @@ class Inventory:
         return out
 
 
-def take_inventory(backend: Backend, skip_shards: set[str] | None = None) -> Inventory:
+def take_inventory(backend: Backend) -> Inventory:
     """List and decode everything; damaged shards and records are reported, not raised.
 
     Xorbs are listed before shards: an object written between the two listings
@@ -101,17 +88,17 @@ def take_inventory(backend: Backend, skip_shards: set[str] | None = None) -> Inv
             inv.damaged.append(Damaged(info.key, "not a xorb name (64 hex digits)"))
         else:
             inv.xorb_objects[raw] = info
-    for info in backend.list(SHARDS):
-        inv.shard_objects[info.key] = info
-        if skip_shards and info.key in skip_shards:
-            continue
-        try:
-            inv.shards[info.key] = read_shard(backend, info.key)
-        except NotFound:
-            del inv.shard_objects[info.key]  # removed while we listed
-        except IntegrityError as exc:
-            inv.damaged.append(Damaged(info.key, str(exc)))
-    _read_records(backend, inv)
+    listed = list(backend.list(SHARDS))
+    for info, shard in read_each(backend, listed, read_shard, inv.damaged):
+        inv.shards[info.key] = shard
+    # a damaged shard is still an object the repository holds; a vanished one is not
+    held = set(inv.shards) | {d.key for d in inv.damaged}
+    inv.shard_objects = {i.key: i for i in listed if i.key in held}
+    for info, record in read_each(backend, backend.list(DELETES), read_delete_record, inv.damaged):
+        inv.records[info.key] = record
+        inv.record_objects[info.key] = info
+        for file_hash, shard_keys in record.entries:
+            inv.dropped.update((file_hash, s) for s in shard_keys)
     _pin_snapshots(backend, inv)
     return inv
 
@@ -123,52 +110,3 @@ def _pin_snapshots(backend: Backend, inv: Inventory) -> None:
     inv.damaged += [Damaged(key, reason) for key, reason in damaged]
     inv.pinned = {e.file_hash for s in inv.snapshots for e in s.files()}
     inv.dropped = {(f, s) for f, s in inv.dropped if f not in inv.pinned}
-
-
-def read_shard(backend: Backend, key: str) -> Shard:
-    data = backend.get(key)
-    expected = name_in(key, SHARDS)
-    actual = xet_hex(shard_hash(data))
-    if actual != expected:
-        raise HashMismatch(f"shard {key}", expected, actual, "the shard is damaged; run `xetstore check`")
-    return decode_shard(data, key)
-
-
-def read_delete_record(backend: Backend, key: str) -> DeleteRecord:
-    """A deletion record, checked against its name; raises NotFound or IntegrityError."""
-    data = backend.get(key)
-    if not names_its_content(key, DELETES, data):
-        raise IntegrityError(f"{key}: content does not match its name")
-    return decode_delete_record(data, key)
-
-
-def _read_records(backend: Backend, inv: Inventory) -> None:
-    for info in backend.list(DELETES):
-        try:
-            record = read_delete_record(backend, info.key)
-        except NotFound:
-            continue
-        except IntegrityError as exc:
-            inv.damaged.append(Damaged(info.key, str(exc)))
-            continue
-        inv.records[info.key] = record
-        inv.record_objects[info.key] = info
-        for file_hash, shard_keys in record.entries:
-            inv.dropped.update((file_hash, s) for s in shard_keys)
-
-
-def read_xorb_footer(backend: Backend, xorb_hash: bytes) -> ShardXorb:
-    """A xorb's chunk table read from its own footer (two ranged reads, bounded)."""
-    key = xorb_key(xorb_hash)
-    size = backend.stat(key).size
-    if size < 4:
-        raise FormatError(key, f"xorb is truncated to {size} bytes")
-    (length,) = struct.unpack("<I", backend.get(key, size - 4, size))
-    if length > min(footer_length(MAX_XORB_CHUNKS), size - 4):
-        raise FormatError(key, f"xorb footer length {length} is impossible for a {size}-byte xorb")
-    footer = XorbFooter.decode(backend.get(key, size - 4 - length, size), key)
-    if footer.xorb_hash != xorb_hash:
-        raise HashMismatch(f"footer of {key}", xet_hex(xorb_hash), xet_hex(footer.xorb_hash))
-    if footer.serialized_ends[-1] + length + 4 != size:
-        raise FormatError(key, "xorb records do not end where the footer starts")
-    return ShardXorb(footer, size)

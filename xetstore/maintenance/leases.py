@@ -44,7 +44,9 @@ from ..hashing import xet_hex
 from ..keys import LOCKS, lease_key, lease_session, xorb_key
 from ..shard import Shard
 
-__all__ = ["Lease", "LeaseInfo", "live_leases", "check_before_publish", "process_alive", "LEASE_TTL"]
+__all__ = [
+    "Lease", "LeaseInfo", "live_leases", "stale_lease_records", "check_before_publish", "process_alive", "LEASE_TTL",
+]  # fmt: skip
 
 SESSION_KINDS = ("add", "check")  # leases a sweeping gc waits for
 
@@ -281,3 +283,9 @@ def check_before_publish(backend: Backend, lease: Lease, shard: Shard) -> None:
             if not backend.exists(key):
                 raise MissingData(key, f"{xet_hex(m.file_hash)} (nothing was published)")
             own.add(h)  # checked once per session
+
+
+def stale_lease_records(backend: Backend, mine: Lease) -> list[str]:
+    """Records of leases whose sessions are gone (their temp files are the backend's to sweep)."""
+    live = {i.session for i in live_leases(backend, mine)} | {mine.session}
+    return [info.key for info in backend.list(LOCKS) if (lease_session(info.key) or ("", ""))[1] not in live]

@@ -27,8 +27,9 @@ from ..shard import Shard
 from ..trees import read_snapshots
 from ..xorb import XorbFooter
 from .binding import unbound_manifests
-from .inventory import Damaged, read_delete_record, read_shard, read_xorb_footer
+from .deletes import read_delete_record
 from .leases import process_alive
+from .objects import Damaged, read_each, read_shard, read_xorb_footer
 
 __all__ = ["open_index", "sync_index", "rebuild_index", "RebuildReport"]
 
@@ -64,23 +65,19 @@ def sync_index(backend: Backend, index: Index) -> tuple[int, list[Damaged]]:
 
     Returns how many objects were merged and the damaged ones skipped.
     """
-    listed = {i.key for i in backend.list(SHARDS)}
+    listed = {i.key: i for i in backend.list(SHARDS)}
     seen = index.shard_keys()
-    if seen - listed:
+    if seen - listed.keys():
         report = rebuild_index(backend, index)
         return report.shards + report.records, report.damaged
     damaged: list[Damaged] = []
     merged = 0
     tables = _ChunkTables(backend, index)
-    for key in sorted(listed - seen):
-        try:
-            index.add_shard(key, _bound(key, read_shard(backend, key), tables, damaged))
-            tables.merged()
-            merged += 1
-        except NotFound:
-            continue  # removed since we listed: the next sync rebuilds
-        except IntegrityError as exc:
-            damaged.append(Damaged(key, str(exc)))
+    unseen = [listed[k] for k in sorted(listed.keys() - seen)]
+    for info, shard in read_each(backend, unseen, read_shard, damaged):
+        index.add_shard(info.key, _bound(info.key, shard, tables, damaged))
+        tables.merged()
+        merged += 1
     merged += _merge_records(backend, index, index.delete_keys(), damaged)
     return merged, damaged
 
@@ -104,14 +101,8 @@ def rebuild_index(backend: Backend, index: Index) -> RebuildReport:
 def _fill(backend: Backend, fresh: Index, report: RebuildReport) -> None:
     batch: list[tuple[str, Shard]] = []
     tables = _ChunkTables(backend, fresh)
-    for info in backend.list(SHARDS):
-        try:
-            batch.append((info.key, _bound(info.key, read_shard(backend, info.key), tables, report.damaged)))
-        except NotFound:
-            continue
-        except IntegrityError as exc:
-            report.damaged.append(Damaged(info.key, str(exc)))
-            continue
+    for info, shard in read_each(backend, backend.list(SHARDS), read_shard, report.damaged):
+        batch.append((info.key, _bound(info.key, shard, tables, report.damaged)))
         if len(batch) >= _BATCH:
             fresh.add_shards(batch)
             report.shards += len(batch)
@@ -172,16 +163,8 @@ def _bound(key: str, shard: Shard, tables: _ChunkTables, damaged: list[Damaged])
 def _merge_records(backend: Backend, index: Index, seen: set[str], damaged: list[Damaged]) -> int:
     """Apply unseen deletion records, except to files a snapshot names (always live)."""
     merged, pinned = 0, None
-    for info in backend.list(DELETES):
-        if info.key in seen:
-            continue
-        try:
-            record = read_delete_record(backend, info.key)
-        except NotFound:
-            continue
-        except IntegrityError as exc:
-            damaged.append(Damaged(info.key, str(exc)))
-            continue
+    unseen = (i for i in backend.list(DELETES) if i.key not in seen)
+    for info, record in read_each(backend, unseen, read_delete_record, damaged):
         if pinned is None:  # read snapshots only when there is a deletion to apply
             pinned = {e.file_hash for s in read_snapshots(backend)[0] for e in s.files()}
         index.add_deletes(info.key, [(f, shards) for f, shards in record.entries if f not in pinned])

@@ -27,13 +27,16 @@ from ..params import MAX_XORB_CHUNKS, RepositoryParams
 from ..shard import Manifest, ShardXorb
 from ..xorb import HEADER_SIZE, ChunkHeader, read_chunks, verify_xorb
 from .check import damaged_chunks
-from .deletes import DeleteRecord
-from .gc import GcOptions, GcReport, Plan, dirty_shards, execute, put_delete_record, refuse_if_damaged
-from .inventory import Inventory, read_xorb_footer, take_inventory
+from .deletes import DeleteRecord, put_delete_record
+from .inventory import Inventory, take_inventory
 from .leases import Lease
+from .objects import read_xorb_footer
 from .reindex import sync_index
+from .sweep import GcReport, Plan, execute, refuse_if_damaged, set_aside
 
 __all__ = ["XorbRepair", "ShardRepair", "repair_xorbs", "repair_shards"]
+
+_WAIT = 600.0  # seconds a confirmed repair waits for active writers, as gc does by default
 
 
 @dataclass
@@ -73,10 +76,10 @@ def repair_xorbs(backend: Backend, index: Index, params: RepositoryParams, confi
             entries = tuple((fh, tuple(sorted(k for k, m in inv.live_pairs() if m.file_hash == fh))) for fh in lost)
             put_delete_record(backend, lease, DeleteRecord(entries, int(time.time())))
             inv = take_inventory(backend)
-        plan = _plan(inv, lost_chunks)
+        plan = Plan.of_damage(inv, lost_chunks)
         out.salvaged_xorbs = sorted(out.salvaged_xorbs + [xorb_key(h) for h in plan.repack])
         out.gc = GcReport(dry_run=False)
-        execute(backend, lease, params, inv, plan, out.gc, GcOptions(grace=0.0), salvage=lost_chunks)
+        execute(backend, lease, params, inv, plan, out.gc, _WAIT, salvage=lost_chunks)
     finally:
         if lease is not None:
             lease.release()
@@ -99,7 +102,7 @@ def _scan(backend: Backend, inv: Inventory, confirm: bool) -> tuple[dict[bytes, 
             if info is None:
                 info = read_xorb_footer(backend, h)
         except NotFound:
-            if _restorestaged_key(backend, h, info, confirm):
+            if _restore_staged(backend, h, info, confirm):
                 continue
             data, reason = b"", "missing"
         except IntegrityError as exc:  # no shard describes it and its footer is bad
@@ -162,7 +165,7 @@ def _rewrite_whole(
     backend.delete(staged_key(key))
 
 
-def _restorestaged_key(backend: Backend, h: bytes, info: ShardXorb | None, confirm: bool) -> bool:
+def _restore_staged(backend: Backend, h: bytes, info: ShardXorb | None, confirm: bool) -> bool:
     """Put back the good copy an interrupted rewrite staged; whether one exists."""
     key = xorb_key(h)
     try:
@@ -186,19 +189,6 @@ def _lost_files(inv: Inventory, lost: dict[bytes, set[int]]) -> dict[bytes, Mani
     }
 
 
-def _plan(inv: Inventory, lost: dict[bytes, set[int]]) -> Plan:
-    """Damaged xorbs still used (by their intact chunks) are repacked; the others go."""
-    used = inv.live_chunks()
-    plan = Plan()
-    for h in lost:
-        if h not in inv.xorb_objects:
-            continue
-        (plan.repack if h in used else plan.dead).add(h)
-    plan.quarantine = set(plan.dead | plan.repack)
-    plan.dirty = dirty_shards(inv, plan)
-    return plan
-
-
 def repair_shards(backend: Backend, index: Index, confirm: bool) -> ShardRepair:
     """Set aside shards and deletion records that cannot be decoded."""
     out = ShardRepair(confirm)
@@ -211,12 +201,8 @@ def repair_shards(backend: Backend, index: Index, confirm: bool) -> ShardRepair:
             return out
         lease.enter_sweep()
         for d in bad:
-            lease.check()
-            try:
-                backend.put(quarantine_key(d.key), backend.get(d.key))
-            except NotFound:
-                continue
-            backend.delete(d.key)
+            if set_aside(backend, lease, d.key):
+                backend.delete(d.key)
     finally:
         if lease is not None:
             lease.release()
