@@ -38,8 +38,8 @@ def main(files: int = 1000, sessions: int = 10) -> None:
             step = files // sessions  # several sessions: several shards, as files arrive over time
             for k in range(0, files, step):
                 r.add_files(names[k : k + step])
-            first = [_timed(lambda: SameSize(r.index)(20_500)) for _ in range(21)]
-            same = SameSize(r.index)
+            first = [_timed(lambda: SameSize(r._index)(20_500)) for _ in range(21)]
+            same = SameSize(r._index)
             same(20_500)
             later = [_timed(lambda: same(20_700)) for _ in range(21)]
             print(f"{r.stats().files} files: first lookup {_ms(first)}; later lookups {_ms(later)}")

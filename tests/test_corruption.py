@@ -93,7 +93,7 @@ def files_reading_wrong(r: Repository, files: dict[str, bytes]) -> set[str]:
 def test_flipped_byte_in_chunk_is_found_and_pinned_to_files(tmp_path: Path, kind: str) -> None:
     d = make_repo(tmp_path, kind)
     with d.open() as r:
-        footer = r.index.xorb(from_xet_hex(d.x1))[0]  # type: ignore[index]
+        footer = r._index.xorb(from_xet_hex(d.x1))[0]  # type: ignore[index]
         frame = footer.frame_start(r.manifest(d.small).terms[0].first)
         payload = (footer.record_start(frame) + 8 + footer.serialized_ends[frame]) // 2
         flip_byte(d.xorb_path(d.x1), payload)  # inside the payload of the frame holding small's first chunk
@@ -216,7 +216,7 @@ def test_forged_footer_length(tmp_path: Path, length: object) -> None:
 def test_repair_xorbs_reports_then_removes_only_lost_files(tmp_path: Path) -> None:
     d = make_repo(tmp_path)
     with d.open() as r:
-        footer = r.index.xorb(from_xet_hex(d.x1))[0]  # type: ignore[index]
+        footer = r._index.xorb(from_xet_hex(d.x1))[0]  # type: ignore[index]
         term = r.manifest(d.small).terms[0]
         flip_byte(d.xorb_path(d.x1), footer.byte_range(term.first, term.first + 1)[1] - 3)
     dry = run_cli("repair", "xorbs", "-r", str(d.repo_dir))
@@ -282,7 +282,7 @@ def test_valid_shard_under_a_wrong_name(tmp_path: Path) -> None:
 
 def _index_dir(d: Damageable) -> Path:
     with d.open() as r:
-        return r.index.path
+        return r._index.path
 
 
 @pytest.mark.parametrize("damage", ["delete-dir", "delete-data", "garbage", "zero"])
@@ -311,7 +311,7 @@ def test_index_entry_naming_another_file_is_caught(tmp_path: Path) -> None:
     d = make_repo(tmp_path)
     with d.open() as r:
         other = r.manifest(d.other)
-        r.index._write(lambda txn, dbs: txn.put(from_xet_hex(d.small), encode_manifest(other), db=dbs[b"files"]))
+        r._index._write(lambda txn, dbs: txn.put(from_xet_hex(d.small), encode_manifest(other), db=dbs[b"files"]))
         with pytest.raises(IndexUnusable, match="repair index"):
             r.read_bytes(d.small)
         report = r.check()

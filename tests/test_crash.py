@@ -144,12 +144,12 @@ def test_sigkill_during_index_rebuild_keeps_old_index(tmp_path: Path) -> None:
     repo_dir = tmp_path / "repo"
     with Repository.init(str(repo_dir)) as r:
         res = r.add_bytes(random_bytes(300_000, 3))
-        index_dir = r.index.path
+        index_dir = r._index.path
     proc = run_cli("repair", "index", "-r", str(repo_dir), fault="index.rebuild:kill")
     assert proc.returncode == KILLED
     assert list(index_dir.parent.glob("index.new-*")), "the kill should leave a half-built index"
     with Repository.open(str(repo_dir)) as r:
-        assert r.index.shard_keys()  # the old index is still there and usable
+        assert r._index.shard_keys()  # the old index is still there and usable
         assert r.read_bytes(res.file_hash) == random_bytes(300_000, 3)
         r.repair_index()
     assert not list(index_dir.parent.glob("index.new-*"))  # the dead rebuild's leftovers are swept

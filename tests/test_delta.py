@@ -52,7 +52,7 @@ def stored(repo_dir: Path) -> int:
 
 def delta_xorbs(repo_dir: Path) -> dict[bytes, frozenset[int]]:
     """Xorb hash -> indices of its delta chunks, as the shards record them."""
-    inv = take_inventory(Repository.open(str(repo_dir)).backend)
+    inv = take_inventory(Repository.open(str(repo_dir))._backend)
     return {h: x.deltas for h, x in inv.xorb_infos().items() if x.deltas}
 
 
@@ -140,9 +140,9 @@ def test_bases_in_other_xorbs(tmp_path: Path) -> None:
         a = r.add_file(write_file(tmp_path / "v1", head + tail))
         v2 = near_copy(head + tail, 7, 30)
         b = r.add_file(write_file(tmp_path / "v2", v2), earlier=a.file_hash)
-        inv = take_inventory(r.backend)
+        inv = take_inventory(r._backend)
         infos = inv.xorb_infos()
-        needed = bases_needed(r.backend, infos, {h: set(x.deltas) for h, x in infos.items()})
+        needed = bases_needed(r._backend, infos, {h: set(x.deltas) for h, x in infos.items()})
         assert len(needed) == 2
         assert r.read_bytes(b.file_hash) == v2
 
@@ -262,7 +262,7 @@ def test_deltas_on_s3_read_by_another_client(s3_server: S3Server, bucket: str, t
     with Repository.init(url, cache_dir=tmp_path / "a", delta=True) as r:
         a = r.add_file(write_file(tmp_path / "v1", v1)).file_hash
         b = r.add_file(write_file(tmp_path / "v2", v2), earlier=a).file_hash
-        assert any(x.deltas for x in take_inventory(r.backend).xorb_infos().values())
+        assert any(x.deltas for x in take_inventory(r._backend).xorb_infos().values())
     with Repository.open(url, cache_dir=tmp_path / "b") as r:
         with r.open_file(b) as f:
             f.seek(123_456)

@@ -68,9 +68,9 @@ def test_same_size_finds_only_that_size(tmp_path: Path) -> None:
     with Repository.init(str(tmp_path / "repo"), cache_dir=tmp_path / "cache", delta=True) as r:
         a = r.add_file(write_file(tmp_path / "a", random_bytes(100_000, 1)))
         r.add_file(write_file(tmp_path / "b", random_bytes(100_001, 2)))
-        assert [m.size for m in SameSize(r.index)(100_000)] == [100_000]
-        assert r.manifest(a.file_hash) == SameSize(r.index)(100_000)[0]
-        assert SameSize(r.index)(99_999) == []
+        assert [m.size for m in SameSize(r._index)(100_000)] == [100_000]
+        assert r.manifest(a.file_hash) == SameSize(r._index)(100_000)[0]
+        assert SameSize(r._index)(99_999) == []
 
 
 def test_same_size_puts_the_most_recently_added_first(tmp_path: Path) -> None:
@@ -78,5 +78,5 @@ def test_same_size_puts_the_most_recently_added_first(tmp_path: Path) -> None:
         old = r.add_file(write_file(tmp_path / "a", random_bytes(100_000, 1)))
         time.sleep(1.1)  # the index records when it merged a shard in whole seconds
         new = r.add_file(write_file(tmp_path / "b", random_bytes(100_000, 2)))
-        assert [xet_hex(m.file_hash) for m in SameSize(r.index)(100_000)] == [new.file_hash, old.file_hash]
-        assert [xet_hex(m.file_hash) for m in SameSize(r.index, limit=1)(100_000)] == [new.file_hash]
+        assert [xet_hex(m.file_hash) for m in SameSize(r._index)(100_000)] == [new.file_hash, old.file_hash]
+        assert [xet_hex(m.file_hash) for m in SameSize(r._index, limit=1)(100_000)] == [new.file_hash]

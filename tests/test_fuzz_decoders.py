@@ -240,7 +240,7 @@ def test_verify_before_publish_catches_a_broken_compressor(tmp_path, monkeypatch
         monkeypatch.setattr(packing_module, "compress_frame", broken)
         with pytest.raises(IntegrityError, match="new xorb"):
             r.add_bytes(b"compressible text " * 20_000)
-        assert list(r.backend.list("xorbs/")) == [] and list(r.backend.list("shards/")) == []
+        assert list(r._backend.list("xorbs/")) == [] and list(r._backend.list("shards/")) == []
         monkeypatch.setattr(packing_module, "compress_frame", real)
         res = r.add_bytes(b"compressible text " * 20_000)
         assert r.read_bytes(res.file_hash) == b"compressible text " * 20_000

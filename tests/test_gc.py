@@ -170,7 +170,7 @@ def test_dry_run_is_the_default_on_remote_repositories() -> None:
 
 def test_second_gc_is_refused(two_files: tuple[Path, dict[str, bytes]]) -> None:
     repo_dir, _ = two_files
-    with Repository.open(str(repo_dir)) as r, Lease.gc(r.backend):
+    with Repository.open(str(repo_dir)) as r, Lease.gc(r._backend):
         proc = run_cli("gc", "-r", str(repo_dir), "--grace", "0")
         assert proc.returncode == EXIT_LOCKED and "another gc" in proc.stderr
 
@@ -190,9 +190,9 @@ def test_writer_waits_for_a_sweeping_gc(two_files: tuple[Path, dict[str, bytes]]
     record = fake_lease(repo_dir, "gc", "sweep", os.getpid())
     with Repository.open(str(repo_dir)) as r:
         with pytest.raises(LockedError, match="gc is deleting"):
-            Lease.writer(r.backend, wait=0.3)
+            Lease.writer(r._backend, wait=0.3)
         record.unlink()
-        with Lease.writer(r.backend, wait=0.3):
+        with Lease.writer(r._backend, wait=0.3):
             pass
 
 

@@ -131,12 +131,12 @@ def test_index_of_another_schema_is_emptied_and_refilled(tmp_path: Path) -> None
     repo_dir = tmp_path / "repo"
     with Repository.init(str(repo_dir)) as r:
         fh = r.add_bytes(random_bytes(100_000, 3)).file_hash
-        r.index._write(lambda txn, dbs: txn.put(b"schema", b"0", db=dbs[b"meta"]))
-        path = r.index.path
+        r._index._write(lambda txn, dbs: txn.put(b"schema", b"0", db=dbs[b"meta"]))
+        path = r._index.path
     assert index_env._OPEN.get(str(path)) is None  # closed: the next open reads the schema
     with Repository.open(str(repo_dir)) as r:
         assert [f.file_hash for f in r.files()] == [fh]
-        assert r.index._read(lambda txn, dbs: txn.get(b"schema", db=dbs[b"meta"])) == SCHEMA
+        assert r._index._read(lambda txn, dbs: txn.get(b"schema", db=dbs[b"meta"])) == SCHEMA
 
 
 def test_index_refuses_a_network_filesystem(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -154,7 +154,7 @@ def test_rebuild_reads_xorb_footers_a_shard_no_longer_has(tmp_path: Path) -> Non
         first = r.add_bytes(data)
         second = r.add_bytes(data + b"extra")  # its shard names the first session's xorb
         shard_of_first = min((repo_dir / "shards").iterdir(), key=lambda p: p.stat().st_mtime)
-        assert read_shard(r.backend, f"shards/{shard_of_first.name}").xorbs
+        assert read_shard(r._backend, f"shards/{shard_of_first.name}").xorbs
         shard_of_first.unlink()  # lost: its manifest and the xorb's chunk table with it
         report = r.repair_index()
         assert report.footers == 1

@@ -119,7 +119,7 @@ def test_many_small_files_share_xorbs_and_one_shard(repo: Repository, tmp_path: 
     assert (stats.xorbs, stats.shards) == (1, 1)
     for p, r in zip(paths, results):
         assert repo.read_bytes(r.file_hash) == p.read_bytes()
-    assert sum(r.stored_bytes for r in results) == sum(i.size for i in repo.backend.list("xorbs/"))
+    assert sum(r.stored_bytes for r in results) == sum(i.size for i in repo._backend.list("xorbs/"))
 
 
 def test_small_files_read_whole_give_the_streamed_results(tmp_path: Path) -> None:
@@ -148,7 +148,7 @@ def test_stats_report_dedup_and_compression(repo: Repository) -> None:
     assert s.logical_bytes == 2 * len(text) + 4 and s.files == 2
     assert s.dedup_ratio > 1.8
     assert s.compression_ratio > 2
-    assert s.stored_bytes == tree_size(Path(repo.backend.root)) - len(repo.backend.get("config"))
+    assert s.stored_bytes == tree_size(Path(repo._backend.root)) - len(repo._backend.get("config"))
 
 
 def test_another_process_shard_is_merged_on_open(tmp_path: Path) -> None:
@@ -164,8 +164,8 @@ def test_another_process_shard_is_merged_on_open(tmp_path: Path) -> None:
 
 def test_flipped_byte_names_the_xorb_chunk_and_file(repo: Repository) -> None:
     res = repo.add_bytes(random_bytes(1 << 20, 7))
-    (xorb,) = repo.backend.list("xorbs/")
-    path = Path(repo.backend.root) / xorb.key
+    (xorb,) = repo._backend.list("xorbs/")
+    path = Path(repo._backend.root) / xorb.key
     damaged = bytearray(path.read_bytes())
     damaged[100_000] ^= 0x40
     path.chmod(0o644)
@@ -175,14 +175,14 @@ def test_flipped_byte_names_the_xorb_chunk_and_file(repo: Repository) -> None:
     message = str(err.value)
     assert xorb.key.split("/")[1] in message and res.file_hash in message and "chunk" in message
     with pytest.raises(IntegrityError):
-        repo.read_file(res.file_hash, Path(repo.backend.root).parent / "out")
-    assert not (Path(repo.backend.root).parent / "out").exists()
+        repo.read_file(res.file_hash, Path(repo._backend.root).parent / "out")
+    assert not (Path(repo._backend.root).parent / "out").exists()
 
 
 def test_missing_xorb_names_the_file(repo: Repository) -> None:
     res = repo.add_bytes(random_bytes(300_000, 8))
-    (xorb,) = repo.backend.list("xorbs/")
-    repo.backend.delete(xorb.key)
+    (xorb,) = repo._backend.list("xorbs/")
+    repo._backend.delete(xorb.key)
     with pytest.raises(MissingData, match=res.file_hash):
         repo.read_bytes(res.file_hash)
 
@@ -198,7 +198,7 @@ class TestBadInput:
         good = write_file(tmp_path / "good", random_bytes(100_000, 9))
         with pytest.raises(InputError, match="no such file"):
             repo.add_files([good, tmp_path / "missing"])
-        assert list(repo.backend.list("xorbs/")) == [] and list(repo.backend.list("shards/")) == []
+        assert list(repo._backend.list("xorbs/")) == [] and list(repo._backend.list("shards/")) == []
 
     @pytest.mark.skipif(os.geteuid() == 0, reason="root reads unreadable files")
     def test_unreadable_path(self, repo: Repository, tmp_path: Path) -> None:

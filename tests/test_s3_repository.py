@@ -141,11 +141,11 @@ def test_open_merges_only_unseen_shards(clients, tmp_path: Path) -> None:
     first = a.repo.add_bytes(random_bytes(300_000, seed=1))
     b = clients("b")
     assert {f.file_hash for f in b.repo.files()} == {first.file_hash}
-    seen = b.repo.index.shard_keys()
+    seen = b.repo._index.shard_keys()
     b.repo.close()
 
     second = a.repo.add_bytes(random_bytes(300_000, seed=2))
-    (unseen,) = a.repo.index.shard_keys() - seen
+    (unseen,) = a.repo._index.shard_keys() - seen
     b_again = clients("b")
     assert [k for k, _ in b_again.wire.gets if k.startswith("shards/")] == [unseen]
     assert {f.file_hash for f in b_again.repo.files()} == {first.file_hash, second.file_hash}

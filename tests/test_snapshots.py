@@ -119,9 +119,9 @@ def test_library_snapshot_round_trip_and_paths_outside_the_working_directory(tmp
 def test_the_newest_snapshot_of_a_raced_tag_wins(repo: Repository, tmp_path: Path) -> None:
     added = repo.add_bytes(b"one")
     entry = SnapshotEntry("f", FILE, 0o644, bytes.fromhex(added.file_hash), added.size)
-    older = put_snapshot(repo.backend, "race", [entry])
+    older = put_snapshot(repo._backend, "race", [entry])
     time.sleep(0.01)
-    newer = put_snapshot(repo.backend, "race", [entry, SnapshotEntry("g", FILE, 0o600, entry.file_hash, 3)])
+    newer = put_snapshot(repo._backend, "race", [entry, SnapshotEntry("g", FILE, 0o600, entry.file_hash, 3)])
     assert older.key != newer.key
     assert repo.snapshot("race").key == newer.key
     assert len(repo.snapshots()) == 2
@@ -148,7 +148,7 @@ def _deleted_then_collected(tmp_path: Path, tagged: bool) -> tuple[Repository, s
     else:
         fh = repo.add_file(tmp_path / "d" / "f.bin").file_hash
     with Repository.open(str(tmp_path / "repo"), cache_dir=tmp_path / "rm-cache") as other:
-        remove_files(other.backend, other.index, [fh])  # what an rm racing `add --tag` would write
+        remove_files(other._backend, other._index, [fh])  # what an rm racing `add --tag` would write
     repo.gc(grace=0, dry_run=False)
     return repo, fh
 

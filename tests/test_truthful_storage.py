@@ -65,11 +65,11 @@ def test_a_wrong_chunk_location_in_the_index_is_not_used(tmp_path: Path) -> None
     data = random_bytes(1_000_000, 4)
     with Repository.init("memory://scratch16") as scratch:  # learn data's chunk hashes
         (term,) = scratch.manifest(scratch.add_bytes(data).file_hash).terms
-        hashes = scratch.index.xorb(term.xorb_hash)[0].chunk_hashes
+        hashes = scratch._index.xorb(term.xorb_hash)[0].chunk_hashes
     with Repository.init(str(repo_dir)) as r:
         (y,) = r.manifest(r.add_bytes(other).file_hash).terms
         wrong = y.xorb_hash + struct.pack("<I", 0)  # one bad LMDB value per chunk: "it is in y, chunk 0"
-        r.index._write(lambda txn, dbs: [txn.put(h, wrong, db=dbs[b"chunks"]) for h in hashes])
+        r._index._write(lambda txn, dbs: [txn.put(h, wrong, db=dbs[b"chunks"]) for h in hashes])
         fh = r.add_bytes(data).file_hash
         assert r.read_bytes(fh) == data  # before: acknowledged, then unreadable (hash mismatch)
         assert r.check(read_data=True).exit_code == 0
@@ -80,17 +80,17 @@ def test_an_index_chunk_table_that_differs_from_the_xorb_is_not_used(tmp_path: P
     data = random_bytes(1_000_000, 6)
     with Repository.init("memory://scratch16b") as scratch:
         (term,) = scratch.manifest(scratch.add_bytes(data).file_hash).terms
-        table = scratch.index.xorb(term.xorb_hash)[0]
+        table = scratch._index.xorb(term.xorb_hash)[0]
     with Repository.init(str(repo_dir)) as r:
         (y,) = r.manifest(r.add_bytes(random_bytes(1_000_000, 7)).file_hash).terms
-        size = r.index.xorb(y.xorb_hash)[1]
+        size = r._index.xorb(y.xorb_hash)[1]
 
         def lie(txn, dbs) -> None:  # the index claims xorb y holds data's chunks, in order
             txn.put(y.xorb_hash, struct.pack("<Q", size) + table.encode(), db=dbs[b"xorbs"])
             for i, h in enumerate(table.chunk_hashes):
                 txn.put(h, y.xorb_hash + struct.pack("<I", i), db=dbs[b"chunks"])
 
-        r.index._write(lie)
+        r._index._write(lie)
         fh = r.add_bytes(data).file_hash
         assert r.read_bytes(fh) == data
 
@@ -102,7 +102,7 @@ def lying_shard(repo_dir: Path, name_of: bytes, terms_of: str) -> tuple[str, str
     with Repository.open(str(repo_dir), cache_dir=repo_dir.parent / "writer-cache") as r:
         terms = r.manifest(terms_of).terms
         data = encode_shard(Shard((Manifest(from_xet_hex(fh), bytes.fromhex(sha), terms),), ()))
-        r.backend.put(shard_key(data), data)
+        r._backend.put(shard_key(data), data)
     return fh, shard_key(data)
 
 
@@ -120,7 +120,7 @@ def test_a_shard_mapping_a_file_to_another_files_terms_is_refused(tmp_path: Path
     assert key in check.stdout and a_hash in check.stdout and "is false" in check.stdout
     with Repository.open(str(repo_dir), cache_dir=tmp_path / "rebuilt") as r:  # a rebuild refuses it too
         r.repair_index()
-        assert r.find(xet_hex(from_xet_hex(a_hash))) is None and r.index.manifest(from_xet_hex(a_hash)) is None
+        assert r.find(xet_hex(from_xet_hex(a_hash))) is None and r._index.manifest(from_xet_hex(a_hash)) is None
         assert r.read_bytes(b_hash) == b
 
 
@@ -146,7 +146,7 @@ def test_lfs_upload_is_not_skipped_for_a_sha256_whose_manifest_is_another_size(t
         terms = r.manifest(stored_hash).terms
         # A shard that claims the stored file has the pushed object's sha256.
         data = encode_shard(Shard((Manifest(from_xet_hex(stored_hash), bytes.fromhex(oid), terms),), ()))
-        r.backend.put(shard_key(data), data)
+        r._backend.put(shard_key(data), data)
     replies = world.run(init("upload"), upload(oid, len(pushed), path))
     assert completes(replies) == [{"event": "complete", "oid": oid}]
     with Repository.open(str(world.repo_path)) as r:
@@ -159,7 +159,7 @@ def test_lfs_upload_is_not_skipped_when_the_index_maps_the_sha256_to_another_fil
     oid, path = world.object(pushed)
     with Repository.open(str(world.repo_path)) as r:
         other = from_xet_hex(r.add_bytes(random_bytes(300_000, 14)).file_hash)
-        r.index._write(lambda txn, dbs: txn.put(bytes.fromhex(oid), other, db=dbs[b"sha256"]))
+        r._index._write(lambda txn, dbs: txn.put(bytes.fromhex(oid), other, db=dbs[b"sha256"]))
     replies = world.run(init("upload"), upload(oid, len(pushed), path))
     assert completes(replies) == [{"event": "complete", "oid": oid}]
     with Repository.open(str(world.repo_path)) as r:

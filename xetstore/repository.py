@@ -113,9 +113,9 @@ class Repository:
     """A xetstore repository on a backend, with its local index."""
 
     def __init__(self, backend: Backend, config: RepositoryConfig, index: Index, cache_dir: Path, owns_cache: bool) -> None:
-        self.backend = backend
+        self._backend = backend
         self.config = config
-        self.index = index
+        self._index = index
         self.cache_dir = cache_dir
         self._owns_cache = owns_cache
         self._chunker: Chunker | None = None  # made by the first add session
@@ -185,8 +185,8 @@ class Repository:
         return repo
 
     def close(self) -> None:
-        self.index.close()
-        self.backend.close()
+        self._index.close()
+        self._backend.close()
         if self._owns_cache:
             shutil.rmtree(self.cache_dir, ignore_errors=True)
 
@@ -198,7 +198,7 @@ class Repository:
 
     @property
     def url(self) -> str:
-        return self.backend.url
+        return self._backend.url
 
     def sync(self) -> int:
         """Merge shards and deletion records the index has not seen (other processes
@@ -214,7 +214,7 @@ class Repository:
             return 0
 
     def _merge(self) -> int:
-        merged, damaged = sync_index(self.backend, self.index)
+        merged, damaged = sync_index(self._backend, self._index)
         for d in damaged:
             log.warning("skipping damaged %s: %s", d.key, d.reason)
         return merged
@@ -263,7 +263,7 @@ class Repository:
         """Size -> stored files of that size (one index scan per add, on first use)."""
         from .delta_bases import SameSize
 
-        return SameSize(self.index)
+        return SameSize(self._index)
 
     def add_file(
         self, path: str | os.PathLike[str], progress: Progress | None = None, earlier: str | None = None
@@ -294,12 +294,12 @@ class Repository:
             self._chunker = make_chunker(self.config.params.chunker)
         spool = self.cache_dir / "spool"
         spool.mkdir(parents=True, exist_ok=True)
-        return CleanSession(self.backend, self.index, self.config.params, self._chunker, str(spool))
+        return CleanSession(self._backend, self._index, self.config.params, self._chunker, str(spool))
 
     @contextmanager
     def _writing(self) -> Iterator[Lease]:
         """A writer lease for one session (gc deletes nothing meanwhile), then a fresh index."""
-        with Lease.writer(self.backend) as lease:
+        with Lease.writer(self._backend) as lease:
             self._merge()
             yield lease
 
@@ -316,10 +316,10 @@ class Repository:
         fault_point("repository.after_xorbs")
         lease.check()  # the xorbs were checked while no gc could sweep
         if shard is not None:
-            check_before_publish(self.backend, lease, shard)
+            check_before_publish(self._backend, lease, shard)
             data = encode_shard(shard)
             key = shard_key(data)
-            self.backend.put(key, data)
+            self._backend.put(key, data)
             fault_point("repository.after_shard")
             self._record(key, shard)
             fault_point("repository.after_index")
@@ -328,7 +328,7 @@ class Repository:
     def _record(self, key: str, shard: Shard) -> None:
         """Merge our own durable shard; the files are stored even if the index's disk is full."""
         try:
-            self.index.add_shard(key, shard)
+            self._index.add_shard(key, shard)
         except DiskFull as exc:
             log.warning("stored (%s is durable), but the index could not record it (%s); "
                         "the next command merges it once the index has space", key, exc)  # fmt: skip
@@ -337,14 +337,14 @@ class Repository:
 
     def manifest(self, file_hash: str) -> Manifest:
         raw = _parse_file_hash(file_hash)
-        m = self.index.manifest(raw)
+        m = self._index.manifest(raw)
         if m is None:
             self.sync()
-            m = self.index.manifest(raw)
+            m = self._index.manifest(raw)
         if m is None:
             raise FileNotInRepository(file_hash)
         if m.file_hash != raw:  # a damaged index must not serve another file's bytes
-            raise IndexUnusable(str(self.index.path), f"its entry for file {file_hash} names another file")
+            raise IndexUnusable(str(self._index.path), f"its entry for file {file_hash} names another file")
         return m
 
     def read_file(
@@ -407,7 +407,7 @@ class Repository:
     # -- listing -------------------------------------------------------------
 
     def files(self) -> Iterator[FileInfo]:
-        for m in self.index.manifests():
+        for m in self._index.manifests():
             yield FileInfo(xet_hex(m.file_hash), m.size, m.sha256.hex())
 
     def find_stored(self, sha256: str, size: int) -> str | None:
@@ -418,7 +418,7 @@ class Repository:
             if found is None:
                 return None
             m = self.manifest(found)
-            targets = DedupTargets(self.backend, self.index)
+            targets = DedupTargets(self._backend, self._index)
             if m.sha256.hex() != sha256.lower() or m.size != size:
                 log.warning("the index maps sha256 %s to file %s of another sha256 or size", sha256, found)
                 return None
@@ -433,22 +433,22 @@ class Repository:
             raw = bytes.fromhex(sha256)
         except ValueError:
             return None
-        found = self.index.file_by_sha256(raw)
+        found = self._index.file_by_sha256(raw)
         return None if found is None else xet_hex(found)
 
     def stats(self) -> RepositoryStats:
         logical = files = 0
-        for m in self.index.manifests():
+        for m in self._index.manifests():
             logical += m.size
             files += 1
         unique = stored = chunks = xorbs = 0
-        for footer, size in self.index.xorbs():
+        for footer, size in self._index.xorbs():
             unique += footer.unpacked_ends[-1]
             stored += size
             chunks += footer.num_chunks
             xorbs += 1
-        shard_bytes = sum(i.size for i in self.backend.list(SHARDS))
-        shards = len(self.index.shard_keys())
+        shard_bytes = sum(i.size for i in self._backend.list(SHARDS))
+        shards = len(self._index.shard_keys())
         return RepositoryStats(logical, unique, stored + shard_bytes, files, chunks, xorbs, shards)
 
     def resolve(self, name: str) -> str:
@@ -457,7 +457,7 @@ class Repository:
         return resolve_name(name, self.files, self.snapshot, self._exact)
 
     def _exact(self, text: str) -> str | None:
-        if self.index.manifest(from_xet_hex(text)) is not None:
+        if self._index.manifest(from_xet_hex(text)) is not None:
             return text
         return self.find(text)
 
@@ -474,7 +474,7 @@ class Repository:
         added = self._add_files([w.source for w in files], progress, self._earlier_in_snapshots(files))
         refuse_taken(self.tags(), tag)  # again: the add may have taken a while
         stored = [(from_xet_hex(r.file_hash), r.size) for r in added]
-        snapshot = put_snapshot(self.backend, tag, snapshot_entries(walk, stored))
+        snapshot = put_snapshot(self._backend, tag, snapshot_entries(walk, stored))
         return SnapshotResult(snapshot, added, [(str(p), why) for p, why in walk.skipped])
 
     def _earlier_in_snapshots(self, files: list[WalkedPath]) -> _EarlierOf:
@@ -487,7 +487,7 @@ class Repository:
         same_size = self._same_size()
 
         def earlier(i: int, size: int) -> Sequence[Manifest]:
-            found = [self.index.manifest(h) for h in by_path(snapshots, files[i].path)]
+            found = [self._index.manifest(h) for h in by_path(snapshots, files[i].path)]
             known = [m for m in found if m is not None]  # removed files are no base
             return known or same_size(size)
 
@@ -495,7 +495,7 @@ class Repository:
 
     def snapshots(self) -> list[Snapshot]:
         """Every snapshot on the backend, newest first (damaged ones are logged and skipped)."""
-        found, damaged = read_snapshots(self.backend)
+        found, damaged = read_snapshots(self._backend)
         for key, reason in damaged:
             log.warning("skipping damaged %s: %s", key, reason)
         return sorted(found, key=lambda s: (s.created_ns, s.key), reverse=True)
@@ -519,7 +519,7 @@ class Repository:
 
     def diff(self, old_tag: str, new_tag: str) -> SnapshotDiff:
         """Paths added, removed and changed from `old_tag` to `new_tag`, and the chunks `new_tag` adds."""
-        costs = functools.partial(chunk_costs, lambda fh: self.manifest(xet_hex(fh)), self.index.xorb)
+        costs = functools.partial(chunk_costs, lambda fh: self.manifest(xet_hex(fh)), self._index.xorb)
         return diff_snapshots(self.snapshot(old_tag), self.snapshot(new_tag), costs)
 
     # -- maintenance: check.py, gc.py, repair.py, reindex.py -----------------
@@ -530,25 +530,25 @@ class Repository:
         """Structure (and with read_data, every chunk of the `subset` of xorbs); never raises for damage."""
         from .maintenance import check_repository
 
-        return check_repository(self.backend, self.index, read_data, subset, progress)
+        return check_repository(self._backend, self._index, read_data, subset, progress)
 
     def repair_index(self) -> RebuildReport:
         """Rebuild the local index from the shards into a new directory, then swap it in."""
         from .maintenance import rebuild_index
 
-        return rebuild_index(self.backend, self.index)
+        return rebuild_index(self._backend, self._index)
 
     def repair_xorbs(self, confirm: bool = False) -> XorbRepair:
         """Report damaged xorbs and the files lost; with confirm, delete those files and set the xorbs aside."""
         from .maintenance import repair_xorbs
 
-        return repair_xorbs(self.backend, self.index, self.config.params, confirm)
+        return repair_xorbs(self._backend, self._index, self.config.params, confirm)
 
     def repair_shards(self, confirm: bool = False) -> ShardRepair:
         """Report undecodable shards and deletion records; with confirm, set them aside."""
         from .maintenance import repair_shards
 
-        return repair_shards(self.backend, self.index, confirm)
+        return repair_shards(self._backend, self._index, confirm)
 
     def remove(self, file_hashes: Iterable[str]) -> list[FileInfo]:
         """Delete files (a deletion record); gc frees their chunks later. A file a
@@ -557,7 +557,7 @@ class Repository:
 
         file_hashes = list(file_hashes)
         refuse_tagged(self.snapshots(), file_hashes)
-        removed = remove_files(self.backend, self.index, file_hashes)
+        removed = remove_files(self._backend, self._index, file_hashes)
         return [FileInfo(xet_hex(m.file_hash), m.size, m.sha256.hex()) for m in removed]
 
     def gc(
@@ -568,9 +568,9 @@ class Repository:
         from .maintenance import GcOptions, collect_garbage
 
         if dry_run is None:
-            dry_run = not self.backend.url.startswith(("file://", "memory://"))
+            dry_run = not self._backend.url.startswith(("file://", "memory://"))
         options = GcOptions(grace, repack_below, dry_run, wait)
-        return collect_garbage(self.backend, self.index, self.config.params, options)
+        return collect_garbage(self._backend, self._index, self.config.params, options)
 
 
 def _parse_file_hash(text: str) -> bytes:
