@@ -24,7 +24,8 @@ from .samples import random_bytes
 HEAVY = (
     "numpy", "boto3", "botocore", "tqdm", "fastcdc",
     "xetstore.maintenance.check", "xetstore.maintenance.gc", "xetstore.maintenance.repair", "xetstore.maintenance.repack",
-    "xetstore.clean", "xetstore.chunking", "xetstore.gear", "xetstore.intake", "xetstore.lfs.agent",
+    "xetstore.clean", "xetstore.xorb_writer", "xetstore.chunking", "xetstore.gear", "xetstore.intake",
+    "xetstore.lfs.agent",
 )  # fmt: skip
 
 # Runs CLI commands in this process (as the installed script does), then prints

@@ -9,40 +9,39 @@ only then commits it to the index (docs/format.md, "Write ordering").
 
 from __future__ import annotations
 
-import errno
+import logging
 import os
-import tempfile
-from collections import deque
 from collections.abc import Callable, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from pathlib import Path
 from typing import BinaryIO
 
 from .backends import Backend
 from .chunking import Chunker, chunk_ends, iter_blocks
 from .dedup_targets import DedupTargets
 from .delta_bases import PositionBases
-from .errors import BackendError, DiskFull, HashMismatch
-from .faults import fault_point
-from .hashing import Sha256, chunk_hashes, file_hash, range_hash
+from .errors import HashMismatch
+from .hashing import Sha256, chunk_hashes, file_hash, range_hash, xet_hex
 from .index import ChunkLocation, Index
-from .intake import WholeFile, hashed_blocks
-from .packing import FrameBuffers, SealedXorb, XorbBuilder, delta_payload
-from .params import MAX_CHUNK, READ_BLOCK, RepositoryParams
-from .shard import Manifest, Shard, ShardXorb, Term
+from .inputs import changed_since, open_input
+from .intake import WholeFile, hashed_blocks, read_inputs
+from .packing import delta_payload
+from .params import READ_BLOCK, RepositoryParams
+from .shard import Manifest, Shard, Term
 from .smudge import Reconstructor
+from .xorb_writer import XorbWriter
 
 __all__ = ["CleanSession", "Cleaned", "Progress"]
 
-_WORKERS = min(4, os.cpu_count() or 2)
-# Xorbs uploading at once to a remote backend (one request each); a local one gets one.
-REMOTE_UPLOADS = 3
+log = logging.getLogger("xetstore")
+
 # Copies of one repeated chunk (zeros, padding) a run stores before terms reuse
 # them: each copy costs ~100 bytes of footer and shard, each reuse a ~48-byte term.
 _RUN_COPIES = 64
 
 Progress = Callable[[int], None]  # called with the bytes consumed since the last call
+# (input number, its size) -> stored earlier versions of it, newest first
+EarlierOf = Callable[[int, int], Sequence[Manifest]]
 
 # A term refers to a sealed xorb by hash, or to the session's n-th xorb by int.
 _XorbRef = bytes | int
@@ -74,46 +73,24 @@ class CleanSession:
         self, backend: Backend, index: Index, params: RepositoryParams, chunker: Chunker, spool_dir: str | None = None
     ) -> None:
         self._backend = backend
-        # Xorbs are written to a spool file as they are built, never held whole in
-        # memory; in a folder backend the spool is published by a hard link.
-        self._spool_dir = backend.spool_dir() or spool_dir or tempfile.gettempdir()
-        self._spool: tuple[str, _Spool] | None = None
         self._index = index
         self._params = params
         self._chunker = chunker
-        self._pool: ThreadPoolExecutor | None = None
+        self._xorbs = XorbWriter(backend, params, spool_dir)
         self._sha_pool: ThreadPoolExecutor | None = None
-        self._buffers = FrameBuffers(params.frame_bytes + MAX_CHUNK)
-        self._builder = self._new_builder()
-        self._sealed: list[ShardXorb] = []  # xorbs this session wrote (their tables only)
-        self._publisher: ThreadPoolExecutor | None = None
-        self._publishing: deque[Future[None]] = deque()
-        self._in_flight = REMOTE_UPLOADS if backend.remote else 1
         self._session_chunks: dict[bytes, tuple[_XorbRef, int]] = {}
         # Stored xorbs, each checked against its own footer before the session uses it.
         self._targets = DedupTargets(backend, index)
         self._manifests: dict[bytes, Manifest] = {}
         self._pending: list[tuple[bytes, bytes, list[_OpenTerm], list[tuple[bytes, int]]]] = []
-        self.uploaded_bytes = 0  # serialized xorb bytes this session wrote
         self._bases: PositionBases | None = None  # the stream's earlier version, if any
         self._pos = 0  # offset in the stream of the chunk being placed
         self.delta_chunks = 0  # chunks this session stored as deltas
 
-    def _new_builder(self) -> XorbBuilder:
-        try:
-            fd, path = tempfile.mkstemp(prefix=".tmp-xorb-", dir=self._spool_dir)
-        except OSError as exc:
-            raise _spool_error(self._spool_dir, exc) from None
-        self._spool = (path, _Spool(path, open(fd, "wb", buffering=1 << 20)))  # noqa: SIM115 (the spool owns it)
-        return XorbBuilder.for_params(self._params, self._workers, self._buffers, self._spool[1])  # type: ignore[arg-type]
-
     @property
-    def _workers(self) -> ThreadPoolExecutor:
-        # Compression and the whole-file sha256 run here while the caller's
-        # thread chunks and hashes chunks; both release the GIL.
-        if self._pool is None:
-            self._pool = ThreadPoolExecutor(max_workers=_WORKERS, thread_name_prefix="xetstore-clean")
-        return self._pool
+    def uploaded_bytes(self) -> int:
+        """Serialized xorb bytes this session wrote."""
+        return self._xorbs.uploaded_bytes
 
     @property
     def _sha_worker(self) -> ThreadPoolExecutor:
@@ -123,24 +100,40 @@ class CleanSession:
         return self._sha_pool
 
     def close(self) -> None:
-        for pool in (self._publisher, self._pool, self._sha_pool):
-            if pool is not None:
-                pool.shutdown(wait=True, cancel_futures=True)
-        self._pool = self._publisher = self._sha_pool = None
-        if self._spool is not None:  # the open xorb of a session that did not finish
-            path, spool = self._spool
-            self._spool = None
-            try:
-                spool.close()
-            except BackendError:
-                pass  # a full disk while giving up: the file goes anyway
-            os.unlink(path)
+        self._xorbs.close()
+        if self._sha_pool is not None:
+            self._sha_pool.shutdown(wait=True, cancel_futures=True)
+        self._sha_pool = None
 
     def __enter__(self) -> CleanSession:
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+    def add_paths(
+        self, paths: Sequence[str | os.PathLike[str]], stats: Sequence[os.stat_result], progress: Progress | None,
+        earlier_of: EarlierOf,
+    ) -> list[Cleaned]:  # fmt: skip
+        """Read and clean files, each checked beforehand (`inputs.check_input` gave
+        its `stats`): small ones whole, large ones streamed. A file that changed
+        while it was read is stored as read, with a warning.
+
+        `earlier_of` is asked for a file's earlier versions only when the repository
+        stores delta chunks (it may scan the index)."""
+        cleaned = []
+        for i, (path, whole) in enumerate(read_inputs(paths, open_input)):
+            if whole is not None:
+                c = self.add_whole(whole, progress)
+            else:
+                earlier = earlier_of(i, stats[i].st_size) if self._params.delta else ()
+                with open_input(path) as f:
+                    c = self.add_stream(f, progress=progress, earlier=earlier)
+            if changed_since(path, stats[i], c.size):
+                log.warning("%s changed while it was read; stored as read (file hash %s): "
+                            "add it again once it is stable", os.fspath(path), xet_hex(c.file_hash))  # fmt: skip
+            cleaned.append(c)
+        return cleaned
 
     def add_stream(
         self,
@@ -226,7 +219,7 @@ class CleanSession:
             if last.end < len(hashes) and hashes[last.end] == h:
                 return last.xorb, last.end, False
             if self._repeats(last, h, len(chunk)):
-                return last.xorb, self._builder.add(h, chunk), True
+                return last.xorb, self._xorbs.builder.add(h, chunk), True
         return self._place(h, chunk, located)
 
     def _repeats(self, last: _OpenTerm, h: bytes, size: int) -> bool:
@@ -236,20 +229,20 @@ class CleanSession:
         Past that, the run is read again from its start by a new term: a long
         run of zeros costs _RUN_COPIES copies plus one term per run length.
         """
-        hashes, n = self._builder.chunk_hashes, self._builder.num_chunks
+        hashes, n = self._xorbs.builder.chunk_hashes, self._xorbs.builder.num_chunks
         return (
-            last.xorb == len(self._sealed)
+            last.xorb == len(self._xorbs.sealed)
             and last.end == n
             and hashes[-1] == h
             and not (n >= _RUN_COPIES and hashes[n - _RUN_COPIES] == h)
-            and self._builder.fits(size)
+            and self._xorbs.builder.fits(size)
         )
 
     def _xorb_chunk_hashes(self, ref: _XorbRef) -> Sequence[bytes]:
         if isinstance(ref, int):
-            if ref == len(self._sealed):
-                return self._builder.chunk_hashes
-            return self._sealed[ref].footer.chunk_hashes
+            if ref == len(self._xorbs.sealed):
+                return self._xorbs.builder.chunk_hashes
+            return self._xorbs.sealed[ref].footer.chunk_hashes
         return self._targets.chunk_hashes(ref)
 
     def _place(self, h: bytes, chunk: memoryview, located: ChunkLocation | None) -> tuple[_XorbRef, int, bool]:
@@ -260,10 +253,10 @@ class CleanSession:
             return known[0], known[1], False
         if located is not None and self._targets.holds(located, h):
             return located[0], located[1], False
-        if not self._builder.fits(len(chunk)):
-            self._seal()
+        if not self._xorbs.builder.fits(len(chunk)):
+            self._xorbs.seal()
         index = self._add_new(h, chunk)
-        ref = len(self._sealed)  # the open xorb becomes the session's next sealed one
+        ref = len(self._xorbs.sealed)  # the open xorb becomes the session's next sealed one
         self._session_chunks[h] = (ref, index)
         return ref, index, True
 
@@ -276,50 +269,23 @@ class CleanSession:
             payload = delta_payload(chunk, found[0], found[1], self._params.zstd_level)
             if payload is not None:
                 self.delta_chunks += 1
-                return self._builder.add_delta(h, len(chunk), payload)
-        return self._builder.add(h, chunk)
-
-    def _seal(self) -> None:
-        if self._builder.num_chunks == 0:
-            return
-        sealed = self._builder.seal()
-        assert self._spool is not None
-        path, sink = self._spool
-        sink.close()
-        self._builder = self._new_builder()
-        self._sealed.append(ShardXorb(sealed.footer, sealed.size, sealed.deltas))
-        self.uploaded_bytes += sealed.size
-        # A few xorbs (64 MiB each) in flight while the next one fills: memory stays bounded.
-        self._wait_published(keep=self._in_flight - 1)
-        if self._publisher is None:
-            self._publisher = ThreadPoolExecutor(self._in_flight, thread_name_prefix="xetstore-publish")
-        self._publishing.append(self._publisher.submit(self._publish, sealed, path))
-
-    def _publish(self, sealed: SealedXorb, spool: str) -> None:
-        try:
-            fault_point("clean.before_xorb")
-            self._backend.put(sealed.key, Path(spool))
-        finally:
-            os.unlink(spool)
-        fault_point("clean.after_xorb")
-
-    def _wait_published(self, keep: int = 0) -> None:
-        while len(self._publishing) > keep:
-            self._publishing.popleft().result()
+                return self._xorbs.builder.add_delta(h, len(chunk), payload)
+        return self._xorbs.builder.add(h, chunk)
 
     def finish(self, created: int) -> Shard | None:
         """Seal and publish the last xorb, wait until every xorb is durable, and
         return the session's shard, or None if every stream was already stored."""
-        self._seal()
-        self._wait_published()
-        hashes = [x.footer.xorb_hash for x in self._sealed]
+        self._xorbs.seal()
+        self._xorbs.wait()
+        sealed = self._xorbs.sealed
+        hashes = [x.footer.xorb_hash for x in sealed]
         for fh, digest, terms, chunks in self._pending:
             resolved = tuple(_resolve(t, hashes, chunks) for t in terms)
             self._manifests[fh] = Manifest(fh, digest, resolved)
         manifests = [m for m in self._manifests.values() if self._is_new(m)]
-        if not manifests and not self._sealed:
+        if not manifests and not sealed:
             return None
-        return Shard(tuple(manifests), tuple(self._sealed), created)
+        return Shard(tuple(manifests), tuple(sealed), created)
 
     def manifest(self, fh: bytes) -> Manifest:
         """A stream's final manifest (after `finish`)."""
@@ -330,32 +296,6 @@ class CleanSession:
         or that manifest names a xorb that is gone (the file is not stored then)."""
         old = self._index.manifest(m.file_hash)
         return old is None or not all(self._targets.exists(h) for h in {t.xorb_hash for t in old.terms})
-
-
-class _Spool:
-    """The file a xorb is written to while it is built; its errors are ours."""
-
-    def __init__(self, path: str, file: BinaryIO) -> None:
-        self._path = path
-        self._file = file
-
-    def write(self, data: bytes | memoryview) -> int:
-        try:
-            return self._file.write(data)
-        except OSError as exc:
-            raise _spool_error(self._path, exc) from None
-
-    def close(self) -> None:
-        try:
-            self._file.close()
-        except OSError as exc:
-            raise _spool_error(self._path, exc) from None
-
-
-def _spool_error(path: str, exc: OSError) -> BackendError:
-    if exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG):
-        return DiskFull(f"xorb spool {path}", exc.strerror or "no space left on device")
-    return BackendError(f"xorb spool {path}", exc.strerror or str(exc))
 
 
 def _extend_terms(terms: list[_OpenTerm], ref: _XorbRef, index: int, size: int, chunk_no: int) -> None:

@@ -33,7 +33,7 @@ from .errors import (
 from .faults import fault_point
 from .hashing import from_xet_hex, xet_hex
 from .index import Index
-from .inputs import changed_since, check_input, open_input
+from .inputs import check_input
 from .keys import CONFIG, SHARDS, shard_key
 from .maintenance import Lease, check_before_publish, open_index, sync_index
 from .names import resolve_name
@@ -61,7 +61,7 @@ from .trees import (
 # (the CLI, each git-lfs agent) does not pay for them.
 if TYPE_CHECKING:
     from .chunking import Chunker
-    from .clean import Cleaned, CleanSession
+    from .clean import Cleaned, CleanSession, EarlierOf
     from .maintenance import CheckReport, GcReport, RebuildReport, ShardRepair, XorbRepair
 
 __all__ = ["Repository", "AddResult", "FileInfo", "RepositoryStats"]
@@ -69,8 +69,6 @@ __all__ = ["Repository", "AddResult", "FileInfo", "RepositoryStats"]
 log = logging.getLogger("xetstore")
 
 Progress = Callable[[int], None]
-# (position of a file in its add, its size) -> its earlier versions, newest first
-_EarlierOf = Callable[[int, int], Sequence[Manifest]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -235,26 +233,14 @@ class Repository:
         return self._add_files(list(paths), progress, lambda _, size: named if named is not None else same_size(size))
 
     def _add_files(
-        self, paths: list[str | os.PathLike[str]], progress: Progress | None, earlier: _EarlierOf
+        self, paths: list[str | os.PathLike[str]], progress: Progress | None, earlier: EarlierOf
     ) -> list[AddResult]:
-        from .intake import read_inputs
-
         before = [check_input(p) for p in paths]  # refuse bad input before writing anything
         with self._writing() as lease, self._session() as session:
-            cleaned: list[tuple[Cleaned, str | None]] = []
-            for i, ((path, whole), st) in enumerate(zip(read_inputs(paths, open_input), before)):
-                if whole is not None:
-                    c = session.add_whole(whole, progress)
-                else:
-                    with open_input(path) as f:
-                        c = session.add_stream(f, progress=progress, earlier=self._earlier(earlier, i, st.st_size))
-                if changed_since(path, st, c.size):
-                    log.warning("%s changed while it was read; stored as read (file hash %s): "
-                                "add it again once it is stable", os.fspath(path), xet_hex(c.file_hash))  # fmt: skip
-                cleaned.append((c, os.fspath(path)))
-            return self._commit(session, cleaned, lease)
+            cleaned = session.add_paths(paths, before, progress, earlier)
+            return self._commit(session, [(c, os.fspath(p)) for c, p in zip(cleaned, paths)], lease)
 
-    def _earlier(self, earlier: _EarlierOf, i: int, size: int) -> Sequence[Manifest]:
+    def _earlier(self, earlier: EarlierOf, i: int, size: int) -> Sequence[Manifest]:
         """The earlier versions file `i` is cleaned against; none (and no index
         scan) unless the repository stores delta chunks."""
         return earlier(i, size) if self.config.params.delta else ()
@@ -477,7 +463,7 @@ class Repository:
         snapshot = put_snapshot(self._backend, tag, snapshot_entries(walk, stored))
         return SnapshotResult(snapshot, added, [(str(p), why) for p, why in walk.skipped])
 
-    def _earlier_in_snapshots(self, files: list[WalkedPath]) -> _EarlierOf:
+    def _earlier_in_snapshots(self, files: list[WalkedPath]) -> EarlierOf:
         """Each file's earlier versions: the files at its snapshot path in the
         newest snapshots having that path (any tag); for a path new to every
         snapshot, the stored files of its size."""

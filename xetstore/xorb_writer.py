@@ -1,0 +1,127 @@
+"""The xorbs of one add session: the open one, spooled to a file while it is
+built, and the sealed ones, published on worker threads.
+
+A xorb is never held whole in memory: its records are written to a spool file
+as the builder compresses them (in a folder backend the spool is published by
+a hard link). A few sealed xorbs (64 MiB each) upload while the next one fills,
+so memory stays bounded and a remote backend's latency overlaps the chunking.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import tempfile
+from collections import deque
+from concurrent.futures import Future, ThreadPoolExecutor
+from pathlib import Path
+from typing import BinaryIO
+
+from .backends import Backend
+from .errors import BackendError, DiskFull
+from .faults import fault_point
+from .packing import FrameBuffers, SealedXorb, XorbBuilder
+from .params import MAX_CHUNK, RepositoryParams
+from .shard import ShardXorb
+
+__all__ = ["XorbWriter", "REMOTE_UPLOADS"]
+
+_WORKERS = min(4, os.cpu_count() or 2)
+# Xorbs uploading at once to a remote backend (one request each); a local one gets one.
+REMOTE_UPLOADS = 3
+
+
+class XorbWriter:
+    """Builds xorbs one after another and publishes each as soon as it is sealed."""
+
+    def __init__(self, backend: Backend, params: RepositoryParams, spool_dir: str | None = None) -> None:
+        self._backend = backend
+        self._params = params
+        self._spool_dir = backend.spool_dir() or spool_dir or tempfile.gettempdir()
+        self._spool: tuple[str, _Spool] | None = None
+        # Compression runs here while the caller's thread chunks and hashes; it releases the GIL.
+        self._pool = ThreadPoolExecutor(max_workers=_WORKERS, thread_name_prefix="xetstore-clean")
+        self._buffers = FrameBuffers(params.frame_bytes + MAX_CHUNK)
+        self._publisher: ThreadPoolExecutor | None = None
+        self._publishing: deque[Future[None]] = deque()
+        self._in_flight = REMOTE_UPLOADS if backend.remote else 1
+        self.sealed: list[ShardXorb] = []  # xorbs this session wrote (their tables only)
+        self.uploaded_bytes = 0  # serialized xorb bytes this session wrote
+        self.builder = self._new_builder()  # the open xorb: the session's next sealed one
+
+    def _new_builder(self) -> XorbBuilder:
+        try:
+            fd, path = tempfile.mkstemp(prefix=".tmp-xorb-", dir=self._spool_dir)
+        except OSError as exc:
+            raise _spool_error(self._spool_dir, exc) from None
+        self._spool = (path, _Spool(path, open(fd, "wb", buffering=1 << 20)))  # noqa: SIM115 (the spool owns it)
+        return XorbBuilder.for_params(self._params, self._pool, self._buffers, self._spool[1])  # type: ignore[arg-type]
+
+    def seal(self) -> None:
+        """Seal the open xorb (if it holds a chunk), start publishing it, open the next."""
+        if self.builder.num_chunks == 0:
+            return
+        sealed = self.builder.seal()
+        assert self._spool is not None
+        path, sink = self._spool
+        sink.close()
+        self.builder = self._new_builder()
+        self.sealed.append(ShardXorb(sealed.footer, sealed.size, sealed.deltas))
+        self.uploaded_bytes += sealed.size
+        self.wait(keep=self._in_flight - 1)
+        if self._publisher is None:
+            self._publisher = ThreadPoolExecutor(self._in_flight, thread_name_prefix="xetstore-publish")
+        self._publishing.append(self._publisher.submit(self._publish, sealed, path))
+
+    def wait(self, keep: int = 0) -> None:
+        """Until at most `keep` xorbs are still uploading; re-raises an upload's error."""
+        while len(self._publishing) > keep:
+            self._publishing.popleft().result()
+
+    def _publish(self, sealed: SealedXorb, spool: str) -> None:
+        try:
+            fault_point("clean.before_xorb")
+            self._backend.put(sealed.key, Path(spool))
+        finally:
+            os.unlink(spool)
+        fault_point("clean.after_xorb")
+
+    def close(self) -> None:
+        for pool in (self._publisher, self._pool):
+            if pool is not None:
+                pool.shutdown(wait=True, cancel_futures=True)
+        self._publisher = None
+        if self._spool is not None:  # the open xorb of a session that did not finish
+            path, spool = self._spool
+            self._spool = None
+            try:
+                spool.close()
+            except BackendError:
+                pass  # a full disk while giving up: the file goes anyway
+            os.unlink(path)
+
+
+class _Spool:
+    """The file a xorb is written to while it is built; its errors are ours."""
+
+    def __init__(self, path: str, file: BinaryIO) -> None:
+        self._path = path
+        self._file = file
+
+    def write(self, data: bytes | memoryview) -> int:
+        try:
+            return self._file.write(data)
+        except OSError as exc:
+            raise _spool_error(self._path, exc) from None
+
+    def close(self) -> None:
+        try:
+            self._file.close()
+        except OSError as exc:
+            raise _spool_error(self._path, exc) from None
+
+
+def _spool_error(path: str, exc: OSError) -> BackendError:
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG):
+        return DiskFull(f"xorb spool {path}", exc.strerror or "no space left on device")
+    return BackendError(f"xorb spool {path}", exc.strerror or str(exc))
