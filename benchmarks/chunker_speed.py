@@ -23,11 +23,10 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from xetstore.bench.inputs import make_random, make_weights
 from xetstore.chunking import iter_chunks, make_chunker
 from xetstore.hashing import chunk_hash, file_hash, xet_hex
 from xetstore.intake import hash_stream
-
-from .inputs import make_random, make_weights
 
 MB = 1_000_000
 BASELINE = "hf_xet.hash_files"

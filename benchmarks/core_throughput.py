@@ -24,8 +24,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from xetstore import Repository
-
-from .inputs import make_random, make_weights
+from xetstore.bench.inputs import make_random, make_weights
 
 MB = 1_000_000
 

@@ -25,9 +25,9 @@ import tempfile
 import time
 from pathlib import Path
 
-from benchmarks.systems import make_system
-from benchmarks.systems.base import tree_bytes, tree_files
-from benchmarks.workloads import default_cache_dir, materialize, versions
+from xetstore.bench.systems import make_system
+from xetstore.bench.systems.base import tree_bytes, tree_files
+from xetstore.bench.workloads import default_cache_dir, materialize, versions
 
 _PEERS = ("restic", "borg", "casync")
 

@@ -23,7 +23,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from .workloads import WORKLOADS, default_cache_dir, materialize
+from xetstore.bench.workloads import WORKLOADS, default_cache_dir, materialize
 
 ROOT = Path(__file__).resolve().parent.parent
 

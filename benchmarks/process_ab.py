@@ -25,11 +25,11 @@ import tempfile
 import time
 from pathlib import Path
 
-from .runner import verify_tree
-from .systems.base import tree_bytes, tree_files
-from .systems.processes import _RESTORE
-from .workloads import WORKLOADS, default_cache_dir, materialize, versions
-from .workloads.real import REAL_WORKLOADS, prepared
+from xetstore.bench.runner import verify_tree
+from xetstore.bench.systems.base import tree_bytes, tree_files
+from xetstore.bench.systems.processes import _RESTORE
+from xetstore.bench.workloads import WORKLOADS, default_cache_dir, materialize, versions
+from xetstore.bench.workloads.real import REAL_WORKLOADS, prepared
 
 ROOT = Path(__file__).resolve().parent.parent
 _CLI = "import sys; from xetstore.cli import main; sys.argv[0] = 'xetstore'; sys.exit(main())"
@@ -102,7 +102,7 @@ def main() -> None:
         for name in args.workloads.split(","):
             workload = _workload(name, args.scale, cache)
             if workload is None:
-                print(f"| {name} | not prepared (python -m benchmarks.workloads.real) |||||||")
+                print(f"| {name} | not prepared (python -m xetstore.bench.workloads.real) |||||||")
                 continue
             found: dict[str, list[dict[str, float]]] = {"base": [], "this": []}
             for _ in range(args.runs):

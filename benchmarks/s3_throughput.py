@@ -41,8 +41,7 @@ from xetstore import Repository
 from xetstore.backends import Backend, Payload, open_backend
 from xetstore.backends.base import payload_size
 from xetstore.backends.wrapper import BackendWrapper
-
-from .inputs import make_random
+from xetstore.bench.inputs import make_random
 
 MB = 1_000_000
 MiB = 1 << 20

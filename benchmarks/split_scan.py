@@ -24,13 +24,13 @@ import tempfile
 from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor
 from pathlib import Path
 
+from xetstore.bench.inputs import make_random
 from xetstore.chunking import make_chunker
 from xetstore.hashing import chunk_hashes
 from xetstore.intake import hash_stream
 from xetstore.params import MAX_CHUNK
 
 from .chunker_speed import rotation_times
-from .inputs import make_random
 
 MB = 1_000_000
 

@@ -15,11 +15,11 @@ from pathlib import Path
 
 import pytest
 
-from benchmarks.bench import median_metrics
-from benchmarks.report import speed_table, to_markdown
-from benchmarks.runner import METRICS, measure, run_isolated, verify_tree
-from benchmarks.systems import DEFAULT_SYSTEMS, make_system, tree_files
-from benchmarks.workloads import WORKLOADS, materialize, versions
+from xetstore.bench.bench import median_metrics
+from xetstore.bench.report import speed_table, to_markdown
+from xetstore.bench.runner import METRICS, measure, run_isolated, verify_tree
+from xetstore.bench.systems import DEFAULT_SYSTEMS, make_system, tree_files
+from xetstore.bench.workloads import WORKLOADS, materialize, versions
 
 SCALE_MB = 0.3
 

@@ -13,9 +13,9 @@ import sys
 import zipfile
 from pathlib import Path
 
-from benchmarks.systems import tree_files
-from benchmarks.workloads import versions
-from benchmarks.workloads.real import prepare_from_wheels, prepared
+from xetstore.bench.systems import tree_files
+from xetstore.bench.workloads import versions
+from xetstore.bench.workloads.real import prepare_from_wheels, prepared
 
 from .samples import random_bytes
 
@@ -57,7 +57,7 @@ def test_unprepared_real_workload_is_skipped_with_the_prepare_command(tmp_path: 
         capture_output=True, text=True, env=dict(os.environ), timeout=300, check=False,
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr
-    assert "real-libs: not prepared, skipped" in proc.stdout and "python -m benchmarks.workloads.real" in proc.stdout
+    assert "real-libs: not prepared, skipped" in proc.stdout and "python -m xetstore.bench.workloads.real" in proc.stdout
     assert "## zeros" in proc.stdout and "## real-libs" not in proc.stdout
 
 

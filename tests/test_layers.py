@@ -17,7 +17,7 @@ LAYERS = {
     "index": 3, "backends": 3,
     "repository": 4, "clean": 4, "xorb_writer": 4, "intake": 4, "smudge": 4, "maintenance": 4, "trees": 4, "names": 4,
     "destination": 4, "inputs": 4, "dedup_targets": 4, "delta_bases": 4, "interrupts": 5, "display": 5,
-    "cli": 5, "output": 5, "progress": 5, "lfs": 5, "__init__": 5, "__main__": 5,
+    "cli": 5, "output": 5, "progress": 5, "lfs": 5, "__init__": 5, "__main__": 5, "bench": 5,
 }  # fmt: skip
 
 # Inside the maintenance package (all of layer 4) a module imports only those

@@ -63,3 +63,15 @@ def test_every_type_repository_returns_is_exported() -> None:
     assert len(returned) > 8  # the walk found the report types, not nothing
     assert {c.__name__ for c in returned} <= set(xetstore.__all__)
     assert all(getattr(xetstore, c.__name__) is c for c in returned)
+
+
+def test_the_wheel_ships_only_the_xetstore_package() -> None:
+    """benchmarks/ (one-off scripts) stays in the source tree; `xetstore bench` is xetstore.bench."""
+    import tomllib
+    from setuptools import find_packages
+
+    found = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"]["find"]
+    shipped = find_packages(str(ROOT), include=found["include"])
+    assert "xetstore.bench" in shipped and "xetstore.bench.workloads" in shipped
+    assert all(p == "xetstore" or p.startswith("xetstore.") for p in shipped), shipped
+    assert "benchmarks" in find_packages(str(ROOT))  # the check can fail: the tree does hold it

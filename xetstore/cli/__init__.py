@@ -5,8 +5,7 @@ them all onto the group. Each module imports only commands.py, so there is no cy
 
 from __future__ import annotations
 
-from benchmarks.cli import bench  # heavy imports wait until the command runs
-
+from ..bench.cli import bench  # heavy imports wait until the command runs
 from . import maintenance, snapshots  # noqa: F401  (their commands register on `cli` as they load)
 from .commands import cli, main
 

@@ -16,10 +16,9 @@ import json
 import re
 from pathlib import Path
 
-from xetstore import Repository, XetStoreError
-from xetstore.hashing import xet_hex
-from xetstore.params import DEFAULT_FRAME_BYTES
-
+from ... import Repository, XetStoreError
+from ...hashing import xet_hex
+from ...params import DEFAULT_FRAME_BYTES
 from .base import System, disk_bytes, tree_bytes, tree_files
 
 __all__ = ["XetstoreSystem", "parse_xetstore_name", "xet_chunker_missing"]
@@ -29,7 +28,7 @@ _NAME = re.compile(r"^xetstore-(fastcdc|xet)-(none|zstd)(?:-f(\d+))?(?:-l(\d+))?
 
 def xet_chunker_missing() -> str | None:
     """Why the `xet` chunker cannot be used here, or None."""
-    from xetstore.chunking import make_chunker
+    from ...chunking import make_chunker
 
     try:
         make_chunker("xet")
@@ -71,7 +70,7 @@ class XetstoreSystem(System):
         return xet_chunker_missing() if self.chunker == "xet" else None
 
     def version(self) -> str:
-        from xetstore import __version__
+        from ... import __version__
 
         return __version__
 

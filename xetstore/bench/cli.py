@@ -13,7 +13,7 @@ from typing import Any
 
 import click
 
-from xetstore.errors import EXIT_FAILURE
+from ..errors import EXIT_FAILURE
 
 __all__ = ["bench"]
 
@@ -22,7 +22,7 @@ _QUICK_SCALE_MB = 20.0
 # the peers that store least at this size, hf_xet per process): 146 s on 2 cores at load
 # average 5 (measured); with borg, whole-file and hf_xet in-process too it took 376 s.
 _QUICK_SYSTEMS = ("xetstore-fastcdc-zstd", "xetstore-cli", "restic", "casync", "hf_xet-proc")
-FULL_COMMAND = "python -m benchmarks.workloads.real && xetstore bench --scale 300 --runs 3 --out benchmarks/results"
+FULL_COMMAND = "python -m xetstore.bench.workloads.real && xetstore bench --scale 300 --runs 3 --out benchmarks/results"
 
 
 def _names(text: str | None) -> list[str] | None:

@@ -18,8 +18,7 @@ import shutil
 import struct
 from pathlib import Path
 
-from xetstore.compression import Scheme, compress_frame, decompress_frame
-
+from ...compression import Scheme, compress_frame, decompress_frame
 from .base import System, SystemError_, sha256_file, tree_bytes, tree_files
 
 __all__ = ["WholeFile", "FixedBlocks"]

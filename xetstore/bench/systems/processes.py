@@ -72,7 +72,7 @@ class XetstoreCli(System):
     in_process = False
 
     def version(self) -> str:
-        from xetstore import __version__
+        from ... import __version__
 
         return __version__
 

@@ -1,6 +1,6 @@
 """Real-data workloads: files real programs built, assembled once by an explicit prepare step.
 
-    python -m benchmarks.workloads.real [--cache DIR] [--wheel FILE ...]
+    python -m xetstore.bench.workloads.real [--cache DIR] [--wheel FILE ...]
 
 The generated workloads imitate real data; these are real data. The prepare step takes
 consecutive releases of a real package as wheels (by default it asks pip to download
@@ -48,7 +48,7 @@ def prepared(name: str, cache_dir: Path) -> Path | None:
 
 def not_prepared_note(name: str, cache_dir: Path) -> str:
     return (f"workload {name}: not prepared, skipped; prepare it once with "
-            f"`python -m benchmarks.workloads.real --cache {cache_dir}` (downloads numpy wheels via pip)")  # fmt: skip
+            f"`python -m xetstore.bench.workloads.real --cache {cache_dir}` (downloads numpy wheels via pip)")  # fmt: skip
 
 
 def _members(wheel: zipfile.ZipFile, libs_only: bool) -> list[zipfile.ZipInfo]:

@@ -1,6 +1,6 @@
 """One measured run: feed a system every version, restore the last, verify, measure.
 
-Each run happens in a child process (`python -m benchmarks.runner`), so the
+Each run happens in a child process (`python -m xetstore.bench.runner`), so the
 peak RSS it reports belongs to that system alone: the child's own VmHWM for
 systems that run in-process (xetstore, the baselines, hf_xet; the interpreter
 and numpy are included, about 40 MB), and the largest VmHWM sampled from the
@@ -113,7 +113,7 @@ def run_isolated(system_name: str, versions: list[Path], workdir: Path) -> dict[
     workdir.mkdir(parents=True)
     out = workdir.parent / f"{workdir.name}.json"
     request = {"system": system_name, "versions": [str(v) for v in versions], "workdir": str(workdir / "w"), "out": str(out)}
-    proc = subprocess.run([sys.executable, "-m", "benchmarks.runner"], input=json.dumps(request),
+    proc = subprocess.run([sys.executable, "-m", "xetstore.bench.runner"], input=json.dumps(request),
                           capture_output=True, text=True, check=False)  # fmt: skip
     try:
         if out.exists():
