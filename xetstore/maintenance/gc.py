@@ -29,7 +29,7 @@ from .deletes import DeleteRecord, put_delete_record
 from .inventory import take_inventory
 from .leases import Lease, stale_lease_records
 from .reindex import sync_index
-from .sweep import GcReport, Plan, execute, refuse_if_damaged
+from .sweep import GcReport, Plan, execute, maintaining, refuse_if_damaged
 
 __all__ = ["GcOptions", "GcReport", "collect_garbage", "remove_files", "DEFAULT_GRACE"]
 
@@ -79,8 +79,7 @@ def _parse(text: str) -> bytes:
 
 def collect_garbage(backend: Backend, index: Index, params: RepositoryParams, options: GcOptions) -> GcReport:
     report = GcReport(options.dry_run)
-    lease = None if options.dry_run else Lease.gc(backend)
-    try:
+    with maintaining(backend, index, act=not options.dry_run) as lease:
         now = lease.reference_time if lease else time.time()
         inv = take_inventory(backend)
         refuse_if_damaged(inv)
@@ -96,9 +95,4 @@ def collect_garbage(backend: Backend, index: Index, params: RepositoryParams, op
         # Ages count from the mark, as for every other object: a temp begun while
         # this gc ran belongs to a put still in progress, whatever the grace.
         report.deleted_other += backend.sweep_temp(older_than=options.grace + max(0.0, time.time() - now))
-    finally:
-        if lease is not None:
-            lease.release()
-    if not options.dry_run:
-        sync_index(backend, index)
     return report

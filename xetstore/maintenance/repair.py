@@ -31,8 +31,7 @@ from .deletes import DeleteRecord, put_delete_record
 from .inventory import Inventory, take_inventory
 from .leases import Lease
 from .objects import read_xorb_footer
-from .reindex import sync_index
-from .sweep import GcReport, Plan, execute, refuse_if_damaged, set_aside
+from .sweep import GcReport, Plan, execute, maintaining, refuse_if_damaged, set_aside
 
 __all__ = ["XorbRepair", "ShardRepair", "repair_xorbs", "repair_shards"]
 
@@ -56,36 +55,39 @@ class ShardRepair:
 
 def repair_xorbs(backend: Backend, index: Index, params: RepositoryParams, confirm: bool) -> XorbRepair:
     """Find damaged or missing xorbs and the files they cost; with `confirm`, act."""
-    lease = Lease.gc(backend) if confirm else None
-    try:
+    with maintaining(backend, index, confirm) as lease:
         inv = take_inventory(backend)
         refuse_if_damaged(inv)
         lost_chunks, out = _scan(backend, inv, confirm)
         lost = _lost_files(inv, lost_chunks)
         out.lost_files = sorted(lost.values(), key=lambda m: m.file_hash)
-        if lease is None or not lost_chunks:
-            return out
-        for h in [h for h, bad in lost_chunks.items() if not bad and h in inv.xorb_objects]:
-            _rewrite_whole(backend, lease, params, h, inv.xorb_infos())  # every chunk is intact
-            out.salvaged_xorbs.append(xorb_key(h))
-            del lost_chunks[h]
-        if not lost_chunks:
-            return out
-        _refuse_if_a_base(backend, inv, set(lost_chunks))
-        if lost:
-            entries = tuple((fh, tuple(sorted(k for k, m in inv.live_pairs() if m.file_hash == fh))) for fh in lost)
-            put_delete_record(backend, lease, DeleteRecord(entries, int(time.time())))
-            inv = take_inventory(backend)
-        plan = Plan.of_damage(inv, lost_chunks)
-        out.salvaged_xorbs = sorted(out.salvaged_xorbs + [xorb_key(h) for h in plan.repack])
-        out.gc = GcReport(dry_run=False)
-        execute(backend, lease, params, inv, plan, out.gc, _WAIT, salvage=lost_chunks)
-    finally:
-        if lease is not None:
-            lease.release()
-    if confirm:
-        sync_index(backend, index)
+        if lease is not None and lost_chunks:
+            _salvage(backend, lease, params, inv, lost_chunks, list(lost), out)
     return out
+
+
+def _salvage(
+    backend: Backend, lease: Lease, params: RepositoryParams, inv: Inventory, lost_chunks: dict[bytes, set[int]],
+    lost_files: list[bytes], out: XorbRepair,
+) -> None:  # fmt: skip
+    """Rewrite xorbs whose chunks are all intact; record the lost files as deleted;
+    move the intact chunks of the others into new xorbs and set them aside."""
+    for h in [h for h, bad in lost_chunks.items() if not bad and h in inv.xorb_objects]:
+        _rewrite_whole(backend, lease, params, h, inv.xorb_infos())  # every chunk is intact
+        out.salvaged_xorbs.append(xorb_key(h))
+        del lost_chunks[h]
+    if not lost_chunks:
+        return
+    _refuse_if_a_base(backend, inv, set(lost_chunks))
+    if lost_files:
+        pairs = inv.live_pairs()
+        entries = tuple((fh, tuple(sorted(k for k, m in pairs if m.file_hash == fh))) for fh in lost_files)
+        put_delete_record(backend, lease, DeleteRecord(entries, int(time.time())))
+        inv = take_inventory(backend)
+    plan = Plan.of_damage(inv, lost_chunks)
+    out.salvaged_xorbs = sorted(out.salvaged_xorbs + [xorb_key(h) for h in plan.repack])
+    out.gc = GcReport(dry_run=False)
+    execute(backend, lease, params, inv, plan, out.gc, _WAIT, salvage=lost_chunks)
 
 
 def _scan(backend: Backend, inv: Inventory, confirm: bool) -> tuple[dict[bytes, set[int]], XorbRepair]:
@@ -192,20 +194,13 @@ def _lost_files(inv: Inventory, lost: dict[bytes, set[int]]) -> dict[bytes, Mani
 def repair_shards(backend: Backend, index: Index, confirm: bool) -> ShardRepair:
     """Set aside shards and deletion records that cannot be decoded."""
     out = ShardRepair(confirm)
-    lease = Lease.gc(backend) if confirm else None
-    try:
+    with maintaining(backend, index, confirm) as lease:
         inv = take_inventory(backend)
         bad = [d for d in inv.damaged if not d.key.startswith(XORBS)]
         out.damaged = {d.key: d.reason for d in bad}
-        if lease is None or not bad:
-            return out
-        lease.enter_sweep()
-        for d in bad:
-            if set_aside(backend, lease, d.key):
-                backend.delete(d.key)
-    finally:
-        if lease is not None:
-            lease.release()
-    if confirm:
-        sync_index(backend, index)
+        if lease is not None and bad:
+            lease.enter_sweep()
+            for d in bad:
+                if set_aside(backend, lease, d.key):
+                    backend.delete(d.key)
     return out

@@ -18,12 +18,15 @@ stale lease records, checking the lease before each delete.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 from ..backends import Backend
 from ..delta_bases import keep_bases, rescued_bases
 from ..errors import IntegrityError, NotFound
 from ..faults import fault_point
+from ..index import Index
 from ..keys import DELETES, SHARDS, SNAPSHOTS, quarantine_key, xorb_key
 from ..params import RepositoryParams
 from ..xorb import XorbFooter
@@ -31,9 +34,24 @@ from .deletes import DeleteRecord, put_delete_record, read_delete_record
 from .inventory import Inventory
 from .leases import Lease
 from .objects import read_shard
+from .reindex import sync_index
 from .repack import Rewrite, rewrite
 
-__all__ = ["GcReport", "Plan", "execute", "refuse_if_damaged", "set_aside"]
+__all__ = ["GcReport", "Plan", "execute", "maintaining", "refuse_if_damaged", "set_aside"]
+
+
+@contextmanager
+def maintaining(backend: Backend, index: Index, act: bool) -> Iterator[Lease | None]:
+    """A gc lease while the body acts (None when it only reports), then, once it
+    acted without error, the index synced with what it changed."""
+    lease = Lease.gc(backend) if act else None
+    try:
+        yield lease
+    finally:
+        if lease is not None:
+            lease.release()
+    if act:
+        sync_index(backend, index)
 
 
 @dataclass
