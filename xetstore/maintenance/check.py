@@ -37,11 +37,11 @@ from ..index import Index
 from ..keys import DELETES, SHARDS, SNAPSHOTS, xorb_key
 from ..shard import Manifest, ShardXorb
 from ..smudge import Reconstructor
-from ..xorb import BaseReader, XorbFooter, read_chunks, verify_xorb
+from ..xorb import BaseReader, XorbFooter
 from .binding import unbound_reason
 from .inventory import Inventory, take_inventory
 from .leases import Lease
-from .objects import read_xorb_footer
+from .objects import damaged_chunks, read_xorb_footer
 from .reindex import sync_index
 
 __all__ = [
@@ -49,7 +49,6 @@ __all__ = [
     "CheckReport",
     "check_repository",
     "parse_subset",
-    "damaged_chunks",
     "DAMAGE",
     "INFO",
     "UNCHECKED",
@@ -321,73 +320,9 @@ def _read_xorb(
     bad, reason = damaged_chunks(data, info, h, key, bases)
     if reason:
         users = inv.files_using({h}).get(h, set())
-        affected = _files_touching(inv, h, bad) if bad is not None else users
+        affected = set(inv.files_losing({h: bad})) if bad is not None else users
         if users:
             hint = _FIX_XORB if affected else "its chunks are intact; `xetstore repair xorbs --yes` rewrites it"
             report.add(DAMAGE, key, reason, affected, hint)
         else:
             report.add(INFO, key, reason, hint="no live file uses it; `xetstore gc` removes it")
-
-
-def damaged_chunks(
-    data: bytes, info: ShardXorb | None, h: bytes, key: str, bases: BaseReader | None = None
-) -> tuple[set[int] | None, str]:
-    """(damaged chunk indices, reason), or (set(), "") when the xorb is intact.
-
-    Chunks are judged with the chunk table the shard records (the xorb's own
-    footer may be the damaged part); None means they cannot be judged at all.
-    """
-    own: XorbFooter | None = None
-    try:
-        own = verify_xorb(data, key, bases)
-        reason = _footer_problem(data, own, info, h)
-    except IntegrityError as exc:
-        reason = str(exc)
-    if not reason:
-        return set(), ""
-    table = info.footer if info is not None else own
-    return (None if table is None else _bad_frames(data, table, key, bases)), reason
-
-
-def _footer_problem(data: bytes, own: XorbFooter, info: ShardXorb | None, h: bytes) -> str:
-    if own.xorb_hash != h:
-        return f"its content is xorb {xet_hex(own.xorb_hash)}, not its name"
-    if bytes(data[own.serialized_ends[-1] :]) != own.encode():
-        return "its footer holds bytes that differ from the canonical encoding"
-    if info is not None and own != info.footer:
-        return "its footer disagrees with the chunk table its shard records"
-    return ""
-
-
-def _bad_frames(data: bytes, footer: XorbFooter, key: str, bases: BaseReader | None) -> set[int]:
-    """Chunks that do not decode to their hashes, judged with `footer`.
-
-    A frame that fails is retried chunk by chunk: a flipped byte inside a zstd
-    frame may spoil one chunk and leave the others intact.
-    """
-    bad: set[int] = set()
-    i = 0
-    while i < footer.num_chunks:
-        end = footer.frame_end(i)
-        if not _decodes(data, footer, i, end, key, bases):
-            bad.update(j for j in range(i, end) if not _decodes(data, footer, j, j + 1, key, bases))
-        i = end
-    return bad
-
-
-def _decodes(data: bytes, footer: XorbFooter, first: int, end: int, key: str, bases: BaseReader | None) -> bool:
-    start, stop = footer.byte_range(first, end)
-    try:
-        read_chunks(memoryview(data)[start:stop], footer, first, end, key, bases)
-    except IntegrityError:
-        return False
-    return True
-
-
-def _files_touching(inv: Inventory, h: bytes, bad: set[int]) -> set[bytes]:
-    return {
-        m.file_hash
-        for _, m in inv.live_pairs()
-        for t in m.terms
-        if t.xorb_hash == h and any(c in bad for c in range(t.first, t.end))
-    }

@@ -64,6 +64,14 @@ class Inventory:
                 out[t.xorb_hash].update(range(t.first, t.end))
         return out
 
+    def files_losing(self, lost: dict[bytes, set[int]]) -> dict[bytes, Manifest]:
+        """Live files a term of which covers a chunk in `lost` (xorb hash -> chunk indices)."""
+        return {
+            m.file_hash: m
+            for _, m in self.live_pairs()
+            if any(t.xorb_hash in lost and any(c in lost[t.xorb_hash] for c in range(t.first, t.end)) for t in m.terms)
+        }
+
     def files_using(self, xorb_hashes: set[bytes], live_only: bool = True) -> dict[bytes, set[bytes]]:
         """xorb hash -> file hashes whose manifests have a term in it."""
         out: dict[bytes, set[bytes]] = defaultdict(set)

@@ -1,5 +1,5 @@
-"""Reading one stored object, checked against its name, and the loop every
-listing of the backend shares.
+"""Reading one stored object, checked against its name (and, for a xorb's
+data, chunk by chunk), and the loop every listing of the backend shares.
 
 check, gc, repair and the index sync all list shards or deletion records and
 read each one. An object removed between the listing and the read is skipped
@@ -21,9 +21,9 @@ from ..hashing import shard_hash, xet_hex
 from ..keys import SHARDS, name_in, xorb_key
 from ..params import MAX_XORB_CHUNKS
 from ..shard import Shard, ShardXorb, decode_shard
-from ..xorb import XorbFooter, footer_length
+from ..xorb import BaseReader, XorbFooter, footer_length, read_chunks, verify_xorb
 
-__all__ = ["Damaged", "read_each", "read_shard", "read_xorb_footer"]
+__all__ = ["Damaged", "damaged_chunks", "read_each", "read_shard", "read_xorb_footer"]
 
 T = TypeVar("T")
 
@@ -75,3 +75,58 @@ def read_xorb_footer(backend: Backend, xorb_hash: bytes) -> ShardXorb:
     if footer.serialized_ends[-1] + length + 4 != size:
         raise FormatError(key, "xorb records do not end where the footer starts")
     return ShardXorb(footer, size)
+
+
+def damaged_chunks(
+    data: bytes, info: ShardXorb | None, h: bytes, key: str, bases: BaseReader | None = None
+) -> tuple[set[int] | None, str]:
+    """(damaged chunk indices, reason), or (set(), "") when the xorb is intact.
+
+    Chunks are judged with the chunk table the shard records (the xorb's own
+    footer may be the damaged part); None means they cannot be judged at all.
+    """
+    own: XorbFooter | None = None
+    try:
+        own = verify_xorb(data, key, bases)
+        reason = _footer_problem(data, own, info, h)
+    except IntegrityError as exc:
+        reason = str(exc)
+    if not reason:
+        return set(), ""
+    table = info.footer if info is not None else own
+    return (None if table is None else _bad_frames(data, table, key, bases)), reason
+
+
+def _footer_problem(data: bytes, own: XorbFooter, info: ShardXorb | None, h: bytes) -> str:
+    if own.xorb_hash != h:
+        return f"its content is xorb {xet_hex(own.xorb_hash)}, not its name"
+    if bytes(data[own.serialized_ends[-1] :]) != own.encode():
+        return "its footer holds bytes that differ from the canonical encoding"
+    if info is not None and own != info.footer:
+        return "its footer disagrees with the chunk table its shard records"
+    return ""
+
+
+def _bad_frames(data: bytes, footer: XorbFooter, key: str, bases: BaseReader | None) -> set[int]:
+    """Chunks that do not decode to their hashes, judged with `footer`.
+
+    A frame that fails is retried chunk by chunk: a flipped byte inside a zstd
+    frame may spoil one chunk and leave the others intact.
+    """
+    bad: set[int] = set()
+    i = 0
+    while i < footer.num_chunks:
+        end = footer.frame_end(i)
+        if not _decodes(data, footer, i, end, key, bases):
+            bad.update(j for j in range(i, end) if not _decodes(data, footer, j, j + 1, key, bases))
+        i = end
+    return bad
+
+
+def _decodes(data: bytes, footer: XorbFooter, first: int, end: int, key: str, bases: BaseReader | None) -> bool:
+    start, stop = footer.byte_range(first, end)
+    try:
+        read_chunks(memoryview(data)[start:stop], footer, first, end, key, bases)
+    except IntegrityError:
+        return False
+    return True

@@ -26,11 +26,10 @@ from ..packing import XorbBuilder
 from ..params import MAX_XORB_CHUNKS, RepositoryParams
 from ..shard import Manifest, ShardXorb
 from ..xorb import HEADER_SIZE, ChunkHeader, read_chunks, verify_xorb
-from .check import damaged_chunks
 from .deletes import DeleteRecord, put_delete_record
 from .inventory import Inventory, take_inventory
 from .leases import Lease
-from .objects import read_xorb_footer
+from .objects import damaged_chunks, read_xorb_footer
 from .sweep import GcReport, Plan, execute, maintaining, refuse_if_damaged, set_aside
 
 __all__ = ["XorbRepair", "ShardRepair", "repair_xorbs", "repair_shards"]
@@ -59,7 +58,7 @@ def repair_xorbs(backend: Backend, index: Index, params: RepositoryParams, confi
         inv = take_inventory(backend)
         refuse_if_damaged(inv)
         lost_chunks, out = _scan(backend, inv, confirm)
-        lost = _lost_files(inv, lost_chunks)
+        lost = inv.files_losing(lost_chunks)
         out.lost_files = sorted(lost.values(), key=lambda m: m.file_hash)
         if lease is not None and lost_chunks:
             _salvage(backend, lease, params, inv, lost_chunks, list(lost), out)
@@ -181,14 +180,6 @@ def _restore_staged(backend: Backend, h: bytes, info: ShardXorb | None, confirm:
         backend.put(key, data)
         backend.delete(staged_key(key))
     return True
-
-
-def _lost_files(inv: Inventory, lost: dict[bytes, set[int]]) -> dict[bytes, Manifest]:
-    return {
-        m.file_hash: m
-        for _, m in inv.live_pairs()
-        if any(t.xorb_hash in lost and any(c in lost[t.xorb_hash] for c in range(t.first, t.end)) for t in m.terms)
-    }
 
 
 def repair_shards(backend: Backend, index: Index, confirm: bool) -> ShardRepair:
