@@ -22,7 +22,7 @@ import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+from .revisions import ROOT, add_worktree, compile_tree, remove_worktree
 
 _SCRIPT = "import sys; from xetstore.cli import main; sys.argv[0] = 'xetstore'; sys.exit(main())"
 _OPEN = """
@@ -96,13 +96,13 @@ def main() -> None:
     base_dir = None
     if args.base:
         base_dir = Path(tempfile.mkdtemp(prefix="xetstore-cold-base-")) / "base"
-        subprocess.run(["git", "-C", str(ROOT), "worktree", "add", "-q", "--detach", str(base_dir), args.base], check=True)
-        trees = {"base": base_dir, "this": ROOT}
+        trees = {"base": add_worktree(base_dir, args.base), "this": ROOT}
+    compile_tree(ROOT)
     try:
         found = measure(trees, args.runs)
     finally:
         if base_dir is not None:
-            subprocess.run(["git", "-C", str(ROOT), "worktree", "remove", "--force", str(base_dir)], check=False)
+            remove_worktree(base_dir)
     print(f"# start-up wall time, median of {args.runs} interleaved runs, ms\n")
     names = list(trees)
     print("| command | " + " | ".join(names) + (" | this / base |" if args.base else " |"))

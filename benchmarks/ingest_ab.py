@@ -25,7 +25,7 @@ from pathlib import Path
 
 from xetstore.bench.workloads import WORKLOADS, default_cache_dir, materialize
 
-ROOT = Path(__file__).resolve().parent.parent
+from .revisions import ROOT, add_worktree, compile_tree, remove_worktree
 
 # Run in a child whose sys.path starts with one revision's tree.
 _CHILD = """
@@ -73,7 +73,8 @@ def main() -> None:
     ap.add_argument("--cache", type=Path, default=None, help="where generated workloads are kept (as bench)")
     args = ap.parse_args()
     base = Path(tempfile.mkdtemp(prefix="xetstore-ab-")) / "base"
-    subprocess.run(["git", "-C", str(ROOT), "worktree", "add", "-q", "--detach", str(base), args.base], check=True)
+    add_worktree(base, args.base)
+    compile_tree(ROOT)
     print(f"# ingest, {args.base} (base) against this checkout, median of {args.runs} interleaved runs\n")
     print("| workload | base MB/s | this MB/s | ratio | stored bytes |\n|---|---:|---:|---:|---|")
     try:
@@ -85,7 +86,7 @@ def main() -> None:
             stored = "equal" if same else f"{found['base'][0]['stored']} -> {found['this'][0]['stored']}"
             print(f"| {name} | {rate['base']:.0f} | {rate['this']:.0f} | {rate['this'] / rate['base']:.2f} | {stored} |")
     finally:
-        subprocess.run(["git", "-C", str(ROOT), "worktree", "remove", "--force", str(base)], check=False)
+        remove_worktree(base)
         shutil.rmtree(base.parent, ignore_errors=True)
 
 

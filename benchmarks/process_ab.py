@@ -31,7 +31,8 @@ from xetstore.bench.systems.processes import _RESTORE
 from xetstore.bench.workloads import WORKLOADS, default_cache_dir, materialize, versions
 from xetstore.bench.workloads.real import REAL_WORKLOADS, prepared
 
-ROOT = Path(__file__).resolve().parent.parent
+from .revisions import ROOT, add_worktree, compile_tree, remove_worktree
+
 _CLI = "import sys; from xetstore.cli import main; sys.argv[0] = 'xetstore'; sys.exit(main())"
 
 
@@ -93,7 +94,8 @@ def main() -> None:
     base, this = trees / "base", (trees / "this" if args.this_rev else ROOT)
     for tree, rev in ((base, args.base), (this, args.this_rev)):
         if rev:
-            subprocess.run(["git", "-C", str(ROOT), "worktree", "add", "-q", "--detach", str(tree), rev], check=True)
+            add_worktree(tree, rev)
+    compile_tree(ROOT)
     what = args.this_rev or "this checkout"
     print(f"# per process: {args.base} (base) against {what}, median of {args.runs} interleaved runs\n")
     print("| workload | ingest MB/s base | this | ratio | restore MB/s base | this | ratio | stored bytes |")
@@ -117,7 +119,7 @@ def main() -> None:
     finally:
         for tree in (base, this):
             if tree != ROOT:
-                subprocess.run(["git", "-C", str(ROOT), "worktree", "remove", "--force", str(tree)], check=False)
+                remove_worktree(tree)
         shutil.rmtree(trees, ignore_errors=True)
 
 
