@@ -25,7 +25,7 @@ HEAVY = (
     "numpy", "boto3", "botocore", "tqdm", "fastcdc",
     "xetstore.maintenance.check", "xetstore.maintenance.gc", "xetstore.maintenance.repair", "xetstore.maintenance.repack",
     "xetstore.clean", "xetstore.xorb_writer", "xetstore.chunking", "xetstore.gear", "xetstore.intake",
-    "xetstore.lfs.agent",
+    "xetstore.lfs.agent", "hashlib", "socket",
 )  # fmt: skip
 
 # Runs CLI commands in this process (as the installed script does), then prints
@@ -95,5 +95,5 @@ def test_the_watch_list_names_real_modules(tmp_path: Path) -> None:
     text = tmp_path / "new.txt"
     text.write_bytes(random_bytes(200_000, seed=4))
     found = loaded([["check", "-r", url], ["add", "-r", url, str(text)]], tmp_path / "cache")
-    assert {"xetstore.maintenance.check", "xetstore.clean", "xetstore.chunking", "fastcdc"} <= set(found)
+    assert {"xetstore.maintenance.check", "xetstore.clean", "xetstore.chunking", "fastcdc", "hashlib", "socket"} <= set(found)
     assert "numpy" not in found  # a small add predicts BG4 without it (compression._PURE_CALLS)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import uuid
 from dataclasses import dataclass
 
 from .errors import ConfigError, FormatError
@@ -23,6 +22,8 @@ class RepositoryConfig:
 
     @classmethod
     def new(cls, params: RepositoryParams) -> RepositoryConfig:
+        import uuid  # here, not at the top: uuid imports platform, and only `init` needs an id
+
         return cls(uuid.uuid4().hex, params)
 
 

@@ -7,7 +7,6 @@ keeps hashes as four little-endian u64 words and prints the words.
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Iterable, Sequence
 from typing import NewType
 
@@ -164,6 +163,8 @@ class Sha256:
     """A running sha256 (the git-lfs oid of a file)."""
 
     def __init__(self) -> None:
+        import hashlib  # here: reading files never needs a sha256, and hashlib loads OpenSSL
+
         self._h = hashlib.sha256()
 
     def update(self, data: bytes | memoryview) -> None:

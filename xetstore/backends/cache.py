@@ -17,7 +17,6 @@ from __future__ import annotations
 import logging
 import os
 import re
-import secrets
 import threading
 import zlib
 from collections import OrderedDict
@@ -154,7 +153,7 @@ class CachingBackend(BackendWrapper):
             return
         entry = (key, start, end)
         path = self._path(entry)
-        tmp = self.directory / f".tmp-{secrets.token_hex(8)}"
+        tmp = self.directory / f".tmp-{os.urandom(8).hex()}"
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
             _write(tmp, _digest(data), data)

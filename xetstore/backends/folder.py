@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import errno
 import os
-import secrets
 import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -57,7 +56,7 @@ class FolderBackend(Backend):
         path = self._path(key)
         if path.exists():
             return False
-        tmp = path.parent / f"{_TEMP_PREFIX}{secrets.token_hex(8)}"
+        tmp = path.parent / f"{_TEMP_PREFIX}{os.urandom(8).hex()}"
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
             if isinstance(data, os.PathLike) and Path(data).parent == self.root:

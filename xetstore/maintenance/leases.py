@@ -31,8 +31,6 @@ from __future__ import annotations
 
 import json
 import os
-import secrets
-import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -89,7 +87,7 @@ class Lease:
         self.kind = kind
         self.phase = phase
         self.ttl = ttl
-        self.session = secrets.token_hex(8)
+        self.session = os.urandom(8).hex()
         self.reference_time = 0.0  # backend mtime of our newest record: "now" by its clock
         self._seq = -1
         self._key = ""
@@ -261,6 +259,8 @@ def process_alive(pid: int) -> bool:
 
 
 def _host() -> str:
+    import socket  # only writers and gc name their host; readers never load it
+
     return socket.gethostname()
 
 
