@@ -60,6 +60,16 @@ with hf_xet.XetSession().new_file_download_group(endpoint=endpoint) as group:
 """
 
 
+def _compile_package() -> None:
+    """Byte-compile xetstore as `pip install` does. A source checkout may have no
+    (or stale) bytecode, and with PYTHONDONTWRITEBYTECODE set Python never writes it:
+    every process would recompile each module it imports (measured: `xetstore ls`
+    about 30 ms slower), which no installed copy pays."""
+    import compileall
+
+    compileall.compile_dir(str(Path(__file__).resolve().parents[2]), quiet=1)
+
+
 def xetstore_command() -> list[str]:
     """The installed `xetstore` script beside this interpreter, else `python -m xetstore`."""
     script = Path(sys.executable).parent / "xetstore"
@@ -77,6 +87,7 @@ class XetstoreCli(System):
         return __version__
 
     def setup(self, workdir: Path) -> None:
+        _compile_package()
         self.root = workdir / "repo"
         self.versions = workdir / "repo-versions"
         self.versions.mkdir(parents=True)
