@@ -1,12 +1,13 @@
 """Delta chunks at process level: stored bytes and ingest/restore speed, with and without.
 
-    python -m benchmarks.delta_bench [--workload finetune] [--scale-mb 200] [--runs 5] [--peers]
+    python -m benchmarks.delta_bench [--workload finetune] [--scale-mb 200] [--runs 5] [--peers] [--automatic]
 
 For each run (variants timed in rotation), a fresh repository is made with
 `xetstore init` (and `--delta` for the delta variant); every file of every version
 is added by its own `xetstore add` process, naming the same file of the version
 before with `--earlier` (the delta variant; the plain one adds the same way
-without it); then every stored file is read back by `xetstore get` and compared.
+without it; with --automatic neither names one, and the delta repository looks
+for bases itself among stored files of the same size, as under git-lfs); then every stored file is read back by `xetstore get` and compared.
 Reports stored bytes (repository size on disk), ingest and restore throughput
 (medians over --runs), and with --peers the stored bytes of restic, borg and
 casync for the same versions. Tests never assert timings; this script measures.
@@ -29,6 +30,8 @@ from xetstore.bench.systems import make_system
 from xetstore.bench.systems.base import tree_bytes, tree_files
 from xetstore.bench.workloads import default_cache_dir, materialize, versions
 
+from .revisions import ROOT, compile_tree
+
 _PEERS = ("restic", "borg", "casync")
 
 
@@ -39,7 +42,7 @@ def _xetstore(*args: str) -> str:
     return done.stdout
 
 
-def run_variant(workload: Path, work: Path, delta: bool) -> dict[str, float]:
+def run_variant(workload: Path, work: Path, delta: bool, automatic: bool = False) -> dict[str, float]:
     """One fresh repository: add every version file by file, then get every file back."""
     repo = work / "repo"
     _xetstore("init", str(repo), *(["--delta"] if delta else []))
@@ -49,7 +52,7 @@ def run_variant(workload: Path, work: Path, delta: bool) -> dict[str, float]:
     start = time.perf_counter()
     for version in versions(workload):
         for rel in tree_files(version):
-            earlier = ["--earlier", previous[rel]] if delta and rel in previous else []
+            earlier = ["--earlier", previous[rel]] if delta and not automatic and rel in previous else []
             out = _xetstore("add", "-r", str(repo), "--json", "-q", *earlier, str(version / rel))
             previous[rel] = json.loads(out.splitlines()[0])["file_hash"]
             stored.append((version / rel, previous[rel]))
@@ -87,14 +90,16 @@ def main() -> None:
     ap.add_argument("--runs", type=int, default=5)
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--peers", action="store_true", help="also measure restic, borg and casync (stored bytes)")
+    ap.add_argument("--automatic", action="store_true", help="name no earlier version: the repository finds bases")
     args = ap.parse_args()
+    compile_tree(ROOT)  # every command is a new process: give it bytecode, as an installed copy has
     workload = materialize(args.workload, args.scale_mb, args.seed, default_cache_dir())
     results: dict[bool, list[dict[str, float]]] = {False: [], True: []}
     with tempfile.TemporaryDirectory(prefix="delta-bench-") as tmp:
         for run in range(args.runs):
             for delta in ((False, True) if run % 2 == 0 else (True, False)):
                 work = Path(tmp) / f"{run}-{delta}"
-                results[delta].append(run_variant(workload, work, delta))
+                results[delta].append(run_variant(workload, work, delta, args.automatic))
                 shutil.rmtree(work)
         _report(args.workload, workload, args.runs, results)
         for name, size in (peer_bytes(workload, Path(tmp) / "peers") if args.peers else {}).items():

@@ -22,8 +22,8 @@ from .s3_servers import S3Server, aws_env, moto_server  # noqa: F401
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def run_script(module: str, *args: str, tmp_path: Path) -> str:
-    env = {**os.environ, "XETSTORE_CACHE": str(tmp_path / "cache"), "TMPDIR": str(tmp_path)}
+def run_script(module: str, *args: str, tmp_path: Path, env: dict[str, str] | None = None) -> str:
+    env = {**os.environ, "XETSTORE_CACHE": str(tmp_path / "cache"), "TMPDIR": str(tmp_path), **(env or {})}
     proc = subprocess.run(
         [sys.executable, "-m", f"benchmarks.{module}", *args],
         cwd=ROOT, env=env, capture_output=True, text=True, timeout=300, check=False,
@@ -91,3 +91,14 @@ def test_process_ab(tmp_path: Path) -> None:
     rows = re.findall(r"^\| (\w+) \| ([\d.]+) \| ([\d.]+) \| [\d.]+ \| ([\d.]+) \| ([\d.]+) \| [\d.]+ \| (.+) \|$", out, re.M)
     assert [r[0] for r in rows] == ["smallfiles"], out
     assert all(float(x) > 0 for x in rows[0][1:5]) and rows[0][5] == "equal", out
+
+
+@pytest.mark.parametrize("how", [[], ["--automatic"]], ids=["named", "automatic"])
+def test_delta_bench(tmp_path: Path, how: list[str]) -> None:
+    # Both variants add every file by its own process and read every one back
+    # byte-identical (or the script fails), with the earlier version named or found.
+    out = run_script("delta_bench", "--workload", "finetune", "--scale-mb", "3", "--runs", "1", *how,
+                     tmp_path=tmp_path, env={"XDG_CACHE_HOME": str(tmp_path / "xdg")})  # fmt: skip
+    found = re.findall(r"xetstore (plain|delta): stored +([\d.]+) MB .* ingest +([\d.]+) MB/s, restore +([\d.]+) MB/s", out)
+    assert [f[0] for f in found] == ["plain", "delta"], out
+    assert all(float(x) > 0 for f in found for x in f[1:]), out
