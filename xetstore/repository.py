@@ -508,7 +508,7 @@ class Repository:
         costs = functools.partial(chunk_costs, lambda fh: self.manifest(xet_hex(fh)), self._index.xorb)
         return diff_snapshots(self.snapshot(old_tag), self.snapshot(new_tag), costs)
 
-    # -- maintenance: check.py, gc.py, repair.py, reindex.py -----------------
+    # -- maintenance: xetstore/maintenance/ ----------------------------------
 
     def check(
         self, read_data: bool = False, subset: str | None = None, progress: Progress | None = None
