@@ -259,9 +259,8 @@ def process_alive(pid: int) -> bool:
 
 
 def _host() -> str:
-    import socket  # only writers and gc name their host; readers never load it
-
-    return socket.gethostname()
+    # What socket.gethostname() returns, without importing socket (and selectors) into every add
+    return os.uname().nodename
 
 
 def _int(value: object) -> int:
