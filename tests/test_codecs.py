@@ -45,6 +45,13 @@ def test_bg4_round_trip(data: bytes) -> None:
     assert bg4_join(bg4_split(data)) == data
 
 
+@given(st.binary(max_size=5000))
+def test_bg4_split_without_numpy_groups_as_numpy(data: bytes) -> None:
+    """A process's first frames are split without numpy; both ways give the same bytes."""
+    assert compression._bg4_split_pure(data) == compression._bg4_split_numpy(data)
+    assert compression._bg4_split_pure(memoryview(data)) == compression._bg4_split_numpy(memoryview(data))
+
+
 def test_bg4_layout_is_xets_lanes_with_the_remainder_first() -> None:
     grouped = bytes([0, 4, 8, 1, 5, 9, 2, 6, 3, 7])  # lanes of 3, 3, 2, 2 bytes
     assert bg4_split(bytes(range(10))) == grouped

@@ -94,7 +94,9 @@ def test_the_watch_list_names_real_modules(tmp_path: Path) -> None:
     url = make_repository(tmp_path)
     text = tmp_path / "new.txt"
     text.write_bytes(random_bytes(200_000, seed=4))
-    found = loaded([["check", "-r", url], ["add", "-r", url, str(text)]], tmp_path / "cache")
+    weights = tmp_path / "new.f32"  # 4 MB of float32: byte-grouped frames, split without numpy
+    weights.write_bytes(np.random.default_rng(5).normal(0, 0.02, 1_000_000).astype("<f4").tobytes())
+    found = loaded([["check", "-r", url], ["add", "-r", url, str(text), str(weights)]], tmp_path / "cache")
     assert {"xetstore.maintenance.check", "xetstore.clean", "xetstore.chunking", "fastcdc", "hashlib"} <= set(found)
-    assert "numpy" not in found  # a small add predicts BG4 without it (compression._PURE_CALLS)
+    assert "numpy" not in found  # a small add predicts and splits BG4 without it (compression._PURE_CALLS)
     assert "socket" not in found  # its lease names the host through os.uname
