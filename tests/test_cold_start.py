@@ -25,7 +25,7 @@ HEAVY = (
     "numpy", "boto3", "botocore", "tqdm", "fastcdc",
     "xetstore.maintenance.check", "xetstore.maintenance.gc", "xetstore.maintenance.repair", "xetstore.maintenance.repack",
     "xetstore.clean", "xetstore.xorb_writer", "xetstore.chunking", "xetstore.gear", "xetstore.intake",
-    "xetstore.lfs.agent", "hashlib", "socket",
+    "xetstore.lfs.agent", "xetstore.trees", "xetstore.snapshot", "hashlib", "socket",
 )  # fmt: skip
 
 # Runs CLI commands in this process (as the installed script does), then prints
@@ -96,7 +96,8 @@ def test_the_watch_list_names_real_modules(tmp_path: Path) -> None:
     text.write_bytes(random_bytes(200_000, seed=4))
     weights = tmp_path / "new.f32"  # 4 MB of float32: byte-grouped frames, split without numpy
     weights.write_bytes(np.random.default_rng(5).normal(0, 0.02, 1_000_000).astype("<f4").tobytes())
-    found = loaded([["check", "-r", url], ["add", "-r", url, str(text), str(weights)]], tmp_path / "cache")
+    found = loaded([["check", "-r", url], ["add", "-r", url, str(text), str(weights)], ["tags", "-r", url]], tmp_path / "cache")
     assert {"xetstore.maintenance.check", "xetstore.clean", "xetstore.chunking", "fastcdc", "hashlib"} <= set(found)
+    assert {"xetstore.trees", "xetstore.snapshot"} <= set(found)  # `tags` reads snapshots
     assert "numpy" not in found  # a small add predicts and splits BG4 without it (compression._PURE_CALLS)
     assert "socket" not in found  # its lease names the host through os.uname

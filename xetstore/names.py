@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from .errors import AmbiguousName, FileNotInRepository, SnapshotNotFound
 from .hashing import xet_hex
-from .snapshot import FILE, Snapshot
+
+if TYPE_CHECKING:
+    from .snapshot import Snapshot
 
 __all__ = ["resolve_name"]
 
@@ -33,6 +35,8 @@ def resolve_name(
     prefix of either. `exact` looks up a whole hash at once (no scan of every file).
     Raises NotFound, or AmbiguousName listing the candidates."""
     if ":" in name:  # tags cannot contain ':' (snapshot.py)
+        from .snapshot import FILE  # here: naming by hash, the common case, needs no snapshot code
+
         tag, _, path = name.partition(":")
         entry = snapshot(tag).entry(path.strip("/"))
         if entry is None or entry.kind != FILE:

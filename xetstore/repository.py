@@ -40,29 +40,16 @@ from .names import resolve_name
 from .params import DEFAULT_FRAME_BYTES, DEFAULT_GRACE, RepositoryParams, default_cache_root
 from .shard import Manifest, Shard, encode_shard
 from .smudge import FileReader, Reconstructor
-from .snapshot import Snapshot, SnapshotEntry, newest_per_tag
-from .trees import (
-    SnapshotDiff,
-    SnapshotResult,
-    WalkedPath,
-    chunk_costs,
-    diff_snapshots,
-    put_snapshot,
-    read_snapshots,
-    refuse_tagged,
-    refuse_taken,
-    restore_tree,
-    snapshot_entries,
-    walk_inputs,
-)
 
-# Adding (chunking, clean) and maintenance (check, gc, repair) are imported by the
-# methods that use them: a process that opens a repository to list or read files
-# (the CLI, each git-lfs agent) does not pay for them.
+# Adding (chunking, clean), snapshots (trees, snapshot) and maintenance (check, gc,
+# repair) are imported by the methods that use them: a process that opens a
+# repository to list or read files (the CLI, each git-lfs agent) does not pay for them.
 if TYPE_CHECKING:
     from .chunking import Chunker
     from .clean import Cleaned, CleanSession, EarlierOf
     from .maintenance import CheckReport, GcReport, RebuildReport, ShardRepair, XorbRepair
+    from .snapshot import Snapshot, SnapshotEntry
+    from .trees import SnapshotDiff, SnapshotResult, WalkedPath
 
 __all__ = ["Repository", "AddResult", "FileInfo", "RepositoryStats"]
 
@@ -454,6 +441,8 @@ class Repository:
     ) -> SnapshotResult:
         """Add files and directories, then record them as a snapshot tagged `tag`
         (after their shard is durable). A tag names one snapshot for good."""
+        from .trees import SnapshotResult, put_snapshot, refuse_taken, snapshot_entries, walk_inputs
+
         refuse_taken(self.tags(), tag)
         walk = walk_inputs(paths)
         files = walk.files()
@@ -481,6 +470,8 @@ class Repository:
 
     def snapshots(self) -> list[Snapshot]:
         """Every snapshot on the backend, newest first (damaged ones are logged and skipped)."""
+        from .trees import read_snapshots
+
         found, damaged = read_snapshots(self._backend)
         for key, reason in damaged:
             log.warning("skipping damaged %s: %s", key, reason)
@@ -488,6 +479,8 @@ class Repository:
 
     def tags(self) -> dict[str, Snapshot]:
         """Tag -> the snapshot it names (the newest carrying it), sorted by tag."""
+        from .snapshot import newest_per_tag
+
         return dict(sorted(newest_per_tag(self.snapshots()).items()))
 
     def snapshot(self, tag: str) -> Snapshot:
@@ -498,6 +491,8 @@ class Repository:
 
     def restore(self, tag: str, dest: str | os.PathLike[str], progress: Progress | None = None) -> list[SnapshotEntry]:
         """Recreate a snapshot's files and directories under `dest`, which must be absent or empty."""
+        from .trees import restore_tree
+
         snap = self.snapshot(tag)
         for e in snap.files():  # every file is known before anything is written
             self.manifest(xet_hex(e.file_hash))
@@ -505,6 +500,8 @@ class Repository:
 
     def diff(self, old_tag: str, new_tag: str) -> SnapshotDiff:
         """Paths added, removed and changed from `old_tag` to `new_tag`, and the chunks `new_tag` adds."""
+        from .trees import chunk_costs, diff_snapshots
+
         costs = functools.partial(chunk_costs, lambda fh: self.manifest(xet_hex(fh)), self._index.xorb)
         return diff_snapshots(self.snapshot(old_tag), self.snapshot(new_tag), costs)
 
@@ -540,6 +537,7 @@ class Repository:
         """Delete files (a deletion record); gc frees their chunks later. A file a
         snapshot names is refused: tags name immutable versions."""
         from .maintenance import remove_files
+        from .trees import refuse_tagged
 
         file_hashes = list(file_hashes)
         refuse_tagged(self.snapshots(), file_hashes)

@@ -24,7 +24,6 @@ from ..hashing import xet_hex
 from ..index import Index
 from ..keys import DELETES, SHARDS, xorb_key
 from ..shard import Shard
-from ..trees import read_snapshots
 from ..xorb import XorbFooter
 from .binding import unbound_manifests
 from .deletes import read_delete_record
@@ -166,6 +165,8 @@ def _merge_records(backend: Backend, index: Index, seen: set[str], damaged: list
     unseen = (i for i in backend.list(DELETES) if i.key not in seen)
     for info, record in read_each(backend, unseen, read_delete_record, damaged):
         if pinned is None:  # read snapshots only when there is a deletion to apply
+            from ..trees import read_snapshots  # here: an index sync with no deletion needs no snapshot code
+
             pinned = {e.file_hash for s in read_snapshots(backend)[0] for e in s.files()}
         index.add_deletes(info.key, [(f, shards) for f, shards in record.entries if f not in pinned])
         merged += 1
