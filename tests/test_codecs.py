@@ -98,6 +98,36 @@ def test_frames_that_grouping_would_grow_are_compressed_ungrouped() -> None:
     assert compress_frame(weights, 3, bg4=True)[0] == Scheme.BG4_ZSTD  # float tensors stay grouped
 
 
+def reference_compress_frame(data: bytes, level: int, bg4: bool) -> tuple[Scheme, bytes]:
+    """compress_frame as it was before it reused its grouping trial: a level-1
+    trial of the 64 KiB sample both ways, then the frame compressed again."""
+    c1 = zstandard.ZstdCompressor(level=1).compress
+    if bg4 and len(data) >= 4096 and not len(c1(bg4_split(data[:65536]))) < 1.05 * len(c1(data[:65536])):
+        bg4 = False
+    if len(data) >= 4 * 65536 and compression._incompressible(data[:65536], bg4):
+        return Scheme.NONE, b""
+    plain = bg4_split(data) if bg4 else data
+    payload = zstandard.ZstdCompressor(level=1 if bg4 else level, write_checksum=False).compress(plain)
+    if len(payload) >= len(data):
+        return Scheme.NONE, b""
+    return (Scheme.BG4_ZSTD if bg4 else Scheme.ZSTD), payload
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    kind=st.sampled_from(["floats", "text", "code", "random"]),
+    size=st.sampled_from([100, 4095, 4096, 30_000, 65535, 65536, 65537, 300_000]),
+    level=st.sampled_from([1, 3]),
+    bg4=st.booleans(),
+)
+def test_frames_compress_to_the_same_bytes_as_without_reusing_the_trial(kind: str, size: int, level: int, bg4: bool) -> None:
+    """A frame no longer than the sample takes its payload from the grouping trial; it is the same payload."""
+    source = {"floats": lambda: b"".join(float_chunks(5)), "text": lambda: b"".join(text_chunks(5)),
+              "code": code_like_frame, "random": lambda: random_bytes(300_000)}[kind]()  # fmt: skip
+    data = (source * (size // len(source) + 1))[:size]
+    assert compress_frame(data, level, bg4) == reference_compress_frame(data, level, bg4)
+
+
 def test_bg4_predictor_tells_floats_from_text() -> None:
     assert prefers_bg4(float_chunks(1)[0])
     assert not prefers_bg4(build({"kind": "numbered_text", "size": 65536}))

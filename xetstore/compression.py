@@ -58,7 +58,28 @@ _POPCOUNT_TABLE = bytes(bin(i).count("1") for i in range(256))
 # extra cost near one import's.
 _PURE_CALLS = 48
 _pure_calls = itertools.count()
-_pure_splits = itertools.count()  # bg4_split keeps its own budget of the same size
+
+
+class _PureBytes:
+    """Bytes a pure-Python stand-in for numpy may still take in this process.
+
+    Counted in bytes, not calls: a 64 KiB grouping sample or a small file's
+    frame costs a sixteenth of a 1 MiB frame (a count of calls, where each
+    frame also split two samples, ended after 16 frames). Threads race on it by
+    design; a race only moves the moment numpy takes over by a call.
+    """
+
+    def __init__(self, limit: int) -> None:
+        self._left = limit
+
+    def take(self, n: int) -> bool:
+        if "numpy" in sys.modules:
+            return False
+        self._left -= n
+        return self._left >= 0
+
+
+_split_budget = _PureBytes(_PURE_CALLS << 20)  # as many bytes as _PURE_CALLS 1 MiB frames
 
 
 @functools.cache
@@ -82,10 +103,10 @@ def bg4_split(data: bytes | memoryview) -> bytes:
     A process's first frames are split by extended slices, without numpy: 1.9 ms
     per MiB instead of 0.3 (measured), against ~60 ms to import numpy, which an
     `xetstore add` of a model version would otherwise pay while its compression
-    threads wait on the import. Past _PURE_CALLS frames (or once numpy is loaded
+    threads wait on the import. Past _PURE_CALLS MiB (or once numpy is loaded
     anyway) numpy does it.
     """
-    if "numpy" not in sys.modules and next(_pure_splits) < _PURE_CALLS:
+    if _split_budget.take(len(data)):
         return _bg4_split_pure(data)
     return _bg4_split_numpy(data)
 
@@ -174,21 +195,34 @@ def compress_frame(data: bytes | memoryview, level: int, bg4: bool) -> tuple[Sch
 
     The caller stores the frame's chunks raw in that case.
     """
-    if bg4 and len(data) >= _MIN_BG4_SAMPLE and not _grouping_pays(data[:_SAMPLE]):
-        bg4 = False
+    trial: tuple[bytes, bytes] | None = None
+    if bg4 and len(data) >= _MIN_BG4_SAMPLE:
+        trial = _grouping_trial(data[:_SAMPLE])
+        bg4 = _grouping_pays(*trial)
     scheme = Scheme.BG4_ZSTD if bg4 else Scheme.ZSTD
-    plain = bg4_split(data) if bg4 else data
     level = BG4_ZSTD_LEVEL if bg4 else level
-    if len(data) >= 4 * _SAMPLE and _incompressible(data[:_SAMPLE], bg4):
-        return Scheme.NONE, b""
-    payload = _zstd().ZstdCompressor(level=level, write_checksum=False).compress(plain)
+    if trial is not None and len(data) <= _SAMPLE and level == _TRIAL_LEVEL:
+        payload = trial[0] if bg4 else trial[1]  # the trial compressed the whole frame already
+    else:
+        if len(data) >= 4 * _SAMPLE and _incompressible(data[:_SAMPLE], bg4):
+            return Scheme.NONE, b""
+        payload = _zstd().ZstdCompressor(level=level, write_checksum=False).compress(bg4_split(data) if bg4 else data)
     if len(payload) >= len(data):
         return Scheme.NONE, b""
     return scheme, payload
 
 
-def _grouping_pays(sample: bytes | memoryview) -> bool:
-    """Does byte grouping keep the sample about as compressible (level 1) as it is?
+_TRIAL_LEVEL = 1
+
+
+def _grouping_trial(sample: bytes | memoryview) -> tuple[bytes, bytes]:
+    """The sample compressed at _TRIAL_LEVEL byte-grouped, and as it is."""
+    compress = _zstd().ZstdCompressor(level=_TRIAL_LEVEL, write_checksum=False).compress
+    return compress(bg4_split(sample)), compress(sample)
+
+
+def _grouping_pays(grouped: bytes, ungrouped: bytes) -> bool:
+    """Does byte grouping keep the sample about as compressible (_grouping_trial) as it is?
 
     The predictor looks at bit statistics only: machine code and binary tables
     also have lanes that differ, but grouping them breaks the long matches zstd
@@ -198,8 +232,7 @@ def _grouping_pays(sample: bytes | memoryview) -> bool:
     is then compressed at BG4_ZSTD_LEVEL), hence the 5 % margin (measured on the
     bench's model and the real-libs and real-releases workloads).
     """
-    compress = _zstd().ZstdCompressor(level=1).compress
-    return len(compress(bg4_split(sample))) < _GROUPING_MARGIN * len(compress(sample))
+    return len(grouped) < _GROUPING_MARGIN * len(ungrouped)
 
 
 def _incompressible(sample: bytes | memoryview, bg4: bool) -> bool:
