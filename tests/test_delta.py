@@ -321,3 +321,34 @@ def test_check_counts_a_base_as_referenced(tmp_path: Path) -> None:
         r.remove([b])
         orphans = {p.key for p in r.check().problems if p.severity == "info"}
         assert f"xorbs/{xet_hex(base_xorb)}" in orphans
+
+
+@given(data=st.binary(max_size=3000), base=st.binary(max_size=3000))
+def test_xor_without_numpy_equals_numpy(data: bytes, base: bytes) -> None:
+    """A process's first delta chunks are XORed as integers; both ways give the same bytes."""
+    from xetstore import compression
+
+    assert compression._xor_pure(data, base) == compression._xor_numpy(data, base)
+    assert compression._xor_pure(memoryview(data), memoryview(base)) == compression._xor_numpy(data, base)
+
+
+def test_near_copy_that_does_not_pay_is_stored_alone() -> None:
+    """A chunk sent to encode_near_copy whose delta would not store less is kept
+    as the chunk compressed alone, and reads back without its base."""
+    from xetstore.hashing import chunk_hash
+    from xetstore.packing import XorbBuilder, encode_near_copy, looks_near
+    from xetstore.xorb import DeltaBase, read_chunks
+
+    chunk = b"".join(b"row %d,%d\n" % (i, i * 7) for i in range(6000))
+    unrelated = random_bytes(len(chunk), seed=3)
+    near = near_copy(chunk, seed=4, flips=30)
+    base = DeltaBase(bytes(32), 0, 1, 0, bytes(32))
+    _records, _sizes, delta = encode_near_copy(chunk, base, unrelated, 3)
+    assert not delta and not looks_near(chunk, unrelated) and looks_near(near, chunk)
+    builder = XorbBuilder(3)
+    builder.add_near_copy(chunk_hash(chunk), chunk, base, unrelated)
+    sealed = builder.seal()
+    assert sealed.deltas == frozenset()
+    records = sealed.kept_data()[: sealed.footer.serialized_ends[-1]]
+    assert read_chunks(records, sealed.footer, 0, 1, "alone") == [chunk]
+    assert encode_near_copy(near, base, chunk, 3)[2]  # a near-copy of it pays

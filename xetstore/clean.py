@@ -25,7 +25,7 @@ from .hashing import Sha256, chunk_hashes, file_hash, range_hash, xet_hex
 from .index import ChunkLocation, Index
 from .inputs import changed_since, open_input
 from .intake import WholeFile, hashed_blocks, read_inputs
-from .packing import delta_payload
+from .packing import looks_near
 from .params import READ_BLOCK, RepositoryParams
 from .shard import Manifest, Shard, Term
 from .smudge import Reconstructor
@@ -85,7 +85,6 @@ class CleanSession:
         self._pending: list[tuple[bytes, bytes, list[_OpenTerm], list[tuple[bytes, int]]]] = []
         self._bases: PositionBases | None = None  # the stream's earlier version, if any
         self._pos = 0  # offset in the stream of the chunk being placed
-        self.delta_chunks = 0  # chunks this session stored as deltas
 
     @property
     def uploaded_bytes(self) -> int:
@@ -266,10 +265,10 @@ class CleanSession:
         an earlier, finished session published, so they are durable already."""
         found = self._bases.base_for(self._pos, len(chunk)) if self._bases is not None else None
         if found is not None:
-            payload = delta_payload(chunk, found[0], found[1], self._params.zstd_level)
-            if payload is not None:
-                self.delta_chunks += 1
-                return self._xorbs.builder.add_delta(h, len(chunk), payload)
+            base, run = found
+            window = memoryview(run)[base.offset : base.offset + len(chunk)]
+            if looks_near(chunk, window):
+                return self._xorbs.builder.add_near_copy(h, chunk, base, window)
         return self._xorbs.builder.add(h, chunk)
 
     def finish(self, created: int) -> Shard | None:

@@ -80,6 +80,8 @@ class _PureBytes:
 
 
 _split_budget = _PureBytes(_PURE_CALLS << 20)  # as many bytes as _PURE_CALLS 1 MiB frames
+# XOR of delta chunks: 2.4 ms per MiB more than numpy, so 24 MiB cost about one import.
+_xor_budget = _PureBytes(24 << 20)
 
 
 @functools.cache
@@ -274,7 +276,23 @@ def xor_residual(data: bytes | memoryview, base: bytes | memoryview) -> bytes:
 
     Its own inverse: xor_residual(xor_residual(d, b), b) == d. Bytes that a
     near-copy shares with its base become zeros, which compress to almost nothing.
+    A process's first chunks are XORed as big integers, without numpy: 0.16 ms
+    per 64 KiB instead of 0.004 (measured), against ~60 ms to import numpy,
+    which a restore or an add of one model version would otherwise pay. Past
+    24 MiB (or once numpy is loaded anyway) numpy does it.
     """
+    if _xor_budget.take(len(data)):
+        return _xor_pure(data, base)
+    return _xor_numpy(data, base)
+
+
+def _xor_pure(data: bytes | memoryview, base: bytes | memoryview) -> bytes:
+    n = len(data)
+    base = bytes(base[:n]).ljust(n, b"\0")
+    return (int.from_bytes(data, "little") ^ int.from_bytes(base, "little")).to_bytes(n, "little")
+
+
+def _xor_numpy(data: bytes | memoryview, base: bytes | memoryview) -> bytes:
     import numpy as np
 
     a = np.frombuffer(data, dtype=np.uint8)
@@ -288,7 +306,4 @@ def xor_residual(data: bytes | memoryview, base: bytes | memoryview) -> bytes:
 def zero_share(data: bytes | memoryview) -> float:
     """The share of zero bytes in `data` (0.0 when empty): a near-copy's residual is
     mostly zeros, an unrelated base's has about 1 in 256."""
-    import numpy as np
-
-    arr = np.frombuffer(data, dtype=np.uint8)
-    return 1.0 - np.count_nonzero(arr) / len(arr) if len(arr) else 0.0
+    return bytes(data).count(0) / len(data) if len(data) else 0.0

@@ -24,7 +24,7 @@ from .keys import xorb_key
 from .params import MAX_CHUNK, MAX_XORB_BYTES, MAX_XORB_CHUNKS, RepositoryParams
 from .xorb import DELTA_HEADER, HEADER_SIZE, ChunkHeader, DeltaBase, XorbFooter, encode_delta
 
-__all__ = ["SealedXorb", "XorbBuilder", "FrameBuffers", "encode_frame", "delta_payload"]
+__all__ = ["SealedXorb", "XorbBuilder", "FrameBuffers", "encode_frame", "encode_near_copy", "looks_near"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,7 +76,7 @@ class XorbBuilder:
         self._buffers = buffers or FrameBuffers(frame_bytes + MAX_CHUNK)
         self._sink: BinaryIO = sink if sink is not None else io.BytesIO()
         self._keeps_data = sink is None
-        self._frames: deque[tuple[Future[_Frame] | _Frame, bytearray]] = deque()
+        self._frames: deque[tuple[Future[_Frame] | _Frame, bytearray | None]] = deque()
         self._serialized: list[int] = []
         self._written = 0
         self._hashes: list[bytes] = []
@@ -131,8 +131,22 @@ class XorbBuilder:
         return len(self._hashes) - 1
 
     def add_delta(self, h: bytes, size: int, payload: bytes) -> int:
-        """Append a delta chunk of `size` plain bytes as its scheme-6 `payload`
-        (delta_payload); it is a frame of its own. Returns its index."""
+        """Append a delta chunk of `size` plain bytes as its scheme-6 `payload`;
+        it is a frame of its own. Returns its index."""
+        record = ChunkHeader(len(payload), Scheme.DELTA, size).encode()
+        return self._add_own_frame(h, size, ([record, payload], [HEADER_SIZE + len(payload)], True))
+
+    def add_near_copy(self, h: bytes, chunk: bytes | memoryview, base: DeltaBase, window: bytes | memoryview) -> int:
+        """Append a chunk that looks_near `window`, its base run's bytes at its
+        position, as a frame of its own: a delta or, when that does not store
+        less, the chunk compressed alone (encode_near_copy). Encoded on the
+        executor like frames: the compressions cost several times a plain
+        chunk's, and chunking goes on meanwhile. Returns its index."""
+        args = (bytes(chunk), base, bytes(window), self._level)
+        job = self._executor.submit(encode_near_copy, *args) if self._executor else encode_near_copy(*args)
+        return self._add_own_frame(h, len(chunk), job)
+
+    def _add_own_frame(self, h: bytes, size: int, job: Future[_Frame] | _Frame) -> int:
         if not self.fits(size):
             raise ValueError("chunk does not fit in this xorb")
         self._close_frame()
@@ -140,9 +154,7 @@ class XorbBuilder:
         self._sizes.append(size)
         self._total += size
         self._frame_first = len(self._sizes)
-        self._deltas.add(len(self._hashes) - 1)
-        record = ChunkHeader(len(payload), Scheme.DELTA, size).encode()
-        self._frames.append((([record, payload], [HEADER_SIZE + len(payload)]), bytearray()))
+        self._frames.append((job, None))
         self._write_ready(wait=len(self._frames) > _MAX_PENDING)
         return len(self._hashes) - 1
 
@@ -171,13 +183,16 @@ class XorbBuilder:
                 job = job.result()
             self._frames.popleft()
             wait = False
-            records, record_sizes = job
+            records, record_sizes, delta = job
+            if delta:
+                self._deltas.add(len(self._serialized))  # the index of the chunk it holds
             for part in records:
                 self._sink.write(part)
             for size in record_sizes:
                 self._written += size
                 self._serialized.append(self._written)
-            self._buffers.give([buffer])  # raw records were views into it: written now
+            if buffer is not None:
+                self._buffers.give([buffer])  # raw records were views into it: written now
             fault_point("packing.mid_xorb")
 
     def seal(self) -> SealedXorb:
@@ -199,7 +214,8 @@ class XorbBuilder:
         return SealedXorb(h, footer, size, data, frozenset(self._deltas))
 
 
-_Frame = tuple[list[bytes | memoryview], list[int]]
+# A frame's records, each record's size, and whether it is a delta chunk's.
+_Frame = tuple[list[bytes | memoryview], list[int], bool]
 _MAX_PENDING = 8
 
 
@@ -246,6 +262,16 @@ def encode_frame(
     scheme, payload = Scheme.NONE, b""
     if compress:
         scheme, payload = compress_frame(data, level, prefers_bg4(data[:65536]))
+    what = f"new xorb frame of {len(sizes)} chunks"
+    # Compared as bytes: bytes == memoryview runs item by item, holding the GIL
+    # (2 ms per MiB, measured), while a copy and a memcmp take 0.07 ms.
+    if check and scheme != Scheme.NONE and decompress_frame(scheme, payload, len(data), what) != data.tobytes():
+        raise HashMismatch(what, "the frame's bytes", "different bytes after a compression round trip")
+    return _records(data, sizes, scheme, payload)
+
+
+def _records(data: memoryview, sizes: Sequence[int], scheme: Scheme, payload: bytes) -> _Frame:
+    """A frame's records: raw chunks (views into `data`) for NONE, else one payload record and IN_FRAME ones."""
     if scheme == Scheme.NONE:
         parts: list[bytes | memoryview] = []
         pos = 0
@@ -253,16 +279,11 @@ def encode_frame(
             parts.append(ChunkHeader(size, Scheme.NONE, size).encode())
             parts.append(data[pos : pos + size])
             pos += size
-        return parts, [HEADER_SIZE + size for size in sizes]
-    what = f"new xorb frame of {len(sizes)} chunks"
-    # Compared as bytes: bytes == memoryview runs item by item, holding the GIL
-    # (2 ms per MiB, measured), while a copy and a memcmp take 0.07 ms.
-    if check and decompress_frame(scheme, payload, len(data), what) != data.tobytes():
-        raise HashMismatch(what, "the frame's bytes", "different bytes after a compression round trip")
+        return parts, [HEADER_SIZE + size for size in sizes], False
     header = ChunkHeader(len(payload), scheme, sizes[0]).encode()
     rest = b"".join(ChunkHeader(0, Scheme.IN_FRAME, size).encode() for size in sizes[1:])
     record_sizes = [HEADER_SIZE + len(payload)] + [HEADER_SIZE] * (len(sizes) - 1)
-    return [header, payload, rest], record_sizes
+    return [header, payload, rest], record_sizes, False
 
 
 # A delta is kept only when it stores at most this share of what the chunk alone would.
@@ -273,24 +294,34 @@ DELTA_MARGIN = 0.9
 _MIN_ZERO_SHARE = 0.2
 
 
-def delta_payload(chunk: bytes | memoryview, base: DeltaBase, run: bytes, level: int) -> bytes | None:
-    """The scheme-6 payload of `chunk` against the base run's bytes `run`, or None
-    when it would not store less than DELTA_MARGIN of the chunk compressed alone.
+_NEAR_SAMPLE = 4096
 
-    The residual is round-tripped before use, as encode_frame checks frames.
-    """
-    window = memoryview(run)[base.offset : base.offset + len(chunk)]
+
+def looks_near(chunk: bytes | memoryview, window: bytes | memoryview) -> bool:
+    """Whether a sample of chunk XOR window has the zero bytes of a near-copy: a
+    check cheap enough for the chunking thread, which then sends only likely
+    deltas to encode_near_copy and keeps the rest in its frames."""
+    n = min(len(chunk), _NEAR_SAMPLE)
+    return zero_share(xor_residual(chunk[:n], window[:n])) >= _MIN_ZERO_SHARE
+
+
+def encode_near_copy(chunk: bytes, base: DeltaBase, window: bytes, level: int) -> _Frame:
+    """The record of a chunk against its base run's bytes at its position: a
+    scheme-6 delta when that stores at most DELTA_MARGIN of the chunk
+    compressed alone, else the chunk alone (compressed, or raw when that does
+    not shrink it). A delta's compression is round-tripped before use."""
+    data = memoryview(chunk)
     residual = xor_residual(chunk, window)
-    if zero_share(residual) < _MIN_ZERO_SHARE:
-        return None  # not a near-copy (shifted or rewritten bytes): skip both compressions
-    bg4 = prefers_bg4(chunk)
-    scheme, packed = compress_frame(residual, level, bg4)
-    if scheme == Scheme.NONE:
-        return None
-    alone_scheme, alone = compress_frame(chunk, level, bg4)
-    if len(packed) + DELTA_HEADER > DELTA_MARGIN * (len(alone) if alone_scheme != Scheme.NONE else len(chunk)):
-        return None
+    # Both byte-grouped when grouping pays, without Xet's predictor: its lane
+    # histograms cost more than the grouping trial itself at a chunk's size,
+    # and a chunk's trial covers it whole, so it is also its compression.
+    scheme, packed = compress_frame(residual, level, True)
+    alone_scheme, alone = compress_frame(chunk, level, True)
+    alone_size = len(alone) if alone_scheme != Scheme.NONE else len(chunk)
+    if scheme == Scheme.NONE or len(packed) + DELTA_HEADER > DELTA_MARGIN * alone_size:
+        return _records(data, [len(chunk)], alone_scheme, alone)
     what = "new delta chunk"
-    if xor_residual(decompress_frame(scheme, packed, len(chunk), what), window) != bytes(chunk):
-        raise HashMismatch(what, "the chunk's bytes", "different bytes after a delta round trip")
-    return encode_delta(base, scheme, packed)
+    if decompress_frame(scheme, packed, len(chunk), what) != residual:
+        raise HashMismatch(what, "the chunk's residual", "different bytes after a compression round trip")
+    payload = encode_delta(base, scheme, packed)
+    return [ChunkHeader(len(payload), Scheme.DELTA, len(chunk)).encode(), payload], [HEADER_SIZE + len(payload)], True
