@@ -32,6 +32,7 @@ _WINDOW = 4 * 1024 * 1024  # plain bytes fetched per request while streaming a f
 # Windows fetched and verified at once, ahead of the one being written out.
 READ_THREADS = 2
 _FOOTER_CACHE = 64
+_CHECKED_TERMS = 4096
 _FRAME_CACHE_BYTES = 16 * 1024 * 1024  # decoded frames kept for reads that share them
 
 _T = TypeVar("_T")
@@ -48,6 +49,10 @@ class Reconstructor:
         self._footers: OrderedDict[bytes, XorbFooter] = OrderedDict()
         self._footers_lock = threading.Lock()  # reader threads share the footer cache
         self._frames = _FrameCache(_FRAME_CACHE_BYTES)
+        # Terms already checked against their footer: finding delta bases checks
+        # an earlier version's term once per new chunk, and its range hash
+        # covers the whole term.
+        self._checked: set[tuple[bytes, int, int, int, bytes]] = set()
 
     def footer(self, xorb_hash: bytes, file: str = "") -> XorbFooter:
         with self._footers_lock:
@@ -67,6 +72,9 @@ class Reconstructor:
     def check_term(self, term: Term, file: str) -> XorbFooter:
         """The footer of a term's xorb, after checking the term against it."""
         footer = self.footer(term.xorb_hash, file)
+        key = (term.xorb_hash, term.first, term.end, term.size, term.range_hash)
+        if key in self._checked:  # xorbs never change: a term checked once stays good
+            return footer
         what = f"file {file} term in xorb {xet_hex(term.xorb_hash)}"
         if term.end > footer.num_chunks:
             raise FormatError(what, f"chunks [{term.first}, {term.end}) past the xorb's {footer.num_chunks}")
@@ -77,6 +85,9 @@ class Reconstructor:
             actual = range_hash(footer.chunk_hashes[term.first : term.end])
             if actual != term.range_hash:
                 raise HashMismatch(what, xet_hex(term.range_hash), xet_hex(actual))
+        if len(self._checked) >= _CHECKED_TERMS:
+            self._checked.clear()
+        self._checked.add(key)
         return footer
 
     def base_run(self, base: DeltaBase, what: str) -> bytes:
