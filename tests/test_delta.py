@@ -343,12 +343,12 @@ def test_near_copy_that_does_not_pay_is_stored_alone() -> None:
     unrelated = random_bytes(len(chunk), seed=3)
     near = near_copy(chunk, seed=4, flips=30)
     base = DeltaBase(bytes(32), 0, 1, 0, bytes(32))
-    _records, _sizes, delta = encode_near_copy(chunk, base, unrelated, 3)
+    _records, _sizes, delta = encode_near_copy(chunk, base, unrelated, 3, 0.3)
     assert not delta and not looks_near(chunk, unrelated) and looks_near(near, chunk)
     builder = XorbBuilder(3)
-    builder.add_near_copy(chunk_hash(chunk), chunk, base, unrelated)
+    builder.add_near_copy(chunk_hash(chunk), chunk, base, unrelated, 0.3)
     sealed = builder.seal()
     assert sealed.deltas == frozenset()
     records = sealed.kept_data()[: sealed.footer.serialized_ends[-1]]
     assert read_chunks(records, sealed.footer, 0, 1, "alone") == [chunk]
-    assert encode_near_copy(near, base, chunk, 3)[2]  # a near-copy of it pays
+    assert encode_near_copy(near, base, chunk, 3, 0.3)[2]  # a near-copy of it pays

@@ -265,10 +265,10 @@ class CleanSession:
         an earlier, finished session published, so they are durable already."""
         found = self._bases.base_for(self._pos, len(chunk)) if self._bases is not None else None
         if found is not None:
-            base, run = found
+            base, run, share = found
             window = memoryview(run)[base.offset : base.offset + len(chunk)]
             if looks_near(chunk, window):
-                return self._xorbs.builder.add_near_copy(h, chunk, base, window)
+                return self._xorbs.builder.add_near_copy(h, chunk, base, window, share)
         return self._xorbs.builder.add(h, chunk)
 
     def finish(self, created: int) -> Shard | None:

@@ -32,6 +32,7 @@ from .xorb import (
     BaseReader,
     ChunkHeader,
     DeltaBase,
+    XorbFooter,
     decode_delta,
     read_chunks,
 )  # fmt: skip
@@ -88,15 +89,19 @@ class PositionBases:
         self._versions = [(m.terms, _starts(m)) for m in earlier]
         self._rec = reconstructor
 
-    def base_for(self, pos: int, size: int) -> tuple[DeltaBase, bytes] | None:
-        """A base run for [pos, pos + size) and its bytes, or None."""
+    def base_for(self, pos: int, size: int) -> tuple[DeltaBase, bytes, float] | None:
+        """A base run for [pos, pos + size), its bytes, and the share of their
+        plain size its frames store (what the new chunk alone would store, about:
+        a near-copy compresses like its base), or None."""
         for terms, starts in self._versions:
             found = self._base_in(terms, starts, pos, size)
             if found is not None:
                 return found
         return None
 
-    def _base_in(self, terms: Sequence[Term], starts: list[int], pos: int, size: int) -> tuple[DeltaBase, bytes] | None:
+    def _base_in(
+        self, terms: Sequence[Term], starts: list[int], pos: int, size: int
+    ) -> tuple[DeltaBase, bytes, float] | None:
         """The run of one version's chunks covering [pos, pos + size) within one
         term (so one xorb, one range read), and its bytes; None past its end or
         when the run cannot be read as plain chunks."""
@@ -113,9 +118,16 @@ class PositionBases:
             end = min(last + 1, term.end, first + MAX_DELTA_BASE_CHUNKS)
             run_start = footer.unpacked_ends[first - 1] if first else 0
             base = DeltaBase(term.xorb_hash, first, end, at - run_start, range_hash(footer.chunk_hashes[first:end]))
-            return base, self._rec.base_run(base, "delta base")
+            return base, self._rec.base_run(base, "delta base"), _stored_share(footer, first, end)
         except (FormatError, HashMismatch, MissingData):
             return None  # damaged, gone or a delta: try an older version, else store it whole
+
+
+def _stored_share(footer: XorbFooter, first: int, end: int) -> float:
+    """Serialized bytes over plain bytes of the frames holding chunks [first, end)."""
+    lo, hi = footer.frame_start(first), footer.frame_end(end - 1)
+    plain = footer.unpacked_ends[hi - 1] - (footer.unpacked_ends[lo - 1] if lo else 0)
+    return (footer.serialized_ends[hi - 1] - footer.record_start(lo)) / plain
 
 
 def _starts(m: Manifest) -> list[int]:

@@ -57,7 +57,9 @@ class XorbBuilder:
     With an executor, frames are compressed on worker threads while the caller
     goes on chunking; zstd releases the GIL. The first frame of every xorb has
     its round trip checked (see encode_frame).
-    At most `_MAX_PENDING` frames are in flight, so memory stays bounded.
+    At most `_MAX_PENDING` frames' worth of plain bytes are in flight, so memory
+    stays bounded; counted in bytes, so that 64 KiB near-copies keep the
+    workers as busy as 1 MiB frames do.
     """
 
     def __init__(
@@ -76,7 +78,8 @@ class XorbBuilder:
         self._buffers = buffers or FrameBuffers(frame_bytes + MAX_CHUNK)
         self._sink: BinaryIO = sink if sink is not None else io.BytesIO()
         self._keeps_data = sink is None
-        self._frames: deque[tuple[Future[_Frame] | _Frame, bytearray | None]] = deque()
+        self._frames: deque[tuple[Future[_Frame] | _Frame, bytearray | None, int]] = deque()
+        self._pending = 0  # plain bytes of the frames in self._frames
         self._serialized: list[int] = []
         self._written = 0
         self._hashes: list[bytes] = []
@@ -136,13 +139,16 @@ class XorbBuilder:
         record = ChunkHeader(len(payload), Scheme.DELTA, size).encode()
         return self._add_own_frame(h, size, ([record, payload], [HEADER_SIZE + len(payload)], True))
 
-    def add_near_copy(self, h: bytes, chunk: bytes | memoryview, base: DeltaBase, window: bytes | memoryview) -> int:
+    def add_near_copy(
+        self, h: bytes, chunk: bytes | memoryview, base: DeltaBase, window: bytes | memoryview, base_share: float
+    ) -> int:
         """Append a chunk that looks_near `window`, its base run's bytes at its
         position, as a frame of its own: a delta or, when that does not store
         less, the chunk compressed alone (encode_near_copy). Encoded on the
         executor like frames: the compressions cost several times a plain
         chunk's, and chunking goes on meanwhile. Returns its index."""
-        args = (bytes(chunk), base, bytes(window), self._level)
+        args = (bytes(chunk), base, bytes(window), self._level, base_share, not self._checked)
+        self._checked = True
         job = self._executor.submit(encode_near_copy, *args) if self._executor else encode_near_copy(*args)
         return self._add_own_frame(h, len(chunk), job)
 
@@ -154,8 +160,7 @@ class XorbBuilder:
         self._sizes.append(size)
         self._total += size
         self._frame_first = len(self._sizes)
-        self._frames.append((job, None))
-        self._write_ready(wait=len(self._frames) > _MAX_PENDING)
+        self._queue(job, None, size)
         return len(self._hashes) - 1
 
     def _close_frame(self) -> None:
@@ -164,24 +169,27 @@ class XorbBuilder:
             return
         args = (memoryview(self._frame)[: self._frame_used], sizes, self._level, self._compress, not self._checked)
         self._checked = True
-        if self._executor is None:
-            self._frames.append((encode_frame(*args), self._frame))
-        else:
-            self._frames.append((self._executor.submit(encode_frame, *args), self._frame))
-        self._write_ready(wait=len(self._frames) > _MAX_PENDING)
+        job = encode_frame(*args) if self._executor is None else self._executor.submit(encode_frame, *args)
+        self._queue(job, self._frame, self._frame_used)
         self._frame = self._buffers.take()
         self._frame_used = 0
         self._frame_first = len(self._sizes)
 
+    def _queue(self, job: Future[_Frame] | _Frame, buffer: bytearray | None, size: int) -> None:
+        self._frames.append((job, buffer, size))
+        self._pending += size
+        self._write_ready(wait=self._pending > _MAX_PENDING * self._frame_bytes)
+
     def _write_ready(self, wait: bool) -> None:
         """Write encoded frames to the sink in order; with `wait`, at least one."""
         while self._frames:
-            job, buffer = self._frames[0]
+            job, buffer, plain = self._frames[0]
             if isinstance(job, Future):
                 if not (wait or job.done()):
                     return
                 job = job.result()
             self._frames.popleft()
+            self._pending -= plain
             wait = False
             records, record_sizes, delta = job
             if delta:
@@ -305,23 +313,30 @@ def looks_near(chunk: bytes | memoryview, window: bytes | memoryview) -> bool:
     return zero_share(xor_residual(chunk[:n], window[:n])) >= _MIN_ZERO_SHARE
 
 
-def encode_near_copy(chunk: bytes, base: DeltaBase, window: bytes, level: int) -> _Frame:
+def encode_near_copy(
+    chunk: bytes, base: DeltaBase, window: bytes, level: int, base_share: float, check: bool = True
+) -> _Frame:
     """The record of a chunk against its base run's bytes at its position: a
-    scheme-6 delta when that stores at most DELTA_MARGIN of the chunk
-    compressed alone, else the chunk alone (compressed, or raw when that does
-    not shrink it). A delta's compression is round-tripped before use."""
+    scheme-6 delta when that stores at most DELTA_MARGIN of what the chunk
+    alone would, else the chunk alone (compressed, or raw when that does not
+    shrink it). With `check`, a delta's compression is round-tripped before
+    use (builders check the first frame of each xorb, see encode_frame).
+
+    What the chunk alone would store is taken from its base: `base_share` of
+    its size, the share the base run's frames store. A near-copy compresses
+    like its base (f32 weights 0.94 both, bf16 0.77), and compressing the chunk
+    only to compare cost as much as the residual itself.
+    """
     data = memoryview(chunk)
     residual = xor_residual(chunk, window)
-    # Both byte-grouped when grouping pays, without Xet's predictor: its lane
+    # Byte-grouped when grouping pays, without Xet's predictor: its lane
     # histograms cost more than the grouping trial itself at a chunk's size,
     # and a chunk's trial covers it whole, so it is also its compression.
     scheme, packed = compress_frame(residual, level, True)
-    alone_scheme, alone = compress_frame(chunk, level, True)
-    alone_size = len(alone) if alone_scheme != Scheme.NONE else len(chunk)
-    if scheme == Scheme.NONE or len(packed) + DELTA_HEADER > DELTA_MARGIN * alone_size:
-        return _records(data, [len(chunk)], alone_scheme, alone)
+    if scheme == Scheme.NONE or len(packed) + DELTA_HEADER > DELTA_MARGIN * base_share * len(chunk):
+        return _records(data, [len(chunk)], *compress_frame(chunk, level, True))
     what = "new delta chunk"
-    if decompress_frame(scheme, packed, len(chunk), what) != residual:
+    if check and decompress_frame(scheme, packed, len(chunk), what) != residual:
         raise HashMismatch(what, "the chunk's residual", "different bytes after a compression round trip")
     payload = encode_delta(base, scheme, packed)
     return [ChunkHeader(len(payload), Scheme.DELTA, len(chunk)).encode(), payload], [HEADER_SIZE + len(payload)], True
