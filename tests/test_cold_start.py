@@ -26,6 +26,7 @@ HEAVY = (
     "xetstore.maintenance.check", "xetstore.maintenance.gc", "xetstore.maintenance.repair", "xetstore.maintenance.repack",
     "xetstore.clean", "xetstore.xorb_writer", "xetstore.chunking", "xetstore.gear", "xetstore.intake",
     "xetstore.lfs.agent", "xetstore.trees", "xetstore.snapshot", "hashlib", "socket",
+    "xetstore.cli.maintenance", "xetstore.cli.snapshots", "xetstore.bench", "xetstore.lfs.commands",
 )  # fmt: skip
 
 # Runs CLI commands in this process (as the installed script does), then prints
@@ -99,5 +100,6 @@ def test_the_watch_list_names_real_modules(tmp_path: Path) -> None:
     found = loaded([["check", "-r", url], ["add", "-r", url, str(text), str(weights)], ["tags", "-r", url]], tmp_path / "cache")
     assert {"xetstore.maintenance.check", "xetstore.clean", "xetstore.chunking", "fastcdc", "hashlib"} <= set(found)
     assert {"xetstore.trees", "xetstore.snapshot"} <= set(found)  # `tags` reads snapshots
+    assert {"xetstore.cli.maintenance", "xetstore.cli.snapshots"} <= set(found)  # loaded when named
     assert "numpy" not in found  # a small add predicts and splits BG4 without it (compression._PURE_CALLS)
     assert "socket" not in found  # its lease names the host through os.uname
