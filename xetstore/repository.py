@@ -6,8 +6,6 @@ import functools
 import io
 import logging
 import os
-import shutil
-import tempfile
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
@@ -18,7 +16,6 @@ from typing import TYPE_CHECKING, BinaryIO
 from .backends import Backend, open_backend, with_local_cache
 from .config import RepositoryConfig, decode_config, encode_config
 from .dedup_targets import DedupTargets
-from .destination import write_output
 from .errors import (
     ConfigError,
     DiskFull,
@@ -157,6 +154,8 @@ class Repository:
         if cache_dir is not None:
             root = Path(cache_dir)
         elif backend.url.startswith("memory://"):
+            import tempfile  # here: listing and reading files never need it (nor shutil)
+
             root, owns = Path(tempfile.mkdtemp(prefix="xetstore-cache-")), True
         else:
             root = default_cache_root() / config.id
@@ -173,6 +172,8 @@ class Repository:
         self._index.close()
         self._backend.close()
         if self._owns_cache:
+            import shutil
+
             shutil.rmtree(self.cache_dir, ignore_errors=True)
 
     def __enter__(self) -> Repository:
@@ -330,6 +331,8 @@ class Repository:
         """Write a file to `dest_path` (output.py: no partial file, umask mode, a device
         or FIFO written in place, a link refused); with overwrite False, never replace."""
         manifest = self.manifest(file_hash)
+        from .destination import write_output  # with tempfile: `ls` and `stats` need neither
+
         write_output(Path(dest_path), _counted(self._iter_resuming(manifest), progress), overwrite)
 
     def write_to(self, file_hash: str, out: BinaryIO, progress: Progress | None = None) -> None:

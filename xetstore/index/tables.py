@@ -5,7 +5,6 @@ from __future__ import annotations
 import errno
 import fcntl
 import os
-import shutil
 import struct
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -228,6 +227,8 @@ class Index:
         was filled leaves the old index in place. Every Index of this path in
         this process moves to the new environment.
         """
+        import shutil  # here: only a rebuild needs it, and `ls` would load it (with bz2, lzma)
+
         shared = self._env()
         shared.env.close()
         aside = self.path.with_name(f"{self.path.name}.old-{os.getpid()}-{time.monotonic_ns()}")

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import logging
 import os
-import shutil
 import time
 from collections import OrderedDict
 from dataclasses import dataclass, field, replace
@@ -91,7 +90,7 @@ def rebuild_index(backend: Backend, index: Index) -> RebuildReport:
             _fill(backend, fresh, report)
         fault_point("index.rebuild")
     except BaseException:
-        shutil.rmtree(built, ignore_errors=True)
+        _remove_tree(built)
         raise
     index.swap_in(built)
     return report
@@ -194,7 +193,13 @@ def _remove_aside(path: Path, tag: str) -> None:
         return
     aside = path.with_name(f"{path.name}.{tag}-{os.getpid()}-{time.monotonic_ns()}")
     os.rename(path, aside)
-    shutil.rmtree(aside, ignore_errors=True)
+    _remove_tree(aside)
+
+
+def _remove_tree(path: Path) -> None:
+    import shutil  # here: opening an index removes nothing, and shutil loads bz2 and lzma
+
+    shutil.rmtree(path, ignore_errors=True)
 
 
 def _sweep_leftovers(path: Path) -> None:
@@ -202,4 +207,4 @@ def _sweep_leftovers(path: Path) -> None:
     for other in path.parent.glob(f"{path.name}.*-*-*"):
         pid = other.name.split(".", 1)[1].split("-")[1]
         if pid.isdigit() and not process_alive(int(pid)):
-            shutil.rmtree(other, ignore_errors=True)
+            _remove_tree(other)
