@@ -99,6 +99,22 @@ def test_readd_after_rm_is_live_again(two_files: tuple[Path, dict[str, bytes]]) 
         assert fh in {f.file_hash for f in fresh.files()}
 
 
+@pytest.mark.parametrize("data", [b"", b"x" * 1000], ids=["empty", "small"])
+def test_removed_and_added_again_within_a_second_is_live(tmp_path: Path, data: bytes) -> None:
+    """Adding a file again writes a shard of only its manifest; removed and added
+    twice within one second, that shard has the bytes of the one the deletion
+    record names (found by the state-machine test for the empty file)."""
+    with Repository.init(str(tmp_path / "repo"), cache_dir=tmp_path / "cache") as r:
+        fh = r.add_bytes(data).file_hash
+        for _ in range(3):
+            r.remove([fh])
+            assert fh not in {f.file_hash for f in r.files()}
+            assert r.add_bytes(data).file_hash == fh
+            assert fh in {f.file_hash for f in r.files()}
+    with Repository.open(str(tmp_path / "repo"), cache_dir=tmp_path / "fresh") as fresh:
+        assert fh in {f.file_hash for f in fresh.files()} and fresh.read_bytes(fh) == data
+
+
 def test_stale_client_sees_deletion_and_readds_with_a_new_manifest(two_files: tuple[Path, dict[str, bytes]]) -> None:
     repo_dir, files = two_files
     fh = next(iter(files))

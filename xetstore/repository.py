@@ -9,7 +9,7 @@ import os
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO
 
@@ -293,6 +293,13 @@ class Repository:
             check_before_publish(self._backend, lease, shard)
             data = encode_shard(shard)
             key = shard_key(data)
+            # The same bytes as a merged shard: a file removed and added again within
+            # the second. The deletion record names that shard, so a later time
+            # must make this one new, or the file would stay deleted.
+            while self._index.has_shard(key):
+                shard = replace(shard, created=shard.created + 1)
+                data = encode_shard(shard)
+                key = shard_key(data)
             self._backend.put(key, data)
             fault_point("repository.after_shard")
             self._record(key, shard)
