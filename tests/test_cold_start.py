@@ -27,6 +27,7 @@ HEAVY = (
     "xetstore.clean", "xetstore.xorb_writer", "xetstore.chunking", "xetstore.gear", "xetstore.intake",
     "xetstore.lfs.agent", "xetstore.trees", "xetstore.snapshot", "hashlib", "socket",
     "xetstore.cli.maintenance", "xetstore.cli.snapshots", "xetstore.bench", "xetstore.lfs.commands",
+    "xetstore.delta_bases",
 )  # fmt: skip
 
 # Runs CLI commands in this process (as the installed script does), then prints
@@ -80,6 +81,15 @@ def test_ls_stats_and_reads_import_no_numpy_boto3_or_maintenance(tmp_path: Path)
     url = make_repository(tmp_path)
     found = loaded([["ls", "-r", url], ["stats", "-r", url], ["read", url]], tmp_path / "cache")
     assert found == []
+
+
+def test_a_plain_add_loads_no_delta_or_snapshot_code(tmp_path: Path) -> None:
+    url = make_repository(tmp_path)
+    new = tmp_path / "new.txt"
+    new.write_bytes(random_bytes(200_000, seed=6))
+    found = loaded([["add", "-r", url, str(new)]], tmp_path / "cache")
+    assert "xetstore.clean" in found  # it did add
+    assert not {"xetstore.delta_bases", "xetstore.snapshot", "xetstore.trees", "numpy"} & set(found)
 
 
 def test_version_imports_no_engine() -> None:

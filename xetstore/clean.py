@@ -14,12 +14,11 @@ import os
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import BinaryIO
+from typing import TYPE_CHECKING, BinaryIO
 
 from .backends import Backend
 from .chunking import Chunker, chunk_ends, iter_blocks
 from .dedup_targets import DedupTargets
-from .delta_bases import PositionBases
 from .errors import HashMismatch
 from .hashing import Sha256, chunk_hashes, file_hash, range_hash, xet_hex
 from .index import ChunkLocation, Index
@@ -28,8 +27,10 @@ from .intake import WholeFile, hashed_blocks, read_inputs
 from .packing import looks_near
 from .params import READ_BLOCK, RepositoryParams
 from .shard import Manifest, Shard, Term
-from .smudge import Reconstructor
 from .xorb_writer import XorbWriter
+
+if TYPE_CHECKING:  # delta bases load with the first stream cleaned against an earlier version
+    from .delta_bases import PositionBases
 
 __all__ = ["CleanSession", "Cleaned", "Progress"]
 
@@ -152,6 +153,9 @@ class CleanSession:
         self._pos = 0
         self._bases = None
         if earlier and self._params.delta:
+            from .delta_bases import PositionBases  # with snapshot.py: a plain add needs neither
+            from .smudge import Reconstructor
+
             self._bases = PositionBases(earlier, Reconstructor(self._backend, self._index))
         sha = Sha256()
         chunks: list[tuple[bytes, int]] = []

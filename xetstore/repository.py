@@ -234,10 +234,18 @@ class Repository:
         return earlier(i, size) if self.config.params.delta else ()
 
     def _same_size(self) -> Callable[[int], list[Manifest]]:
-        """Size -> stored files of that size (one index scan per add, on first use)."""
-        from .delta_bases import SameSize
+        """Size -> stored files of that size (one index scan per add, on first use,
+        when delta_bases loads too: a repository without delta chunks never asks)."""
+        made: list[Callable[[int], list[Manifest]]] = []
 
-        return SameSize(self._index)
+        def lookup(size: int) -> list[Manifest]:
+            if not made:
+                from .delta_bases import SameSize
+
+                made.append(SameSize(self._index))
+            return made[0](size)
+
+        return lookup
 
     def add_file(
         self, path: str | os.PathLike[str], progress: Progress | None = None, earlier: str | None = None
