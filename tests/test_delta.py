@@ -334,9 +334,10 @@ def test_xor_without_numpy_equals_numpy(data: bytes, base: bytes) -> None:
 
 def test_near_copy_that_does_not_pay_is_stored_alone() -> None:
     """A chunk sent to encode_near_copy whose delta would not store less is kept
-    as the chunk compressed alone, and reads back without its base."""
+    as the chunk compressed alone, and reads back without its base; the
+    prospect keeps unrelated bases and clear losses in the frame."""
     from xetstore.hashing import chunk_hash
-    from xetstore.packing import XorbBuilder, encode_near_copy, looks_near
+    from xetstore.packing import XorbBuilder, delta_prospect, encode_near_copy
     from xetstore.xorb import DeltaBase, read_chunks
 
     chunk = b"".join(b"row %d,%d\n" % (i, i * 7) for i in range(6000))
@@ -344,7 +345,10 @@ def test_near_copy_that_does_not_pay_is_stored_alone() -> None:
     near = near_copy(chunk, seed=4, flips=30)
     base = DeltaBase(bytes(32), 0, 1, 0, bytes(32))
     _records, _sizes, delta = encode_near_copy(chunk, base, unrelated, 3, 0.3)
-    assert not delta and not looks_near(chunk, unrelated) and looks_near(near, chunk)
+    assert not delta
+    assert delta_prospect(chunk, unrelated, 0.9) == "plain"  # few zero bytes
+    assert delta_prospect(near, chunk, 0.9) == "workers"  # a near-copy of weights-like content
+    assert delta_prospect(near, chunk, 0.3) == "here"  # of compressible content: decided where frames are built
     builder = XorbBuilder(3)
     builder.add_near_copy(chunk_hash(chunk), chunk, base, unrelated, 0.3)
     sealed = builder.seal()

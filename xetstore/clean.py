@@ -24,7 +24,7 @@ from .hashing import Sha256, chunk_hashes, file_hash, range_hash, xet_hex
 from .index import ChunkLocation, Index
 from .inputs import changed_since, open_input
 from .intake import WholeFile, hashed_blocks, read_inputs
-from .packing import looks_near
+from .packing import delta_payload, delta_prospect
 from .params import READ_BLOCK, RepositoryParams
 from .shard import Manifest, Shard, Term
 from .xorb_writer import XorbWriter
@@ -271,8 +271,13 @@ class CleanSession:
         if found is not None:
             base, run, share = found
             window = memoryview(run)[base.offset : base.offset + len(chunk)]
-            if looks_near(chunk, window):
+            prospect = delta_prospect(chunk, window, share)
+            if prospect == "workers":
                 return self._xorbs.builder.add_near_copy(h, chunk, base, window, share)
+            if prospect == "here":
+                payload = delta_payload(chunk, base, window, self._params.zstd_level, share)
+                if payload is not None:
+                    return self._xorbs.builder.add_delta(h, len(chunk), payload)
         return self._xorbs.builder.add(h, chunk)
 
     def finish(self, created: int) -> Shard | None:
