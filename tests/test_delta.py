@@ -337,7 +337,8 @@ def test_near_copy_that_does_not_pay_is_stored_alone() -> None:
     as the chunk compressed alone, and reads back without its base; the
     prospect keeps unrelated bases and clear losses in the frame."""
     from xetstore.hashing import chunk_hash
-    from xetstore.packing import XorbBuilder, delta_prospect, encode_near_copy
+    from xetstore.near_copies import delta_prospect
+    from xetstore.packing import XorbBuilder, encode_near_copy
     from xetstore.xorb import DeltaBase, read_chunks
 
     chunk = b"".join(b"row %d,%d\n" % (i, i * 7) for i in range(6000))

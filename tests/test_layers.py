@@ -15,7 +15,7 @@ PACKAGE = Path(__file__).resolve().parent.parent / "xetstore"
 LAYERS = {
     "errors": 0, "params": 0, "faults": 0,
     "chunking": 1, "gear": 1, "hashing": 1, "compression": 1,
-    "xorb": 2, "packing": 2, "shard": 2, "config": 2, "snapshot": 2, "records": 2, "keys": 2, "lfs/protocol": 2, "lfs/locator": 2,
+    "xorb": 2, "near_copies": 2, "packing": 2, "shard": 2, "config": 2, "snapshot": 2, "records": 2, "keys": 2, "lfs/protocol": 2, "lfs/locator": 2,
     "index": 3, "backends": 3,
     "repository": 4, "clean": 4, "xorb_writer": 4, "intake": 4, "smudge": 4, "maintenance": 4, "trees": 4, "names": 4,
     "destination": 4, "inputs": 4, "dedup_targets": 4, "delta_bases": 4, "interrupts": 5, "display": 5,

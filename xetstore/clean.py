@@ -24,7 +24,7 @@ from .hashing import Sha256, chunk_hashes, file_hash, range_hash, xet_hex
 from .index import ChunkLocation, Index
 from .inputs import changed_since, open_input
 from .intake import WholeFile, hashed_blocks, read_inputs
-from .packing import delta_payload, delta_prospect
+from .near_copies import delta_payload, delta_prospect
 from .params import READ_BLOCK, RepositoryParams
 from .shard import Manifest, Shard, Term
 from .xorb_writer import XorbWriter
