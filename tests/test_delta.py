@@ -324,12 +324,15 @@ def test_check_counts_a_base_as_referenced(tmp_path: Path) -> None:
 
 
 @given(data=st.binary(max_size=3000), base=st.binary(max_size=3000))
-def test_xor_without_numpy_equals_numpy(data: bytes, base: bytes) -> None:
-    """A process's first delta chunks are XORed as integers; both ways give the same bytes."""
-    from xetstore import compression
+def test_xor_residual_is_bytewise_xor(data: bytes, base: bytes) -> None:
+    """Delta residuals XOR byte by byte, base cut or zero-padded to the data's length."""
+    from xetstore.compression import xor_residual
 
-    assert compression._xor_pure(data, base) == compression._xor_numpy(data, base)
-    assert compression._xor_pure(memoryview(data), memoryview(base)) == compression._xor_numpy(data, base)
+    padded = base[: len(data)].ljust(len(data), b"\0")
+    expected = bytes(x ^ y for x, y in zip(data, padded))
+    assert xor_residual(data, base) == expected
+    assert xor_residual(memoryview(data), memoryview(base)) == expected
+    assert xor_residual(expected, base) == data
 
 
 def test_near_copy_that_does_not_pay_is_stored_alone() -> None:

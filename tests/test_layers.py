@@ -30,7 +30,7 @@ MAINTENANCE_ORDER = [
 
 # Third-party library -> the only module allowed to import it.
 OWNERS = {
-    "fastcdc": "chunking", "blake3": "hashing", "zstandard": "compression",
+    "fastcdc": "chunking", "blake3": "hashing", "zstandard": "compression", "bitarray": "compression",
     "lmdb": "index", "boto3": "backends/s3", "botocore": "backends/s3", "tqdm": "progress",
 }  # fmt: skip
 

@@ -35,7 +35,7 @@ def interpreter() -> str | None:
 # What `init`, `add` and `get` import. The checkout and its .venv may sit in a folder
 # other users cannot enter (a clone in a 0700 temp dir), so the test mirrors these
 # packages into its own world-readable folder rather than change anyone's permissions.
-IMPORTS = ("xetstore", "blake3", "zstandard", "fastcdc", "lmdb", "numpy", "click", "tqdm")
+IMPORTS = ("xetstore", "blake3", "zstandard", "bitarray", "fastcdc", "lmdb", "numpy", "click", "tqdm")
 
 
 def mirror_imports(dest: Path) -> str:

@@ -10,7 +10,7 @@ from typing import Any
 
 __all__ = ["machine_facts", "load_average"]
 
-_LIBRARIES = ("xetstore", "numpy", "zstandard", "blake3", "fastcdc", "lmdb")
+_LIBRARIES = ("xetstore", "numpy", "zstandard", "bitarray", "blake3", "fastcdc", "lmdb")
 
 
 def _cpu_model() -> str:
