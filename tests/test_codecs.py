@@ -18,7 +18,7 @@ from xetstore.hashing import chunk_hash, file_hash, xet_hex
 from xetstore.packing import XorbBuilder
 from xetstore.params import MAX_CHUNK, RepositoryParams
 from xetstore.shard import Manifest, Shard, ShardXorb, Term, decode_shard, encode_shard
-from xetstore.xorb import HEADER_SIZE, XorbFooter, decode_xorb, read_chunks, verify_xorb
+from xetstore.xorb import HEADER_SIZE, ChunkHeader, XorbFooter, decode_xorb, read_chunks, read_frames, verify_xorb
 
 from .samples import random_bytes
 from .xet_vectors import build
@@ -178,6 +178,46 @@ def test_xorb_round_trip_and_random_access(chunks: list[bytes], frame_bytes: int
         end = min(len(chunks), first + 2)
         start, stop = footer.byte_range(first, end)
         assert read_chunks(sealed.data[start:stop], footer, first, end, "t") == chunks[first:end]
+
+
+def test_a_zstd_frame_is_decoded_only_as_far_as_wanted() -> None:
+    """With `want`, decoding stops there: a frame whose tail is garbage still gives
+    its head, and only a whole decode meets the garbage."""
+    data = b"".join(csv_chunks(16))
+    payload = bytearray(zstandard.ZstdCompressor(level=3).compress(data))
+    payload[-200:] = bytes(200)  # the last blocks of the frame, zeroed
+    assert decompress_frame(Scheme.ZSTD, bytes(payload), len(data), "head", want=5000) == data[:5000]
+    with pytest.raises(DecompressionError):
+        decompress_frame(Scheme.ZSTD, bytes(payload), len(data), "whole")
+    floats = b"".join(float_chunks(2))  # byte-grouped: any byte needs the whole frame
+    grouped = compress_frame(floats, 1, True)
+    assert grouped[0] == Scheme.BG4_ZSTD
+    assert decompress_frame(grouped[0], grouped[1], len(floats), "bg4", want=10) == floats
+
+
+def decode_header(xorb: bytes) -> ChunkHeader:
+    return ChunkHeader.decode(xorb[:HEADER_SIZE], "first record")
+
+
+def csv_chunks(n: int) -> list[bytes]:
+    """Text that zstd frames hold ungrouped (text_chunks' rows happen to group well)."""
+    text = "".join(f"{i},event {i * 7 % 13},user{i % 97}\n" for i in range(n * 3000)).encode()
+    return [text[k : k + 50_000] for k in range(0, n * 50_000, 50_000)]
+
+
+def test_frames_read_with_a_reach_stop_where_the_read_needs_them() -> None:
+    chunks = csv_chunks(40)
+    sealed = build_xorb(chunks, 1 << 20)
+    assert decode_header(sealed.data).scheme == Scheme.ZSTD
+    footer = sealed.footer
+    start, stop = footer.byte_range(0, 3)
+    raw = sealed.data[start:stop]
+    whole = read_frames(raw, footer, 0, 3, "t")
+    assert [len(c) for _, c in whole] == [footer.frame_end(0)]  # the frame's chunks past 3 as well
+    (at, head), = read_frames(raw, footer, 0, 3, "t", reach={})
+    assert at == 0 and head == chunks[:3]
+    (at, further), = read_frames(raw, footer, 0, 3, "t", reach={0: 7})  # a later term reads up to 7
+    assert further == chunks[:7]
 
 
 def test_frames_shrink_text_more_than_per_chunk_compression() -> None:

@@ -48,3 +48,36 @@ def test_iterating_a_file_can_stop_early(repo: Repository) -> None:
     first = next(pieces)
     assert data.startswith(first)
     pieces.close()  # the prefetching threads stop with it
+
+
+def test_a_version_made_of_older_frames_heads_reads_back_decoding_less(repo: Repository, tmp_path: Path) -> None:
+    """A file that reuses pieces of an older one's zstd frames (heads, middles, out of
+    order) reads back whole, streamed and by range, and its frames are decoded only
+    as far as it needs them: less than the whole frames."""
+    from xetstore import compression
+
+    text = "".join(f"{i},event {i * 7 % 13},user{i % 97},{i * 31 % 1009}\n" for i in range(400_000)).encode()
+    repo.add_bytes(text)
+    pieces = [text[2 * MiB : 3 * MiB], text[: MiB // 2], text[9 * MiB : 10 * MiB], random_bytes(100_000, seed=5)]
+    again = b"".join(pieces)
+    file_hash = repo.add_bytes(again).file_hash
+
+    decoded: list[int] = []
+    original = compression._decoded_prefix
+
+    def spy(payload: bytes, want: int) -> bytes:
+        decoded.append(want)
+        return original(payload, want)
+
+    compression._decoded_prefix = spy  # type: ignore[assignment]
+    try:
+        with Repository.open(repo.url) as fresh:  # no frames cached from adding
+            assert b"".join(fresh.iter_file(file_hash)) == again
+            fresh.read_file(file_hash, tmp_path / "again.bin")
+            with open(tmp_path / "placed.bin", "wb") as f:  # a regular file: windows written in place
+                fresh.write_to(file_hash, f)
+            assert fresh.read_bytes(file_hash, MiB + 17, 2 * MiB) == again[MiB + 17 : 2 * MiB]
+    finally:
+        compression._decoded_prefix = original  # type: ignore[assignment]
+    assert (tmp_path / "again.bin").read_bytes() == (tmp_path / "placed.bin").read_bytes() == again
+    assert decoded  # some frames stopped short of their end

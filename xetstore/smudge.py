@@ -38,6 +38,7 @@ _FRAME_CACHE_BYTES = 16 * 1024 * 1024  # decoded frames kept for reads that shar
 _T = TypeVar("_T")
 _R = TypeVar("_R")
 _Window = tuple[bytes, int, int]  # xorb hash, first chunk, end chunk
+Reach = dict[int, int]  # a frame's first chunk -> the chunk a read decodes it up to
 
 
 class Reconstructor:
@@ -97,22 +98,26 @@ class Reconstructor:
             raise HashMismatch(f"{what}: delta base in xorb {xet_hex(base.xorb_hash)}", xet_hex(base.range_hash), "other chunks")
         return b"".join(self.chunks(base.xorb_hash, base.first, base.end, what, plain_only=True))
 
-    def chunks(self, xorb_hash: bytes, first: int, end: int, file: str = "", plain_only: bool = False) -> list[bytes]:
+    def chunks(
+        self, xorb_hash: bytes, first: int, end: int, file: str = "", plain_only: bool = False, reach: Reach | None = None
+    ) -> list[bytes]:
         """Chunks [first, end) of a xorb, each verified against its hash; a delta
         chunk's base is read too, unless `plain_only` (reading a base).
 
         A frame only partly wanted (small files share frames) is kept, decoded,
         in a small cache: reading its neighbours does not decompress it again.
+        With `reach` (reaches() of the file being read, for this xorb), zstd
+        frames are decoded only as far as the file needs them.
         """
         footer = self.footer(xorb_hash, file)
         start = footer.frame_start(first)
         cached = self._frames.get((xorb_hash, start))
-        if cached is not None:
+        if cached is not None and first - start < len(cached):  # a frame decoded only partly may stop short
             stop = min(end, start + len(cached))
             head = cached[first - start : stop - start]
-            return head + (self.chunks(xorb_hash, stop, end, file, plain_only) if stop < end else [])
+            return head + (self.chunks(xorb_hash, stop, end, file, plain_only, reach) if stop < end else [])
         out: list[bytes] = []
-        for at, frame in self._fetch(xorb_hash, footer, first, end, file, plain_only):
+        for at, frame in self._fetch(xorb_hash, footer, first, end, file, plain_only, reach):
             lo, hi = max(first, at), min(end, at + len(frame))
             if hi - lo < len(frame):
                 self._frames.put((xorb_hash, at), frame)
@@ -120,7 +125,7 @@ class Reconstructor:
         return out
 
     def _fetch(
-        self, xorb_hash: bytes, footer: XorbFooter, first: int, end: int, file: str, plain_only: bool = False
+        self, xorb_hash: bytes, footer: XorbFooter, first: int, end: int, file: str, plain_only: bool, reach: Reach | None
     ) -> list[tuple[int, list[bytes]]]:
         start, stop = footer.byte_range(first, end)
         key = xorb_key(xorb_hash)
@@ -131,7 +136,20 @@ class Reconstructor:
         what = f"xorb {xet_hex(xorb_hash)}" + (f" (file {file})" if file else "")
         if len(raw) != stop - start:
             raise FormatError(what, f"xorb is truncated: got {len(raw)} of {stop - start} bytes at {start}")
-        return read_frames(raw, footer, first, end, what, None if plain_only else self.base_run)
+        return read_frames(raw, footer, first, end, what, None if plain_only else self.base_run, reach)
+
+    def reaches(self, manifest: Manifest, file: str) -> dict[bytes, Reach]:
+        """Xorb -> (frame's first chunk -> one past the last chunk the file reads
+        from it), for the frames where a term starts or ends: decoding each only
+        that far, once, serves every term that reads it (a version made of chunks
+        from older versions' frames often needs only their first few)."""
+        out: dict[bytes, Reach] = {}
+        for term in manifest.terms:
+            footer = self.check_term(term, file)
+            frames = out.setdefault(term.xorb_hash, {})
+            for at in {footer.frame_start(term.first), footer.frame_start(term.end - 1)}:
+                frames[at] = max(frames.get(at, 0), min(term.end, footer.frame_end(at)))
+        return out
 
     def _file_windows(self, manifest: Manifest, file: str) -> Iterator[tuple[_Window, int]]:
         """Each window of chunks the file is read in, with its plain size."""
@@ -144,8 +162,9 @@ class Reconstructor:
     def iter_file(self, manifest: Manifest) -> Iterator[bytes]:
         """The file's bytes in order, fetched a window at a time, several windows at once."""
         file = xet_hex(manifest.file_hash)
+        reach = self.reaches(manifest, file)
         windows = (w for w, _size in self._file_windows(manifest, file))
-        for chunks in _prefetched(windows, lambda w: self.chunks(*w, file)):
+        for chunks in _prefetched(windows, lambda w: self.chunks(*w, file, reach=reach[w[0]])):
             yield from chunks
 
     def write_file(self, manifest: Manifest, out: BinaryIO, progress: Callable[[int], None] | None = None) -> None:
@@ -159,10 +178,11 @@ class Reconstructor:
         # A regular file: each reader thread writes its window at its offset.
         out.flush()
         file, base = xet_hex(manifest.file_hash), out.tell()
+        reach = self.reaches(manifest, file)
 
         def place(item: tuple[_Window, int]) -> int:
             window, offset = item
-            for chunk in self.chunks(*window, file):
+            for chunk in self.chunks(*window, file, reach=reach[window[0]]):
                 _pwrite_all(fd, chunk, offset)
                 offset += len(chunk)
             return offset - item[1]
@@ -192,8 +212,11 @@ class _FrameCache:
     def put(self, key: tuple[bytes, int], chunks: list[bytes]) -> None:
         size = sum(len(c) for c in chunks)
         with self._lock:
-            if key in self._items or size > self._capacity:
+            old = self._items.get(key)
+            if (old is not None and len(old) >= len(chunks)) or size > self._capacity:
                 return
+            if old is not None:  # the same frame, decoded further this time
+                self._size -= sum(len(c) for c in old)
             self._items[key] = chunks
             self._size += size
             while self._size > self._capacity:
@@ -278,6 +301,7 @@ class FileReader(io.RawIOBase):
 
     def _use(self, manifest: Manifest) -> None:
         self._manifest = manifest
+        self._reach: dict[bytes, Reach] = {}  # filled on the first read: opening reads no footer
         self._starts = [0]
         for t in manifest.terms:
             self._starts.append(self._starts[-1] + t.size)
@@ -334,5 +358,7 @@ class FileReader(io.RawIOBase):
         first = max(footer.frame_start(i), term.first)
         end = min(footer.frame_end(i), term.end)
         chunk_start = footer.unpacked_ends[first - 1] if first else 0
-        data = b"".join(self._rec.chunks(term.xorb_hash, first, end, self._file))
+        if not self._reach:
+            self._reach = self._rec.reaches(self._manifest, self._file)
+        data = b"".join(self._rec.chunks(term.xorb_hash, first, end, self._file, reach=self._reach[term.xorb_hash]))
         return self._starts[t] + chunk_start - base, data

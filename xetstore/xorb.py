@@ -10,7 +10,7 @@ This module knows nothing of backends or the index: bytes in, dataclasses out.
 from __future__ import annotations
 
 import struct
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 from .compression import Scheme, decompress_frame, xor_residual
@@ -243,12 +243,21 @@ def read_chunks(
 
 
 def read_frames(
-    raw: bytes | memoryview, footer: XorbFooter, first: int, end: int, what: str, bases: BaseReader | None = None
+    raw: bytes | memoryview,
+    footer: XorbFooter,
+    first: int,
+    end: int,
+    what: str,
+    bases: BaseReader | None = None,
+    reach: Mapping[int, int] | None = None,
 ) -> list[tuple[int, list[bytes]]]:
-    """Every frame that holds chunks [first, end): (its first chunk index, all its chunks).
+    """Every frame that holds chunks [first, end): (its first chunk index, its chunks).
 
     `raw` is footer.byte_range(first, end); a frame's payload is in its first
-    record, so the frames at both ends decode whole. Every chunk is verified.
+    record, so frames decode from their first chunk. Without `reach` they decode
+    whole; with it, a zstd frame decodes only as far as `end` or, if further,
+    reach[its first chunk] (what the rest of the read needs from it), and the
+    frame's list stops there. Every chunk returned is verified.
     Delta chunks read their base with `bases`; without it (when reading a base)
     a delta chunk is a FormatError, so chains never grow past one delta.
     """
@@ -261,10 +270,13 @@ def read_frames(
     frames: list[tuple[int, list[bytes]]] = []
     i = footer.frame_start(first)
     while i < end:
-        plain, count = _read_frame(raw, base, footer, i, what, bases)
+        stop = footer.num_chunks if reach is None else max(end, reach.get(i, end))
+        plain, count = _read_frame(raw, base, footer, i, stop, what, bases)
         chunks, pos = [], 0
         for j in range(i, i + count):
             size = footer.chunk_size(j)
+            if pos + size > len(plain):
+                break  # the frame was decoded only as far as `end`
             chunks.append(_verified(plain[pos : pos + size], footer, j, what))
             pos += size
         frames.append((i, chunks))
@@ -273,9 +285,10 @@ def read_frames(
 
 
 def _read_frame(
-    raw: memoryview, base: int, footer: XorbFooter, i: int, what: str, bases: BaseReader | None
+    raw: memoryview, base: int, footer: XorbFooter, i: int, end: int, what: str, bases: BaseReader | None
 ) -> tuple[bytes, int]:
-    """Plain bytes of the frame starting at chunk i, and how many chunks it holds."""
+    """Plain bytes of the frame starting at chunk i (at least up to chunk `end`, all
+    of them unless it is a zstd frame), and how many chunks it holds."""
     start = footer.record_start(i) - base
     header = ChunkHeader.decode(raw[start : start + HEADER_SIZE], f"{what} chunk {i}")
     count = 1
@@ -296,11 +309,13 @@ def _read_frame(
         inner = ChunkHeader.decode(raw[pos : pos + HEADER_SIZE], f"{what} chunk {k}")
         if inner.scheme != Scheme.IN_FRAME or inner.size != footer.chunk_size(k) or inner.payload_size:
             raise FormatError(f"{what} chunk {k}", "chunk header disagrees with the xorb footer")
-    size = footer.unpacked_ends[i + count - 1] - (footer.unpacked_ends[i - 1] if i else 0)
+    plain_start = footer.unpacked_ends[i - 1] if i else 0
+    size = footer.unpacked_ends[i + count - 1] - plain_start
     payload = raw[start + HEADER_SIZE : record_end]
     if header.scheme == Scheme.DELTA:
         return _apply_delta(payload, size, f"{what} chunk {i}", bases), 1
-    return decompress_frame(header.scheme, payload, size, f"{what} chunk {i}"), count
+    want = footer.unpacked_ends[min(i + count, end) - 1] - plain_start
+    return decompress_frame(header.scheme, payload, size, f"{what} chunk {i}", want), count
 
 
 def _apply_delta(payload: memoryview, size: int, what: str, bases: BaseReader | None) -> bytes:
