@@ -112,7 +112,11 @@ class Reconstructor:
         footer = self.footer(xorb_hash, file)
         start = footer.frame_start(first)
         cached = self._frames.get((xorb_hash, start))
-        if cached is not None and first - start < len(cached):  # a frame decoded only partly may stop short
+        if cached is not None and first - start >= len(cached):
+            # Read again past the part decoded: small files sharing frames read them in
+            # turn, so decode it whole this time rather than once more per file.
+            reach = None
+        elif cached is not None:
             stop = min(end, start + len(cached))
             head = cached[first - start : stop - start]
             return head + (self.chunks(xorb_hash, stop, end, file, plain_only, reach) if stop < end else [])
