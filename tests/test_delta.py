@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 
 from xetstore import Repository
 from xetstore.delta_bases import bases_needed
-from xetstore.errors import Refused
+from xetstore.errors import IntegrityError, Refused
 from xetstore.hashing import from_xet_hex, xet_hex
 from xetstore.maintenance.inventory import take_inventory
 
@@ -176,6 +176,71 @@ def test_corrupted_base_is_damage_of_every_file_that_depends_on_it(tmp_path: Pat
         report = r.check(read_data=True)
         assert report.damaged_files() == {a, b, c}
         assert {p.key for p in report.damaged} == {f"xorbs/{xet_hex(h)}" for h in {base_xorb, *deltas}}
+    # A read takes the grouped base first; its wrong result sends it the verified
+    # way, which names the damaged base rather than the delta chunk.
+    with (
+        Repository.open(str(tmp_path / "repo"), cache_dir=tmp_path / "cache") as fresh,
+        pytest.raises(IntegrityError, match=xet_hex(base_xorb)),
+    ):
+        fresh.read_bytes(b)
+
+
+def test_delta_reads_take_base_lanes_from_grouped_frames(tmp_path: Path) -> None:
+    """Byte-grouped residuals are XORed with lanes cut from the base's grouped frames
+    (no regrouping, no base hashes); every delta chunk of these near-copies is read
+    that way, and the files come back whole, streamed and by range."""
+    from xetstore import grouped_bases
+
+    v1 = weights(400_000, 31)
+    v2 = weights(400_000, 31, nudge=1e-3)  # a full fine-tune: every chunk a delta
+    r, a, b = _two_versions(tmp_path, v1, v2)
+    r.close()
+    served: list[bool] = []
+    original = grouped_bases.GroupedBases.grouped_window
+
+    def spy(self: grouped_bases.GroupedBases, *args: object) -> bytes | None:
+        window = original(self, *args)  # type: ignore[arg-type]
+        served.append(window is not None)
+        return window
+
+    grouped_bases.GroupedBases.grouped_window = spy  # type: ignore[method-assign]
+    try:
+        with Repository.open(str(tmp_path / "repo"), cache_dir=tmp_path / "cache") as fresh:
+            assert b"".join(fresh.iter_file(b)) == v2
+            assert fresh.read_bytes(b, 70_001, 900_003) == v2[70_001:900_003]
+    finally:
+        grouped_bases.GroupedBases.grouped_window = original  # type: ignore[method-assign]
+    assert served and all(served)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    sizes=st.lists(st.integers(1, 300), min_size=1, max_size=4),
+    grouped=st.lists(st.booleans(), min_size=4, max_size=4),
+    lo=st.integers(0, 1200),
+    length=st.integers(1, 1200),
+    seed=st.integers(0, 2**16),
+)
+def test_window_lanes_are_the_windows_byte_grouping(
+    sizes: list[int], grouped: list[bool], lo: int, length: int, seed: int
+) -> None:
+    """Lanes cut from consecutive frames, grouped or plain, equal bg4_split of the window."""
+    from xetstore.compression import bg4_split
+    from xetstore.grouped_bases import _window_lanes
+
+    rnd = random.Random(seed)
+    frames = [rnd.randbytes(n) for n in sizes]
+    whole = b"".join(frames)
+    lo = lo % len(whole)
+    hi = min(len(whole), lo + length)
+    pieces, start = [], 0
+    for frame, as_lanes in zip(frames, grouped):
+        a, z = max(lo, start), min(hi, start + len(frame))
+        if a < z:
+            data = bg4_split(frame) if as_lanes else frame
+            pieces.append(((as_lanes, data, len(frame)), a - start, z - a))
+        start += len(frame)
+    assert _window_lanes(pieces) == bg4_split(whole[lo:hi])
 
 
 def test_corrupted_delta_is_damage_of_its_file_only(tmp_path: Path) -> None:

@@ -28,6 +28,7 @@ from .errors import (
     SnapshotNotFound,
 )
 from .faults import fault_point
+from .file_reader import FileReader
 from .hashing import from_xet_hex, xet_hex
 from .index import Index
 from .inputs import check_input
@@ -36,7 +37,7 @@ from .maintenance import Lease, check_before_publish, open_index, sync_index
 from .names import resolve_name
 from .params import DEFAULT_FRAME_BYTES, DEFAULT_GRACE, RepositoryParams, default_cache_root
 from .shard import Manifest, Shard, encode_shard
-from .smudge import FileReader, Reconstructor
+from .smudge import Reconstructor
 
 # Adding (chunking, clean), snapshots (trees, snapshot) and maintenance (check, gc,
 # repair) are imported by the methods that use them: a process that opens a

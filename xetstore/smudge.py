@@ -20,13 +20,14 @@ from typing import BinaryIO, TypeVar
 
 from .backends import Backend
 from .errors import FormatError, HashMismatch, MissingData, ObjectNotFound
+from .grouped_bases import GroupedBases
 from .hashing import ZERO_HASH, range_hash, xet_hex
 from .index import Index
 from .keys import xorb_key
 from .shard import Manifest, Term
 from .xorb import HEADER_SIZE, DeltaBase, XorbFooter, read_frames
 
-__all__ = ["Reconstructor", "FileReader"]
+__all__ = ["Reconstructor", "Reach"]
 
 _WINDOW = 4 * 1024 * 1024  # plain bytes fetched per request while streaming a file
 # Windows fetched and verified at once, ahead of the one being written out.
@@ -56,6 +57,7 @@ class Reconstructor:
         self._footers_lock = threading.Lock()  # reader threads share the footer cache
         self._frames = _FrameCache(_FRAME_CACHE_BYTES)
         self._frame_tables: dict[bytes, list[int]] = {}
+        self._bases = _Bases(self.base_run, GroupedBases(backend, self.footer, self.frame_of))
         # Terms already checked against their footer: finding delta bases checks
         # an earlier version's term once per new chunk, and its range hash
         # covers the whole term.
@@ -146,7 +148,7 @@ class Reconstructor:
         what = f"xorb {xet_hex(xorb_hash)}" + (f" (file {file})" if file else "")
         if len(raw) != stop - start:
             raise FormatError(what, f"xorb is truncated: got {len(raw)} of {stop - start} bytes at {start}")
-        return read_frames(raw, footer, first, end, what, None if plain_only else self.base_run, reach)
+        return read_frames(raw, footer, first, end, what, None if plain_only else self._bases, reach)
 
     def reaches(self, manifest: Manifest, file: str) -> dict[bytes, Reach] | None:
         """Xorb -> (frame's first chunk -> one past the last chunk the file reads
@@ -218,6 +220,18 @@ class Reconstructor:
             if progress:
                 progress(written)
         out.seek(base + manifest.size)
+
+
+class _Bases:
+    """What reads give read_frames for delta chunks: the verified plain base run, and
+    the base window byte-grouped, which spares regrouping the base frames."""
+
+    def __init__(self, run: Callable[[DeltaBase, str], bytes], grouped: GroupedBases) -> None:
+        self._run = run
+        self.grouped_window = grouped.grouped_window
+
+    def __call__(self, base: DeltaBase, what: str) -> bytes:
+        return self._run(base, what)
 
 
 class _FrameCache:
@@ -310,83 +324,3 @@ def _windows(footer: XorbFooter, first: int, end: int) -> Iterator[tuple[int, in
             yield start, i + 1
             start, base = i + 1, footer.unpacked_ends[i]
     yield start, end
-
-
-class FileReader(io.RawIOBase):
-    """A seekable, read-only file over a manifest; fetches only the chunks a read needs."""
-
-    def __init__(
-        self, reconstructor: Reconstructor, manifest: Manifest, refresh: Callable[[], Manifest] | None = None
-    ) -> None:
-        super().__init__()
-        self._rec = reconstructor
-        self._refresh = refresh  # a newer manifest of the file, if a xorb vanished (gc repacked it)
-        self._file = xet_hex(manifest.file_hash)
-        self._use(manifest)
-        self._pos = 0
-        self._cached: tuple[int, bytes] = (0, b"")  # (file offset, bytes) of the last chunk run
-
-    def _use(self, manifest: Manifest) -> None:
-        self._manifest = manifest
-        self._reach: dict[bytes, Reach] | None = {}  # filled on the first read: opening reads no footer
-        self._starts = [0]
-        for t in manifest.terms:
-            self._starts.append(self._starts[-1] + t.size)
-        self.size = self._starts[-1]
-
-    def readable(self) -> bool:
-        return True
-
-    def seekable(self) -> bool:
-        return True
-
-    def tell(self) -> int:
-        return self._pos
-
-    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
-        base = {io.SEEK_SET: 0, io.SEEK_CUR: self._pos, io.SEEK_END: self.size}[whence]
-        if base + offset < 0:
-            raise ValueError(f"negative seek position {base + offset}")
-        self._pos = base + offset
-        return self._pos
-
-    def readinto(self, buffer: bytearray | memoryview) -> int:  # type: ignore[override]
-        view = memoryview(buffer).cast("B")
-        if self._pos >= self.size or not len(view):
-            return 0
-        data = self._span(self._pos)
-        n = min(len(view), len(data))
-        view[:n] = data[:n]
-        self._pos += n
-        return n
-
-    def _span(self, pos: int) -> memoryview:
-        """Bytes from `pos` to the end of the cached chunk run, fetching it if needed."""
-        at, data = self._cached
-        if not at <= pos < at + len(data):
-            try:
-                self._cached = self._fetch(pos)
-            except MissingData:
-                if self._refresh is None:
-                    raise
-                self._use(self._refresh())  # same bytes, newer terms; retried once
-                self._cached = self._fetch(pos)
-            at, data = self._cached
-        return memoryview(data)[pos - at :]
-
-    def _fetch(self, pos: int) -> tuple[int, bytes]:
-        t = bisect.bisect_right(self._starts, pos) - 1
-        term = self._manifest.terms[t]
-        footer = self._rec.check_term(term, self._file)
-        base = footer.unpacked_ends[term.first - 1] if term.first else 0
-        within = pos - self._starts[t] + base
-        i = bisect.bisect_right(footer.unpacked_ends, within, term.first, term.end)
-        # Take the chunk's whole frame (within the term): it is decompressed anyway.
-        frame_first, frame_end = self._rec.frame_of(term.xorb_hash, footer, i)
-        first, end = max(frame_first, term.first), min(frame_end, term.end)
-        chunk_start = footer.unpacked_ends[first - 1] if first else 0
-        if self._reach == {}:
-            self._reach = self._rec.reaches(self._manifest, self._file)
-        reach = None if self._reach is None else self._reach[term.xorb_hash]
-        data = b"".join(self._rec.chunks(term.xorb_hash, first, end, self._file, reach=reach))
-        return self._starts[t] + chunk_start - base, data

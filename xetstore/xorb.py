@@ -13,7 +13,7 @@ import struct
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
-from .compression import Scheme, decompress_frame, xor_residual
+from .compression import Scheme, bg4_join, decompress_frame, xor_residual
 from .errors import FormatError, HashMismatch
 from .hashing import chunk_hash, xet_hex, xorb_hash
 from .params import MAX_CHUNK, MAX_XORB_BYTES, MAX_XORB_CHUNKS
@@ -313,15 +313,26 @@ def _read_frame(
     size = footer.unpacked_ends[i + count - 1] - plain_start
     payload = raw[start + HEADER_SIZE : record_end]
     if header.scheme == Scheme.DELTA:
-        return _apply_delta(payload, size, f"{what} chunk {i}", bases), 1
+        return _apply_delta(payload, size, footer.chunk_hashes[i], f"{what} chunk {i}", bases), 1
     want = footer.unpacked_ends[min(i + count, end) - 1] - plain_start
     return decompress_frame(header.scheme, payload, size, f"{what} chunk {i}", want), count
 
 
-def _apply_delta(payload: memoryview, size: int, what: str, bases: BaseReader | None) -> bytes:
+def _apply_delta(payload: memoryview, size: int, expected: bytes, what: str, bases: BaseReader | None) -> bytes:
     if bases is None:
         raise FormatError(what, "a delta chunk where only plain chunks may be (a delta's base is never a delta)")
     base, scheme, residual = decode_delta(payload, what)
+    # A reader that offers the base window byte-grouped (grouped_bases.py) spares
+    # regrouping and re-hashing the base; a result that is not the chunk goes the
+    # verified plain way below, which names a damaged base.
+    grouped: Callable[[DeltaBase, int, str], bytes | None] | None = getattr(bases, "grouped_window", None)
+    if scheme == Scheme.BG4_ZSTD and grouped is not None:
+        window = grouped(base, size, what)
+        if window is not None:
+            lanes = decompress_frame(Scheme.ZSTD, residual, size, what)  # the residual, still grouped
+            plain = bg4_join(xor_residual(lanes, window))
+            if chunk_hash(plain) == expected:
+                return plain
     run = bases(base, what)
     if base.offset >= len(run):
         raise FormatError(what, f"delta base offset {base.offset} is past its {len(run)}-byte base")
