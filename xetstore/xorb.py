@@ -271,13 +271,14 @@ def read_frames(
     i = footer.frame_start(first)
     while i < end:
         stop = footer.num_chunks if reach is None else max(end, reach.get(i, end))
-        plain, count = _read_frame(raw, base, footer, i, stop, what, bases)
+        plain, count, checked = _read_frame(raw, base, footer, i, stop, what, bases)
         chunks, pos = [], 0
         for j in range(i, i + count):
             size = footer.chunk_size(j)
             if pos + size > len(plain):
                 break  # the frame was decoded only as far as `end`
-            chunks.append(_verified(plain[pos : pos + size], footer, j, what))
+            chunk = plain[pos : pos + size]
+            chunks.append(chunk if checked else _verified(chunk, footer, j, what))
             pos += size
         frames.append((i, chunks))
         i += count
@@ -286,9 +287,10 @@ def read_frames(
 
 def _read_frame(
     raw: memoryview, base: int, footer: XorbFooter, i: int, end: int, what: str, bases: BaseReader | None
-) -> tuple[bytes, int]:
+) -> tuple[bytes, int, bool]:
     """Plain bytes of the frame starting at chunk i (at least up to chunk `end`, all
-    of them unless it is a zstd frame), and how many chunks it holds."""
+    of them unless it is a zstd frame), how many chunks it holds, and whether they
+    are verified already (a delta chunk is, as it is rebuilt)."""
     start = footer.record_start(i) - base
     header = ChunkHeader.decode(raw[start : start + HEADER_SIZE], f"{what} chunk {i}")
     count = 1
@@ -313,12 +315,13 @@ def _read_frame(
     size = footer.unpacked_ends[i + count - 1] - plain_start
     payload = raw[start + HEADER_SIZE : record_end]
     if header.scheme == Scheme.DELTA:
-        return _apply_delta(payload, size, footer.chunk_hashes[i], f"{what} chunk {i}", bases), 1
+        return _apply_delta(payload, size, footer.chunk_hashes[i], f"{what} chunk {i}", bases), 1, True
     want = footer.unpacked_ends[min(i + count, end) - 1] - plain_start
-    return decompress_frame(header.scheme, payload, size, f"{what} chunk {i}", want), count
+    return decompress_frame(header.scheme, payload, size, f"{what} chunk {i}", want), count, False
 
 
 def _apply_delta(payload: memoryview, size: int, expected: bytes, what: str, bases: BaseReader | None) -> bytes:
+    """A delta chunk's plain bytes, verified against `expected`, its chunk hash."""
     if bases is None:
         raise FormatError(what, "a delta chunk where only plain chunks may be (a delta's base is never a delta)")
     base, scheme, residual = decode_delta(payload, what)
@@ -336,8 +339,11 @@ def _apply_delta(payload: memoryview, size: int, expected: bytes, what: str, bas
     run = bases(base, what)
     if base.offset >= len(run):
         raise FormatError(what, f"delta base offset {base.offset} is past its {len(run)}-byte base")
-    plain = decompress_frame(scheme, residual, size, what)
-    return xor_residual(plain, memoryview(run)[base.offset : base.offset + size])
+    plain = xor_residual(decompress_frame(scheme, residual, size, what), memoryview(run)[base.offset : base.offset + size])
+    actual = chunk_hash(plain)
+    if actual != expected:
+        raise HashMismatch(what, xet_hex(expected), xet_hex(actual))
+    return plain
 
 
 def _verified(data: bytes, footer: XorbFooter, i: int, what: str) -> bytes:
