@@ -10,6 +10,7 @@ from __future__ import annotations
 
 # json, platform, traceback, pathlib and inputs are imported where they are used:
 # together they were ~8 ms of every start, `xetstore --version` included.
+import gc
 import os
 import sys
 from collections.abc import Callable
@@ -285,6 +286,16 @@ def main(argv: list[str] | None = None) -> None:
     terminate_as_interrupt()
     args = sys.argv[1:] if argv is None else argv
     as_json = "--json" in args[: args.index("--") if "--" in args else len(args)]
+    try:
+        _run(args, as_json)
+    finally:
+        # The command is done: what is left is the interpreter's teardown, whose
+        # collections walk every object the imports made (~20 ms of a 180 ms
+        # `xetstore add`). Frozen objects are skipped; the work closed what it opened.
+        gc.freeze()
+
+
+def _run(args: list[str], as_json: bool) -> None:
     try:
         code = cli.main(args=args, prog_name="xetstore", standalone_mode=False)
         if isinstance(code, int) and code:  # click returns a command's Exit code here

@@ -6,6 +6,7 @@ engine; other subcommands go to the full command line.
 """
 
 import argparse
+import gc
 import sys
 
 from ..errors import EXIT_INTERRUPTED
@@ -27,6 +28,8 @@ def main() -> None:
         sys.exit(agent_main(parser.parse_args(sys.argv[2:]).repo))
     except KeyboardInterrupt:
         sys.exit(EXIT_INTERRUPTED)
+    finally:
+        gc.freeze()  # the transfer is done: spare the teardown's collections (see cli.main)
 
 
 if __name__ == "__main__":
