@@ -12,8 +12,7 @@ import io
 import os
 import stat
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
-from typing import BinaryIO, Protocol
+from typing import BinaryIO, NamedTuple, Protocol
 
 from fastcdc.fastcdc_cy import fastcdc_cy
 
@@ -75,8 +74,7 @@ def make_chunker(name: str) -> Chunker:
     raise ConfigError(f"unknown chunker {name!r}; choose one of {', '.join(CHUNKERS)}")
 
 
-@dataclass(frozen=True, slots=True)
-class Block:
+class Block(NamedTuple):
     """One read's worth of a stream, cut into chunks.
 
     `data` holds whole chunks only, ending at `ends` (offsets into `data`).

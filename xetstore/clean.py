@@ -14,7 +14,7 @@ import os
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, BinaryIO
+from typing import TYPE_CHECKING, BinaryIO, NamedTuple
 
 from .backends import Backend
 from .chunking import Chunker, chunk_ends, iter_blocks
@@ -48,8 +48,7 @@ EarlierOf = Callable[[int, int], Sequence[Manifest]]
 _XorbRef = bytes | int
 
 
-@dataclass(frozen=True, slots=True)
-class Cleaned:
+class Cleaned(NamedTuple):
     """What cleaning one stream produced."""
 
     file_hash: bytes

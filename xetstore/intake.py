@@ -17,7 +17,6 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Executor, Future, ThreadPoolExecutor
-from dataclasses import dataclass
 from typing import BinaryIO, NamedTuple, TypeVar
 
 from .chunking import Block, Chunker, iter_blocks, make_chunker
@@ -33,8 +32,7 @@ WHOLE_FILE = 256 * 1024
 P = TypeVar("P")
 
 
-@dataclass(frozen=True, slots=True)
-class WholeFile:
+class WholeFile(NamedTuple):
     """A small file's bytes and their sha256, read in one piece."""
 
     data: bytes

@@ -13,8 +13,7 @@ import io
 from collections import deque
 from collections.abc import Sequence
 from concurrent.futures import Executor, Future
-from dataclasses import dataclass
-from typing import BinaryIO
+from typing import BinaryIO, NamedTuple
 
 from .compression import Scheme, compress_frame, decompress_frame, prefers_bg4
 from .errors import HashMismatch
@@ -28,8 +27,7 @@ from .xorb import HEADER_SIZE, ChunkHeader, DeltaBase, XorbFooter
 __all__ = ["SealedXorb", "XorbBuilder", "FrameBuffers", "encode_frame", "encode_near_copy"]
 
 
-@dataclass(frozen=True, slots=True)
-class SealedXorb:
+class SealedXorb(NamedTuple):
     """A finished xorb: its hash, footer and serialized size, and its bytes when the
     builder kept them in memory (`data` is None if they went to the caller's sink)."""
 

@@ -9,7 +9,7 @@ import os
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO
 
@@ -306,7 +306,7 @@ class Repository:
             # the second. The deletion record names that shard, so a later time
             # must make this one new, or the file would stay deleted.
             while self._index.has_shard(key):
-                shard = replace(shard, created=shard.created + 1)
+                shard = shard._replace(created=shard.created + 1)
                 data = encode_shard(shard)
                 key = shard_key(data)
             self._backend.put(key, data)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import struct
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import NamedTuple
 
 from .errors import FormatError
 from .hashing import ZERO_HASH, from_xet_hex, xet_hex
@@ -45,8 +46,7 @@ _DELTA_CHUNK = 0x1  # xorb-info chunk entry flag: the chunk is stored as a delta
 _MAX_FILE_BYTES = 1 << 48  # bound on a manifest's claimed size
 
 
-@dataclass(frozen=True, slots=True)
-class Term:
+class Term(NamedTuple):
     """A half-open run [first, end) of chunks in one xorb, `size` plain bytes."""
 
     xorb_hash: bytes
@@ -69,8 +69,7 @@ class Manifest:
         return sum(t.size for t in self.terms)
 
 
-@dataclass(frozen=True, slots=True)
-class ShardXorb:
+class ShardXorb(NamedTuple):
     """A xorb's chunk table as a shard records it; `stored_size` is its byte length,
     `deltas` the indices of its delta chunks (so gc finds their bases)."""
 
@@ -79,8 +78,7 @@ class ShardXorb:
     deltas: frozenset[int] = frozenset()
 
 
-@dataclass(frozen=True, slots=True)
-class Shard:
+class Shard(NamedTuple):
     manifests: tuple[Manifest, ...]
     xorbs: tuple[ShardXorb, ...]
     created: int = 0  # seconds since the epoch

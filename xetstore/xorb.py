@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import struct
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from .compression import Scheme, bg4_join, decompress_frame, xor_residual
 from .errors import FormatError, HashMismatch
@@ -48,8 +48,7 @@ MAX_DELTA_BASE_CHUNKS = 16  # a delta's base run: at most 16 chunks (2 MiB), one
 _RESIDUAL_SCHEMES = (Scheme.NONE, Scheme.ZSTD, Scheme.BG4_ZSTD)
 
 
-@dataclass(frozen=True, slots=True)
-class DeltaBase:
+class DeltaBase(NamedTuple):
     """Where a delta chunk's base bytes are: from `offset` in chunks [first, end) of a
     xorb, whose chunk hashes have the verification hash `range_hash` (as a term's)."""
 
@@ -85,8 +84,7 @@ def decode_delta(payload: bytes | memoryview, what: str) -> tuple[DeltaBase, int
     return base, scheme, payload[DELTA_HEADER:]
 
 
-@dataclass(frozen=True, slots=True)
-class ChunkHeader:
+class ChunkHeader(NamedTuple):
     """The 8-byte record header: version u8, payload u24, scheme u8, size u24."""
 
     payload_size: int
@@ -110,8 +108,7 @@ class ChunkHeader:
         return cls(payload, raw[4], size)
 
 
-@dataclass(frozen=True, slots=True)
-class XorbFooter:
+class XorbFooter(NamedTuple):
     """Xet's XorbObjectInfoV1: the chunk table of a xorb."""
 
     xorb_hash: bytes

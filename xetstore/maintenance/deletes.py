@@ -10,7 +10,7 @@ DATA_KEY blake3 hash of their bytes like shards, decoded defensively.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from ..backends import Backend
 from ..errors import FormatError, IntegrityError
@@ -35,8 +35,7 @@ _MAX_ENTRIES = 1 << 20
 _MAX_SHARDS_PER_FILE = 1 << 16
 
 
-@dataclass(frozen=True, slots=True)
-class DeleteRecord:
+class DeleteRecord(NamedTuple):
     """(file hash, shard keys whose manifest of the file is deleted), per file."""
 
     entries: tuple[tuple[bytes, tuple[str, ...]], ...]

@@ -34,7 +34,7 @@ import os
 import threading
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from ..backends import Backend
 from ..errors import LockedError, MissingData, NotFound, XetStoreError
@@ -63,8 +63,7 @@ _POLL = (0.05, 2.0)  # first and longest pause while waiting for another lease
 _MAX_LEASE_BYTES = 4096
 
 
-@dataclass(frozen=True, slots=True)
-class LeaseInfo:
+class LeaseInfo(NamedTuple):
     """The newest record of one lease, as a lister sees it."""
 
     key: str

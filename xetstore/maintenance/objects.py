@@ -12,8 +12,7 @@ from __future__ import annotations
 
 import struct
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
-from typing import TypeVar
+from typing import NamedTuple, TypeVar
 
 from ..backends import Backend, ObjectInfo
 from ..errors import FormatError, HashMismatch, IntegrityError, NotFound
@@ -28,8 +27,7 @@ __all__ = ["Damaged", "damaged_chunks", "read_each", "read_shard", "read_xorb_fo
 T = TypeVar("T")
 
 
-@dataclass(frozen=True, slots=True)
-class Damaged:
+class Damaged(NamedTuple):
     """An object that could not be decoded or whose name is not its content hash."""
 
     key: str

@@ -13,7 +13,7 @@ import logging
 import os
 import time
 from collections import OrderedDict
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..backends import Backend
@@ -155,7 +155,7 @@ def _bound(key: str, shard: Shard, tables: _ChunkTables, damaged: list[Damaged])
         return shard
     for fh, reason in refused.items():
         damaged.append(Damaged(key, f"its manifest of file {xet_hex(fh)} was refused: {reason}"))
-    return replace(shard, manifests=tuple(m for m in shard.manifests if m.file_hash not in refused))
+    return shard._replace(manifests=tuple(m for m in shard.manifests if m.file_hash not in refused))
 
 
 def _merge_records(backend: Backend, index: Index, seen: set[str], damaged: list[Damaged]) -> int:
