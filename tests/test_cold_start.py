@@ -27,7 +27,7 @@ HEAVY = (
     "xetstore.clean", "xetstore.xorb_writer", "xetstore.chunking", "xetstore.gear", "xetstore.intake",
     "xetstore.lfs.agent", "xetstore.trees", "xetstore.snapshot", "hashlib", "socket",
     "xetstore.cli.maintenance", "xetstore.cli.snapshots", "xetstore.bench", "xetstore.lfs.commands",
-    "xetstore.delta_bases",
+    "xetstore.delta_bases", "xetstore.dedup_targets", "xetstore.inputs",
 )  # fmt: skip
 
 # Runs CLI commands in this process (as the installed script does), then prints
@@ -110,6 +110,7 @@ def test_the_watch_list_names_real_modules(tmp_path: Path) -> None:
     weights.write_bytes(np.random.default_rng(5).normal(0, 0.02, 1_000_000).astype("<f4").tobytes())
     found = loaded([["check", "-r", url], ["add", "-r", url, str(text), str(weights)], ["tags", "-r", url]], tmp_path / "cache")
     assert {"xetstore.maintenance.check", "xetstore.clean", "xetstore.chunking", "fastcdc", "hashlib"} <= set(found)
+    assert {"xetstore.dedup_targets", "xetstore.inputs"} <= set(found)  # what only adding needs
     assert {"xetstore.trees", "xetstore.snapshot"} <= set(found)  # `tags` reads snapshots
     assert {"xetstore.cli.maintenance", "xetstore.cli.snapshots"} <= set(found)  # loaded when named
     assert "numpy" not in found  # a small add predicts and splits BG4 without it (compression._PURE_CALLS)

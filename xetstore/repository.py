@@ -15,7 +15,6 @@ from typing import TYPE_CHECKING, BinaryIO
 
 from .backends import Backend, open_backend, with_local_cache
 from .config import RepositoryConfig, decode_config, encode_config
-from .dedup_targets import DedupTargets
 from .errors import (
     ConfigError,
     DiskFull,
@@ -31,7 +30,6 @@ from .faults import fault_point
 from .file_reader import FileReader
 from .hashing import from_xet_hex, xet_hex
 from .index import Index
-from .inputs import check_input
 from .keys import CONFIG, SHARDS, shard_key
 from .maintenance import Lease, check_before_publish, open_index, sync_index
 from .names import resolve_name
@@ -224,6 +222,8 @@ class Repository:
     def _add_files(
         self, paths: list[str | os.PathLike[str]], progress: Progress | None, earlier: EarlierOf
     ) -> list[AddResult]:
+        from .inputs import check_input  # here, as DedupTargets below: reading never needs them
+
         before = [check_input(p) for p in paths]  # refuse bad input before writing anything
         with self._writing() as lease, self._session() as session:
             cleaned = session.add_paths(paths, before, progress, earlier)
@@ -410,6 +410,8 @@ class Repository:
             if found is None:
                 return None
             m = self.manifest(found)
+            from .dedup_targets import DedupTargets
+
             targets = DedupTargets(self._backend, self._index)
             if m.sha256.hex() != sha256.lower() or m.size != size:
                 log.warning("the index maps sha256 %s to file %s of another sha256 or size", sha256, found)
