@@ -34,7 +34,7 @@ def new_file_mode() -> int:
     return 0o666 & ~mask
 
 
-def write_output(dest: Path, blocks: Iterable[bytes], overwrite: bool) -> None:
+def write_output(dest: Path, blocks: Iterable[bytes | memoryview], overwrite: bool) -> None:
     """Write `blocks` to `dest`; OutputError names the path and what to do instead."""
     try:
         with _opened(dest, overwrite) as out:

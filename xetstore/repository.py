@@ -359,9 +359,9 @@ class Repository:
                 progress(len(data))
 
     def iter_file(self, file_hash: str) -> Iterator[bytes]:
-        return self._iter_resuming(self.manifest(file_hash))
+        return (bytes(data) for data in self._iter_resuming(self.manifest(file_hash)))
 
-    def _iter_resuming(self, manifest: Manifest) -> Iterator[bytes]:
+    def _iter_resuming(self, manifest: Manifest) -> Iterator[bytes | memoryview]:
         """A file's verified bytes; if a xorb vanished mid-read (gc repacked it while
         this index was older), re-sync once and resume at the same offset."""
         done = 0
@@ -585,7 +585,7 @@ def _parse_file_hash(text: str) -> bytes:
         raise FileNotInRepository(text, "a file hash is 64 hex digits, as `xetstore ls` prints") from None
 
 
-def _counted(blocks: Iterator[bytes], progress: Progress | None) -> Iterator[bytes]:
+def _counted(blocks: Iterator[bytes | memoryview], progress: Progress | None) -> Iterator[bytes | memoryview]:
     for data in blocks:
         yield data
         if progress:

@@ -108,7 +108,7 @@ class Reconstructor:
 
     def chunks(
         self, xorb_hash: bytes, first: int, end: int, file: str = "", plain_only: bool = False, reach: Reach | None = None
-    ) -> list[bytes]:
+    ) -> list[memoryview]:
         """Chunks [first, end) of a xorb, each verified against its hash; a delta
         chunk's base is read too, unless `plain_only` (reading a base).
 
@@ -128,7 +128,7 @@ class Reconstructor:
             stop = min(end, start + len(cached))
             head = cached[first - start : stop - start]
             return head + (self.chunks(xorb_hash, stop, end, file, plain_only, reach) if stop < end else [])
-        out: list[bytes] = []
+        out: list[memoryview] = []
         for at, frame in self._fetch(xorb_hash, footer, first, end, file, plain_only, reach):
             lo, hi = max(first, at), min(end, at + len(frame))
             if hi - lo < len(frame):
@@ -138,7 +138,7 @@ class Reconstructor:
 
     def _fetch(
         self, xorb_hash: bytes, footer: XorbFooter, first: int, end: int, file: str, plain_only: bool, reach: Reach | None
-    ) -> list[tuple[int, list[bytes]]]:
+    ) -> list[tuple[int, list[memoryview]]]:
         start, stop = footer.byte_range(first, end)
         key = xorb_key(xorb_hash)
         try:
@@ -188,7 +188,7 @@ class Reconstructor:
                 start = footer.unpacked_ends[first - 1] if first else 0
                 yield (term.xorb_hash, first, end), footer.unpacked_ends[end - 1] - start
 
-    def iter_file(self, manifest: Manifest) -> Iterator[bytes]:
+    def iter_file(self, manifest: Manifest) -> Iterator[memoryview]:
         """The file's bytes in order, fetched a window at a time, several windows at once."""
         file = xet_hex(manifest.file_hash)
         reach = self.reaches(manifest, file)
@@ -240,17 +240,17 @@ class _FrameCache:
     def __init__(self, capacity: int) -> None:
         self._capacity = capacity
         self._size = 0
-        self._items: OrderedDict[tuple[bytes, int], list[bytes]] = OrderedDict()
+        self._items: OrderedDict[tuple[bytes, int], list[memoryview]] = OrderedDict()
         self._lock = threading.Lock()
 
-    def get(self, key: tuple[bytes, int]) -> list[bytes] | None:
+    def get(self, key: tuple[bytes, int]) -> list[memoryview] | None:
         with self._lock:
             item = self._items.get(key)
             if item is not None:
                 self._items.move_to_end(key)
             return item
 
-    def put(self, key: tuple[bytes, int], chunks: list[bytes]) -> None:
+    def put(self, key: tuple[bytes, int], chunks: list[memoryview]) -> None:
         size = sum(len(c) for c in chunks)
         with self._lock:
             old = self._items.get(key)
@@ -284,7 +284,7 @@ def _regular_file(out: BinaryIO) -> int | None:
         return None
 
 
-def _pwrite_all(fd: int, data: bytes, offset: int) -> None:
+def _pwrite_all(fd: int, data: bytes | memoryview, offset: int) -> None:
     view = memoryview(data)
     while view:
         n = os.pwrite(fd, view, offset)

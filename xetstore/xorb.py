@@ -227,12 +227,12 @@ def decode_xorb(data: bytes | memoryview, what: str) -> XorbFooter:
 
 def read_chunks(
     raw: bytes | memoryview, footer: XorbFooter, first: int, end: int, what: str, bases: BaseReader | None = None
-) -> list[bytes]:
+) -> list[memoryview]:
     """Decode and verify chunks [first, end) from `raw` = footer.byte_range(first, end).
 
     Every chunk's hash is checked against the footer before its bytes are returned.
     """
-    out: list[bytes] = []
+    out: list[memoryview] = []
     for start, chunks in read_frames(raw, footer, first, end, what, bases):
         lo, hi = max(first, start), min(end, start + len(chunks))
         out += chunks[lo - start : hi - start]
@@ -247,7 +247,7 @@ def read_frames(
     what: str,
     bases: BaseReader | None = None,
     reach: Mapping[int, int] | None = None,
-) -> list[tuple[int, list[bytes]]]:
+) -> list[tuple[int, list[memoryview]]]:
     """Every frame that holds chunks [first, end): (its first chunk index, its chunks).
 
     `raw` is footer.byte_range(first, end); a frame's payload is in its first
@@ -257,6 +257,9 @@ def read_frames(
     frame's list stops there. Every chunk returned is verified.
     Delta chunks read their base with `bases`; without it (when reading a base)
     a delta chunk is a FormatError, so chains never grow past one delta.
+    The chunks are views of their decoded frame, not copies: a restore decodes
+    tens of MB of frames, and copying each chunk out again cost a restore of
+    the bench's last release ~15 ms of 210 (and as many page faults).
     """
     raw = memoryview(raw)
     if not 0 <= first < end <= footer.num_chunks:
@@ -264,17 +267,18 @@ def read_frames(
     base, stop = footer.byte_range(first, end)
     if len(raw) != stop - base:
         raise FormatError(what, f"got {len(raw)} bytes for a {stop - base}-byte range")
-    frames: list[tuple[int, list[bytes]]] = []
+    frames: list[tuple[int, list[memoryview]]] = []
     i = footer.frame_start(first)
     while i < end:
         stop = footer.num_chunks if reach is None else max(end, reach.get(i, end))
         plain, count, checked = _read_frame(raw, base, footer, i, stop, what, bases)
-        chunks, pos = [], 0
+        chunks: list[memoryview] = []
+        view, pos = memoryview(plain), 0
         for j in range(i, i + count):
             size = footer.chunk_size(j)
             if pos + size > len(plain):
                 break  # the frame was decoded only as far as `end`
-            chunk = plain[pos : pos + size]
+            chunk = view[pos : pos + size]
             chunks.append(chunk if checked else _verified(chunk, footer, j, what))
             pos += size
         frames.append((i, chunks))
@@ -284,7 +288,7 @@ def read_frames(
 
 def _read_frame(
     raw: memoryview, base: int, footer: XorbFooter, i: int, end: int, what: str, bases: BaseReader | None
-) -> tuple[bytes, int, bool]:
+) -> tuple[bytes | memoryview, int, bool]:
     """Plain bytes of the frame starting at chunk i (at least up to chunk `end`, all
     of them unless it is a zstd frame), how many chunks it holds, and whether they
     are verified already (a delta chunk is, as it is rebuilt)."""
@@ -313,6 +317,8 @@ def _read_frame(
     payload = raw[start + HEADER_SIZE : record_end]
     if header.scheme == Scheme.DELTA:
         return _apply_delta(payload, size, footer.chunk_hashes[i], f"{what} chunk {i}", bases), 1, True
+    if header.scheme == Scheme.NONE and len(payload) == size:
+        return payload, 1, False  # a raw chunk: a view of the fetched bytes, not a copy
     want = footer.unpacked_ends[min(i + count, end) - 1] - plain_start
     return decompress_frame(header.scheme, payload, size, f"{what} chunk {i}", want), count, False
 
@@ -343,7 +349,7 @@ def _apply_delta(payload: memoryview, size: int, expected: bytes, what: str, bas
     return plain
 
 
-def _verified(data: bytes, footer: XorbFooter, i: int, what: str) -> bytes:
+def _verified(data: memoryview, footer: XorbFooter, i: int, what: str) -> memoryview:
     actual = chunk_hash(data)
     if actual != footer.chunk_hashes[i]:
         raise HashMismatch(

@@ -121,7 +121,7 @@ def _read_live(
             except IntegrityError as exc:
                 out.damaged[h] = str(exc)
                 return []
-            result += [(c, chunks[c - i]) for c in here]
+            result += [(c, bytes(chunks[c - i])) for c in here]  # a copy: a view would hold its whole frame
         i = end
     return result
 
