@@ -150,21 +150,23 @@ def _bg4_split_numpy(data: bytes | memoryview) -> bytes:
     return b"".join(lanes[k].tobytes() + (tail[k : k + 1].tobytes() if k < r else b"") for k in range(4))
 
 
-def bg4_join(data: bytes | memoryview) -> bytes:
+def bg4_join(data: bytes | memoryview) -> memoryview:
     """Inverse of bg4_split.
 
     Extended-slice assignment into a bytearray, not numpy: a 1 MiB frame takes
     1.1 ms instead of 2.2 ms (measured), and reading a byte-grouped file does not
-    import numpy.
+    import numpy. The lanes are views and the result is a view of the bytearray:
+    copying both (slices of bytes, then bytes(out)) took half of that time.
     """
     q, r = divmod(len(data), 4)
     out = bytearray(len(data))
+    lanes = memoryview(data)
     pos = 0
     for k in range(4):
         size = q + (1 if k < r else 0)
-        out[k::4] = data[pos : pos + size]
+        out[k::4] = lanes[pos : pos + size]
         pos += size
-    return bytes(out)
+    return memoryview(out)
 
 
 def prefers_bg4(sample: bytes | memoryview) -> bool:
@@ -265,7 +267,9 @@ def _incompressible(sample: bytes | memoryview, bg4: bool) -> bool:
     return len(_compressor(1).compress(plain)) >= 0.98 * len(sample)
 
 
-def decompress_frame(scheme: int, payload: bytes | memoryview, size: int, what: str, want: int | None = None) -> bytes:
+def decompress_frame(
+    scheme: int, payload: bytes | memoryview, size: int, what: str, want: int | None = None
+) -> bytes | memoryview:
     """Decompress a frame payload that must yield exactly `size` bytes; with `want`,
     a read needs only its first `want` bytes, and gets at least those.
 

@@ -101,9 +101,10 @@ class GroupedBases:
                 return None
             payload = raw[HEADER_SIZE:]
             if header.scheme == Scheme.BG4_ZSTD:  # a zstd frame of the grouped bytes
-                return True, decompress_frame(Scheme.ZSTD, payload, size, "delta base frame"), size
+                # bytes() copies nothing here: only a BG4 frame decodes to a view
+                return True, bytes(decompress_frame(Scheme.ZSTD, payload, size, "delta base frame")), size
             if header.scheme in (Scheme.ZSTD, Scheme.NONE):
-                return False, decompress_frame(header.scheme, payload, size, "delta base frame"), size
+                return False, bytes(decompress_frame(header.scheme, payload, size, "delta base frame")), size
         except (FormatError, IntegrityError, ObjectNotFound):
             pass  # the verified plain path reports it
         return None

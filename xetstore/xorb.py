@@ -323,7 +323,9 @@ def _read_frame(
     return decompress_frame(header.scheme, payload, size, f"{what} chunk {i}", want), count, False
 
 
-def _apply_delta(payload: memoryview, size: int, expected: bytes, what: str, bases: BaseReader | None) -> bytes:
+def _apply_delta(
+    payload: memoryview, size: int, expected: bytes, what: str, bases: BaseReader | None
+) -> bytes | memoryview:
     """A delta chunk's plain bytes, verified against `expected`, its chunk hash."""
     if bases is None:
         raise FormatError(what, "a delta chunk where only plain chunks may be (a delta's base is never a delta)")
@@ -336,9 +338,9 @@ def _apply_delta(payload: memoryview, size: int, expected: bytes, what: str, bas
         window = grouped(base, size, what)
         if window is not None:
             lanes = decompress_frame(Scheme.ZSTD, residual, size, what)  # the residual, still grouped
-            plain = bg4_join(xor_residual(lanes, window))
-            if chunk_hash(plain) == expected:
-                return plain
+            joined = bg4_join(xor_residual(lanes, window))
+            if chunk_hash(joined) == expected:
+                return joined
     run = bases(base, what)
     if base.offset >= len(run):
         raise FormatError(what, f"delta base offset {base.offset} is past its {len(run)}-byte base")
