@@ -55,8 +55,11 @@ BG4_ZSTD_LEVEL = 1
 # Repository name the default without importing gc.
 DEFAULT_GRACE = 24 * 3600.0
 
-# Size of one read from an input file while cleaning it.
-READ_BLOCK = 8 * 1024 * 1024
+# Size of one read from an input file while cleaning it. Two such buffers alternate;
+# at 2 MiB they stay in the CPU caches while fastcdc, blake3 and sha256 each pass
+# over them, and a fresh process faults in 4 MiB of them rather than 16: adding a
+# 20 MB version took ~8-16 ms less per process than with 8 MiB (1 and 4 MiB: no better).
+READ_BLOCK = 2 * 1024 * 1024
 
 
 @dataclass(frozen=True, slots=True)
