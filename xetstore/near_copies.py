@@ -52,7 +52,7 @@ def _residual(chunk: bytes | memoryview, window: bytes | memoryview, level: int)
 
 def _delta(base: DeltaBase, scheme: Scheme, packed: bytes, residual: bytes, check: bool) -> bytes:
     what = "new delta chunk"
-    if check and decompress_frame(scheme, packed, len(residual), what) != residual:
+    if check and bytes(decompress_frame(scheme, packed, len(residual), what)) != residual:  # memcmp, not a view's item loop
         raise HashMismatch(what, "the chunk's residual", "different bytes after a compression round trip")
     return encode_delta(base, scheme, packed)
 
