@@ -81,3 +81,57 @@ def test_a_version_made_of_older_frames_heads_reads_back_decoding_less(repo: Rep
         compression._decoded_prefix = original  # type: ignore[assignment]
     assert (tmp_path / "again.bin").read_bytes() == (tmp_path / "placed.bin").read_bytes() == again
     assert decoded  # some frames stopped short of their end
+
+
+
+def test_reader_threads_wanting_one_frame_decode_it_once(tmp_path: Path) -> None:
+    """Two terms of a file read the head of one frame. While one reader thread
+    decodes it (its fetch held back here), the other waits for that decode rather
+    than decoding the frame a second time, and the file reads back whole."""
+    import threading
+    import time
+
+    from xetstore import xorb as xorb_module
+    from xetstore.backends import open_backend
+    from xetstore.keys import xorb_key
+
+    from .backend_wrappers import CountingBackend
+
+    url = str(tmp_path / "repo")
+    text = "".join(f"{i},event {i * 7 % 13},user{i % 97}\n" for i in range(120_000)).encode()  # ~3 MB
+    with Repository.init(url) as r:
+        r.add_bytes(text)
+    (text_xorb,) = [info.key for info in open_backend(url).list("xorbs/")]
+    again = text[:600_000] + random_bytes(300_000, seed=8) + text[:600_000]  # terms 1 and 3: one frame's head
+    with Repository.open(url) as r:
+        file_hash = r.add_bytes(again).file_hash
+
+    class Held(CountingBackend):
+        """Once armed, holds back the first fetch of the text's xorb, so the other thread comes by."""
+
+        armed, held = threading.Event(), threading.Event()
+
+        def get(self, key: str, start: int = 0, end: int | None = None) -> bytes:
+            if key == text_xorb and self.armed.is_set() and not self.held.is_set():
+                self.held.set()
+                time.sleep(0.3)
+            return super().get(key, start, end)
+
+    decoded: list[int] = []  # first chunk of each frame of the text's xorb decoded
+    original = xorb_module._read_frame
+
+    def spy(raw, base, footer, i, end, what, bases):  # type: ignore[no-untyped-def]
+        if xorb_key(footer.xorb_hash) == text_xorb:
+            decoded.append(i)
+        return original(raw, base, footer, i, end, what, bases)
+
+    xorb_module._read_frame = spy
+    try:
+        with Repository.open(Held(open_backend(url)), cache_dir=tmp_path / "fresh-cache") as fresh:
+            Held.armed.set()  # opening read the xorb's footer; the read is what is held back
+            fresh.read_file(file_hash, tmp_path / "again.bin")
+    finally:
+        xorb_module._read_frame = original
+    assert (tmp_path / "again.bin").read_bytes() == again
+    assert Held.held.is_set()  # the text's xorb was fetched and held back
+    assert decoded == [0]  # its first frame, once, for both terms
