@@ -290,7 +290,7 @@ def main(argv: list[str] | None = None) -> None:
         _run(args, as_json)
     finally:
         # The command is done: what is left is the interpreter's teardown, whose
-        # collections walk every object the imports made (~20 ms of a 180 ms
+        # collections walk every object the imports made (~10 ms of a 170 ms
         # `xetstore add`). Frozen objects are skipped; the work closed what it opened.
         gc.freeze()
 
