@@ -141,7 +141,9 @@ class Reconstructor:
         try:
             for at, frame in self._fetch(xorb_hash, footer, first, end, file, plain_only, reach):
                 lo, hi = max(first, at), min(end, at + len(frame))
-                if hi - lo < len(frame) or (reach is not None and at in reach):  # another term may read it
+                # Kept if only partly wanted, or if another term may read it (a term starts
+                # or ends there): a frame of several chunks, which would be decoded again.
+                if hi - lo < len(frame) or (reach is not None and at in reach and len(frame) > 1):
                     self._frames.put((xorb_hash, at), frame)
                 out += frame[lo - at : hi - at]
         finally:
