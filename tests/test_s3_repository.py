@@ -136,6 +136,25 @@ def test_two_clients_share_one_bucket(clients, s3_server: S3Server, bucket: str,
     assert dangling_references(s3_server, bucket) == []
 
 
+def test_compact_on_a_bucket_other_clients_read_and_collect(clients, tmp_path: Path) -> None:
+    """One client compacts; another reads the new layouts only, and its gc removes the old ones."""
+    text = "".join(f"{i},{i * 37 % 10007},row {i % 113}\n" for i in range(200_000)).encode()
+    a = clients("a", init=True)
+    file_hash = a.repo.add_bytes(text).file_hash
+    a.wire.reset()
+    report = a.repo.compact()
+    assert report.xorbs == 1 and report.stored_after < report.stored_before
+    (layout,) = [k for k, _ in a.wire.written("xorbs/")]
+    assert layout.endswith(".1") and len(a.wire.written("shards/")) == 1
+    b = clients("b")
+    b.wire.reset()
+    assert read_back(b.repo, file_hash, tmp_path) == text
+    assert {k for k, _ in b.wire.gets if k.startswith("xorbs/")} == {layout}
+    gone = b.repo.gc(grace=0.0, dry_run=False)
+    assert len(gone.deleted_xorbs) == 1 and not gone.deleted_xorbs[0].endswith(".1")
+    assert b.repo.check(read_data=True).problems == []
+
+
 def test_open_merges_only_unseen_shards(clients, tmp_path: Path) -> None:
     a = clients("a", init=True)
     first = a.repo.add_bytes(random_bytes(300_000, seed=1))

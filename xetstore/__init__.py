@@ -41,7 +41,7 @@ if TYPE_CHECKING:
     from .backends import Backend, ObjectInfo, open_backend
     from .config import RepositoryConfig
     from .intake import StreamHash, hash_stream
-    from .maintenance import CheckReport, GcReport, RebuildReport, ShardRepair, XorbRepair
+    from .maintenance import CheckReport, CompactReport, GcReport, RebuildReport, ShardRepair, XorbRepair
     from .repository import AddResult, FileInfo, Repository, RepositoryStats
     from .shard import Manifest
     from .snapshot import Snapshot, SnapshotEntry
@@ -54,7 +54,7 @@ _LAZY = {
     "RepositoryStats": ".repository", "Backend": ".backends", "ObjectInfo": ".backends",
     "open_backend": ".backends", "SnapshotResult": ".trees", "Snapshot": ".snapshot",
     "SnapshotEntry": ".snapshot", "SnapshotDiff": ".trees",
-    "CheckReport": ".maintenance", "GcReport": ".maintenance", "RebuildReport": ".maintenance",
+    "CheckReport": ".maintenance", "CompactReport": ".maintenance", "GcReport": ".maintenance", "RebuildReport": ".maintenance",
     "ShardRepair": ".maintenance", "XorbRepair": ".maintenance", "Manifest": ".shard",
     "RepositoryConfig": ".config", "hash_stream": ".intake", "StreamHash": ".intake",
 }  # fmt: skip
@@ -82,6 +82,7 @@ __all__ = [
     "RepositoryConfig",
     "Manifest",
     "CheckReport",
+    "CompactReport",
     "GcReport",
     "RebuildReport",
     "ShardRepair",

@@ -28,6 +28,7 @@ if TYPE_CHECKING:
 __all__ = [
     "Scheme",
     "compress_frame",
+    "compress_as",
     "decompress_frame",
     "bg4_split",
     "bg4_join",
@@ -233,6 +234,13 @@ def compress_frame(data: bytes | memoryview, level: int, bg4: bool) -> tuple[Sch
     if len(payload) >= len(data):
         return Scheme.NONE, b""
     return scheme, payload
+
+
+def compress_as(data: bytes | memoryview, scheme: Scheme, level: int) -> bytes:
+    """A frame's payload in a given scheme (ZSTD or BG4_ZSTD) and level, with no
+    choosing: compact tries schemes and levels itself."""
+    payload: bytes = _compressor(level).compress(bg4_split(data) if scheme == Scheme.BG4_ZSTD else data)
+    return payload
 
 
 _TRIAL_LEVEL = 1

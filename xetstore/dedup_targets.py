@@ -51,7 +51,7 @@ class DedupTargets:
         if entry is None:
             return ()
         hashes = entry[0].chunk_hashes
-        if xorb_hash not in self._good and not self._verify(xorb_hash, hashes):
+        if xorb_hash not in self._good and not self._verify(xorb_hash, entry[0].layout, hashes):
             return ()
         self._lists[xorb_hash] = hashes
         if len(self._lists) > _LISTS:
@@ -70,14 +70,14 @@ class DedupTargets:
             return True
         if xorb_hash in self._bad:
             return False
-        found = self._backend.exists(xorb_key(xorb_hash))
+        found = self._backend.exists(self._index.xorb_key(xorb_hash))
         (self._good if found else self._bad).add(xorb_hash)
         return found
 
-    def _verify(self, xorb_hash: bytes, indexed: Sequence[bytes]) -> bool:
-        key = xorb_key(xorb_hash)
+    def _verify(self, xorb_hash: bytes, layout: int, indexed: Sequence[bytes]) -> bool:
+        key = xorb_key(xorb_hash, layout)
         try:
-            actual = read_xorb_footer(self._backend, xorb_hash).footer.chunk_hashes
+            actual = read_xorb_footer(self._backend, xorb_hash, layout).footer.chunk_hashes
         except NotFound:
             log.warning("%s is missing from the repository; storing its chunks again", key)
             actual = None

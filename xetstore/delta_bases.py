@@ -21,7 +21,6 @@ from .compression import Scheme
 from .errors import FormatError, HashMismatch, MissingData, NotFound
 from .hashing import range_hash, xet_hex
 from .index import Index
-from .keys import xorb_key
 from .shard import Manifest, ShardXorb, Term
 from .smudge import Reconstructor
 from .snapshot import FILE, Snapshot
@@ -166,7 +165,7 @@ def base_reader(backend: Backend, infos: Mapping[bytes, ShardXorb]) -> BaseReade
         footer = info.footer
         if base.end > footer.num_chunks or range_hash(footer.chunk_hashes[base.first : base.end]) != base.range_hash:
             raise HashMismatch(f"{what}: delta base in xorb {xet_hex(base.xorb_hash)}", xet_hex(base.range_hash), "other chunks")
-        key = xorb_key(base.xorb_hash)
+        key = footer.key
         start, stop = footer.byte_range(base.first, base.end)
         try:
             raw = backend.get(key, start, stop)
@@ -178,7 +177,7 @@ def base_reader(backend: Backend, infos: Mapping[bytes, ShardXorb]) -> BaseReade
 
 
 def _delta_base(backend: Backend, info: ShardXorb, i: int) -> DeltaBase | None:
-    key = xorb_key(info.footer.xorb_hash)
+    key = info.footer.key
     what = f"{key} chunk {i}"
     start = info.footer.record_start(i)
     try:

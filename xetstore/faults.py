@@ -33,6 +33,9 @@ FAULT_POINTS = (
     "gc.after_shard_sweep",  # replaced shards deleted, their xorbs not yet
     "repair.after_delete",  # a damaged xorb is set aside and deleted, its rewrite not yet in place
     "index.rebuild",  # a rebuild filled its new directory, not yet swapped in
+    "compact.before_xorb",  # a xorb's new layout is spooled, not yet published
+    "compact.after_xorb",  # a new layout is durable, no shard describes it yet
+    "compact.after_shard",  # the shard describing new layouts is durable, the index has not merged it
 )
 
 

@@ -21,7 +21,6 @@ from .backends import Backend
 from .compression import Scheme, decompress_frame
 from .errors import FormatError, IntegrityError, ObjectNotFound
 from .hashing import range_hash
-from .keys import xorb_key
 from .xorb import HEADER_SIZE, ChunkHeader, DeltaBase, XorbFooter
 
 __all__ = ["GroupedBases"]
@@ -94,7 +93,7 @@ class GroupedBases:
         """A frame's bytes as zstd gives them (still grouped for BG4), unverified."""
         start, stop = footer.record_start(first), footer.serialized_ends[first]
         try:
-            raw = memoryview(self._backend.get(xorb_key(xorb_hash), start, stop))
+            raw = memoryview(self._backend.get(footer.key, start, stop))
             header = ChunkHeader.decode(raw[:HEADER_SIZE], "delta base frame")
             size = footer.unpacked_ends[end - 1] - (footer.unpacked_ends[first - 1] if first else 0)
             if len(raw) != stop - start or header.size != footer.chunk_size(first):

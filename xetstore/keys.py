@@ -1,7 +1,8 @@
 """The object key layout: every backend key is built and parsed here (docs/format.md §3).
 
     config                          the repository config
-    xorbs/<xorb hash>               a xorb
+    xorbs/<xorb hash>               a xorb, as the session that made it wrote it (layout 0)
+    xorbs/<xorb hash>.<n>           the same xorb in layout n (1..255): recompressed by compact
     shards/<hash of its bytes>      a shard                 (content-named records:
     deletes/<hash of its bytes>     a deletion record        the name is checked
     snapshots/<hash of its bytes>   a snapshot record        against the bytes)
@@ -18,7 +19,7 @@ from .hashing import from_xet_hex, shard_hash, xet_hex
 
 __all__ = [
     "CONFIG", "XORBS", "SHARDS", "DELETES", "SNAPSHOTS", "LOCKS", "QUARANTINE",
-    "xorb_key", "shard_key", "record_key", "hash_in", "name_in", "names_its_content", "is_shard_key",
+    "MAX_LAYOUT", "xorb_key", "parse_xorb_key", "layout_of", "shard_key", "record_key", "hash_in", "name_in", "names_its_content", "is_shard_key",
     "lease_key", "lease_session", "quarantine_key", "staged_key",
 ]  # fmt: skip
 
@@ -31,10 +32,27 @@ LOCKS = "locks/"
 QUARANTINE = "quarantine/"
 
 _SHARD_KEY = re.compile(r"shards/[0-9a-f]{64}")
+_XORB_KEY = re.compile(r"xorbs/([0-9a-f]{64})(?:\.([1-9][0-9]{0,2}))?")
+MAX_LAYOUT = 255  # a layout number is a u8's worth: compact writes 1
 
 
-def xorb_key(xorb_hash: bytes) -> str:
-    return XORBS + xet_hex(xorb_hash)
+def xorb_key(xorb_hash: bytes, layout: int = 0) -> str:
+    """Key of a xorb in a layout: the first one (0) is the session's, a later one a recompression."""
+    return XORBS + xet_hex(xorb_hash) + (f".{layout}" if layout else "")
+
+
+def layout_of(key: str) -> int:
+    """The layout a xorb key names (0 for anything that is not a later layout's key)."""
+    named = parse_xorb_key(key)
+    return named[1] if named is not None else 0
+
+
+def parse_xorb_key(key: str) -> tuple[bytes, int] | None:
+    """(xorb hash, layout) a xorb key names, or None if it is not a xorb key."""
+    match = _XORB_KEY.fullmatch(key)
+    if match is None or int(match[2] or 0) > MAX_LAYOUT:
+        return None
+    return from_xet_hex(match[1]), int(match[2] or 0)
 
 
 def shard_key(data: bytes) -> str:

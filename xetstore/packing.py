@@ -24,7 +24,7 @@ from .near_copies import near_copy
 from .params import MAX_CHUNK, MAX_XORB_BYTES, MAX_XORB_CHUNKS, RepositoryParams
 from .xorb import HEADER_SIZE, ChunkHeader, DeltaBase, XorbFooter
 
-__all__ = ["SealedXorb", "XorbBuilder", "FrameBuffers", "encode_frame", "encode_near_copy"]
+__all__ = ["SealedXorb", "XorbBuilder", "FrameBuffers", "encode_frame", "encode_near_copy", "frame_records"]
 
 
 class SealedXorb(NamedTuple):
@@ -276,11 +276,12 @@ def encode_frame(
     # frame decodes to a view, so both sides are made bytes.
     if check and scheme != Scheme.NONE and bytes(decompress_frame(scheme, payload, len(data), what)) != data.tobytes():
         raise HashMismatch(what, "the frame's bytes", "different bytes after a compression round trip")
-    return _records(data, sizes, scheme, payload)
+    return frame_records(data, sizes, scheme, payload)
 
 
-def _records(data: memoryview, sizes: Sequence[int], scheme: Scheme, payload: bytes) -> _Frame:
-    """A frame's records: raw chunks (views into `data`) for NONE, else one payload record and IN_FRAME ones."""
+def frame_records(data: memoryview, sizes: Sequence[int], scheme: Scheme, payload: bytes) -> _Frame:
+    """A frame's records and the size of each: raw chunks (views into `data`) for NONE,
+    else one payload record and IN_FRAME ones."""
     if scheme == Scheme.NONE:
         parts: list[bytes | memoryview] = []
         pos = 0
@@ -303,4 +304,4 @@ def encode_near_copy(
     kept = near_copy(chunk, base, window, level, base_share, check)
     if isinstance(kept, bytes):
         return [ChunkHeader(len(kept), Scheme.DELTA, len(chunk)).encode(), kept], [HEADER_SIZE + len(kept)], True
-    return _records(memoryview(chunk), [len(chunk)], *kept)
+    return frame_records(memoryview(chunk), [len(chunk)], *kept)

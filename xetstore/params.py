@@ -24,6 +24,7 @@ __all__ = [
     "DEFAULT_GRACE",
     "READ_BLOCK",
     "BG4_ZSTD_LEVEL",
+    "COMPACT_LEVEL",
     "RepositoryParams",
     "default_cache_root",
 ]
@@ -49,6 +50,10 @@ DEFAULT_FRAME_BYTES = 1024 * 1024
 # on bf16/f32 tensors level 1 stored 3.6 % less than level 3, 50 % faster
 # (the grouped mantissa bytes are near-random; longer match searches only cost).
 BG4_ZSTD_LEVEL = 1
+
+# zstd level `compact` recompresses frames at (docs/format.md §6.8): on the bench's
+# binaries 6-8 % smaller than level 3 at 50-85 MB/s a core (level 19: 13-17 %, 3-6 MB/s).
+COMPACT_LEVEL = 9
 
 # Seconds an unreferenced object must have existed before gc removes it (a writer
 # may still be about to reference it). Here, not in gc.py, so that the CLI and

@@ -33,7 +33,7 @@ from .index import Index
 from .keys import CONFIG, SHARDS, shard_key
 from .maintenance import Lease, check_before_publish, open_index, sync_index
 from .names import resolve_name
-from .params import DEFAULT_FRAME_BYTES, DEFAULT_GRACE, RepositoryParams, default_cache_root
+from .params import COMPACT_LEVEL, DEFAULT_FRAME_BYTES, DEFAULT_GRACE, RepositoryParams, default_cache_root
 from .shard import Manifest, Shard, encode_shard
 from .smudge import Reconstructor
 
@@ -43,7 +43,7 @@ from .smudge import Reconstructor
 if TYPE_CHECKING:
     from .chunking import Chunker
     from .clean import Cleaned, CleanSession, EarlierOf
-    from .maintenance import CheckReport, GcReport, RebuildReport, ShardRepair, XorbRepair
+    from .maintenance import CheckReport, CompactReport, GcReport, RebuildReport, ShardRepair, XorbRepair
     from .snapshot import Snapshot, SnapshotEntry
     from .trees import SnapshotDiff, SnapshotResult, WalkedPath
 
@@ -202,6 +202,8 @@ class Repository:
         merged, damaged = sync_index(self._backend, self._index)
         for d in damaged:
             log.warning("skipping damaged %s: %s", d.key, d.reason)
+        if merged:
+            self._reconstructor.forget_tables()  # a merged compact may name a xorb's newer layout
         return merged
 
     # -- adding --------------------------------------------------------------
@@ -299,7 +301,7 @@ class Repository:
         fault_point("repository.after_xorbs")
         lease.check()  # the xorbs were checked while no gc could sweep
         if shard is not None:
-            check_before_publish(self._backend, lease, shard)
+            check_before_publish(self._backend, lease, shard, self._index.xorb_key)
             data = encode_shard(shard)
             key = shard_key(data)
             # The same bytes as a merged shard: a file removed and added again within
@@ -535,6 +537,15 @@ class Repository:
         from .maintenance import check_repository
 
         return check_repository(self._backend, self._index, read_data, subset, progress)
+
+    def compact(self, level: int = COMPACT_LEVEL, progress: Progress | None = None) -> CompactReport:
+        """Recompress every live xorb's zstd frames at `level` into a second layout
+        (docs/format.md §6.8); reads use it at once, gc removes the first after the grace period."""
+        from .maintenance import compact_repository
+
+        spool = self.cache_dir / "spool"
+        spool.mkdir(parents=True, exist_ok=True)
+        return compact_repository(self._backend, self._index, level, str(spool), progress)
 
     def repair_index(self) -> RebuildReport:
         """Rebuild the local index from the shards into a new directory, then swap it in."""

@@ -10,13 +10,13 @@ can fetch chunk ranges without reading the xorb footer (docs/format.md).
 from __future__ import annotations
 
 import struct
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import NamedTuple
 
 from .errors import FormatError
 from .hashing import ZERO_HASH, from_xet_hex, xet_hex
-from .keys import shard_key  # a shard's key is part of the layout; re-exported for callers of shard
+from .keys import MAX_LAYOUT, shard_key  # a shard's key is part of the layout; re-exported for callers of shard
 from .params import MAX_CHUNK, MAX_XORB_CHUNKS
 from .xorb import XorbFooter, footer_length
 
@@ -25,6 +25,7 @@ __all__ = [
     "Manifest",
     "Shard",
     "ShardXorb",
+    "newest_layouts",
     "encode_shard",
     "decode_shard",
     "encode_manifest",
@@ -84,6 +85,20 @@ class Shard(NamedTuple):
     created: int = 0  # seconds since the epoch
 
 
+def newest_layouts(tables: Iterable[ShardXorb], into: dict[bytes, ShardXorb] | None = None) -> dict[bytes, ShardXorb]:
+    """Xorb hash -> the table of its highest layout among `tables` (added to `into`).
+
+    Every reader, the index and gc pick a xorb's layout by this one rule, so
+    they agree whatever order shards are read in (docs/format.md §6.8).
+    """
+    out: dict[bytes, ShardXorb] = {} if into is None else into
+    for x in tables:
+        have = out.get(x.footer.xorb_hash)
+        if have is None or x.footer.layout > have.footer.layout:
+            out[x.footer.xorb_hash] = x
+    return out
+
+
 
 
 def encode_shard(shard: Shard) -> bytes:
@@ -125,7 +140,7 @@ def encode_manifest(m: Manifest) -> bytes:
 def _encode_xorb(x: ShardXorb) -> bytes:
     f = x.footer
     n = f.num_chunks
-    parts = [f.xorb_hash, struct.pack("<IIII", 0, n, f.unpacked_ends[-1], x.stored_size)]
+    parts = [f.xorb_hash, struct.pack("<IIII", f.layout, n, f.unpacked_ends[-1], x.stored_size)]
     start = 0
     for i in range(n):
         end = f.unpacked_ends[i]
@@ -224,16 +239,18 @@ def _decode_xorbs(data: memoryview, pos: int, what: str) -> list[ShardXorb]:
         rec = _record(data, pos, what)
         if bytes(rec) == _BOOKEND:
             return xorbs
-        _flags, count, _unpacked, stored = struct.unpack_from("<IIII", rec, 32)
+        layout, count, _unpacked, stored = struct.unpack_from("<IIII", rec, 32)
         if not 0 < count <= MAX_XORB_CHUNKS or pos + (count + 1) * _RECORD > len(data):
             raise FormatError(what, f"xorb {xet_hex(bytes(rec[:32]))} claims {count} chunks")
+        if layout > MAX_LAYOUT:
+            raise FormatError(what, f"xorb {xet_hex(bytes(rec[:32]))} has an unknown layout {layout}")
         entries = [_record(data, pos + (k + 1) * _RECORD, what) for k in range(count)]
-        xorbs.append(_decode_xorb_entry(bytes(rec[:32]), entries, stored, what))
+        xorbs.append(_decode_xorb_entry(bytes(rec[:32]), layout, entries, stored, what))
         pos += (count + 1) * _RECORD
 
 
 def _decode_xorb_entry(
-    xorb_hash: bytes, entries: Sequence[memoryview], stored: int, what: str
+    xorb_hash: bytes, layout: int, entries: Sequence[memoryview], stored: int, what: str
 ) -> ShardXorb:
     hashes: list[bytes] = []
     unpacked: list[int] = []
@@ -248,7 +265,7 @@ def _decode_xorb_entry(
         hashes.append(bytes(e[:32]))
         unpacked.append(start + size)
         serialized.append(serialized_end)
-    footer = XorbFooter(xorb_hash, tuple(hashes), tuple(serialized), tuple(unpacked))
+    footer = XorbFooter(xorb_hash, tuple(hashes), tuple(serialized), tuple(unpacked), layout)
     # Re-encode and decode: one place validates every bound of a chunk table.
     footer = XorbFooter.decode(footer.encode(), f"{what} xorb {xet_hex(xorb_hash)}")
     if stored != footer.serialized_ends[-1] + footer_length(footer.num_chunks) + 4:

@@ -24,7 +24,6 @@ from .frame_cache import FrameCache
 from .grouped_bases import GroupedBases
 from .hashing import ZERO_HASH, range_hash, xet_hex
 from .index import Index
-from .keys import xorb_key
 from .shard import Manifest, Term
 from .xorb import HEADER_SIZE, DeltaBase, XorbFooter, read_frames
 
@@ -78,6 +77,12 @@ class Reconstructor:
             if len(self._footers) > _FOOTER_CACHE:
                 self._footers.popitem(last=False)
         return entry[0]
+
+    def forget_tables(self) -> None:
+        """Drop the chunk tables read so far: the index may name newer layouts now."""
+        with self._footers_lock:
+            self._footers.clear()
+        self._frame_tables.clear()
 
     def check_term(self, term: Term, file: str) -> XorbFooter:
         """The footer of a term's xorb, after checking the term against it."""
@@ -155,7 +160,7 @@ class Reconstructor:
         self, xorb_hash: bytes, footer: XorbFooter, first: int, end: int, file: str, plain_only: bool, reach: Reach | None
     ) -> list[tuple[int, list[memoryview]]]:
         start, stop = footer.byte_range(first, end)
-        key = xorb_key(xorb_hash)
+        key = footer.key  # the layout the index chose
         try:
             raw = self._backend.get(key, start, stop)
         except ObjectNotFound:

@@ -16,6 +16,7 @@ from typing import NamedTuple
 from .compression import Scheme, bg4_join, decompress_frame, xor_residual
 from .errors import FormatError, HashMismatch
 from .hashing import chunk_hash, xet_hex, xorb_hash
+from .keys import MAX_LAYOUT, xorb_key
 from .params import MAX_CHUNK, MAX_XORB_BYTES, MAX_XORB_CHUNKS
 
 __all__ = [
@@ -115,6 +116,15 @@ class XorbFooter(NamedTuple):
     chunk_hashes: tuple[bytes, ...]
     serialized_ends: tuple[int, ...]  # cumulative end of each record (header + payload)
     unpacked_ends: tuple[int, ...]  # cumulative end of each chunk's plain bytes
+    # Which serialization of the xorb this table describes (docs/format.md §6.8): 0 as
+    # its session wrote it, 1 recompressed by compact. Kept in the footer's reserved
+    # bytes and in the shard's xorb-info flags.
+    layout: int = 0
+
+    @property
+    def key(self) -> str:
+        """The backend key of the object this table describes."""
+        return xorb_key(self.xorb_hash, self.layout)
 
     @property
     def num_chunks(self) -> int:
@@ -154,7 +164,7 @@ class XorbFooter(NamedTuple):
         ))  # fmt: skip
         hashes_from_end = footer_length(n) - (8 + 32)
         bounds_from_end = 12 + 8 * n + 28
-        tail = struct.pack("<III", n, hashes_from_end, bounds_from_end) + bytes(16)
+        tail = struct.pack("<IIII", n, hashes_from_end, bounds_from_end, self.layout) + bytes(12)
         return body + tail + struct.pack("<I", footer_length(n))
 
     @classmethod
@@ -172,7 +182,10 @@ class XorbFooter(NamedTuple):
         if bytes(data[0:7]) != _FOOTER_IDENT or data[7] != _FOOTER_VERSION:
             raise FormatError(what, "bad xorb footer magic or version")
         fields = _decode_sections(data, n, what)
-        footer = cls(bytes(data[8:40]), *fields)
+        (layout,) = struct.unpack_from("<I", data, info_len - 16)
+        if layout > MAX_LAYOUT:
+            raise FormatError(what, f"xorb layout {layout} is not supported")
+        footer = cls(bytes(data[8:40]), *fields, layout)
         _check_bounds(footer, what)
         return footer
 

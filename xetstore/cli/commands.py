@@ -68,7 +68,7 @@ class _Commands(click.Group):
     cost `--version`, `ls` and `get` about 10 ms each."""
 
     ELSEWHERE = {
-        **dict.fromkeys(("check", "repair", "rm", "gc"), "xetstore.cli.maintenance"),
+        **dict.fromkeys(("check", "repair", "rm", "gc", "compact"), "xetstore.cli.maintenance"),
         **dict.fromkeys(("tags", "restore", "diff"), "xetstore.cli.snapshots"),
         "bench": "xetstore.bench.cli",
         "lfs": "xetstore.lfs.commands",

@@ -1,4 +1,4 @@
-"""The maintenance commands: check, repair, rm, gc. Parse, call Repository, print."""
+"""The maintenance commands: check, repair, rm, gc, compact. Parse, call Repository, print."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 import click
 
 from ..errors import EXIT_DAMAGED, ConfigError
-from ..params import DEFAULT_GRACE
+from ..params import COMPACT_LEVEL, DEFAULT_GRACE
 from .commands import Output, Repository, cli, common_options, repo_option
 
 if TYPE_CHECKING:  # the modules themselves load when a command runs
@@ -194,4 +194,32 @@ def _print_gc(out: Output, rep: GcReport) -> None:
         dry_run=rep.dry_run, xorbs=len(rep.deleted_xorbs), shards=len(rep.deleted_shards),
         records=len(rep.deleted_records), repacked=len(rep.repacked_xorbs), freed_bytes=rep.freed_bytes,
         live_files=rep.live_files,
+    )  # fmt: skip
+
+
+@cli.command()
+@repo_option
+@click.option("--level", default=COMPACT_LEVEL, show_default=True, type=click.IntRange(1, 22),
+              help="zstd level to recompress at (19: about 10 % smaller again, 10-20 times slower).")  # fmt: skip
+@common_options
+def compact(out: Output, repo: str, level: int) -> None:
+    """Recompress stored xorbs at a higher zstd level, as a second layout of each.
+
+    Adds compress quickly; this pass, run when convenient, stores the same chunks
+    smaller. Reads use the new layout at once; `gc` removes the old one after the
+    grace period.
+    """
+    with Repository.open(repo) as r, out.progress(0, "compacting") as bar:
+        rep = r.compact(level, progress=bar.update)
+    for key in rep.new_shards:
+        out.emit("written", f"wrote {key}", key=key)
+    saved = rep.stored_before - rep.stored_after
+    share = f" ({saved / rep.stored_before:.1%})" if rep.stored_before else ""
+    out.emit(
+        "summary",
+        f"compacted {rep.xorbs} xorbs at level {level}: {rep.stored_before} -> {rep.stored_after} bytes, "
+        f"{saved} saved{share}, in {rep.seconds:.1f} s; {rep.skipped} had nothing to recompress; "
+        "`xetstore gc` removes the old layouts after the grace period",
+        xorbs=rep.xorbs, skipped=rep.skipped, level=level, stored_before=rep.stored_before,
+        stored_after=rep.stored_after, seconds=round(rep.seconds, 3),
     )  # fmt: skip

@@ -14,6 +14,7 @@ from typing import Any, TypeVar, cast
 import lmdb
 
 from ..errors import IndexUnusable, IntegrityError
+from ..keys import xorb_key
 from ..shard import Manifest, Shard, ShardXorb, decode_manifest, encode_manifest
 from ..xorb import XorbFooter
 from .environment import INITIAL_MAP, SCHEMA, TABLES, SharedEnv, acquire, inode, lmdb_error, open_env, release
@@ -90,6 +91,11 @@ class Index:
         """A xorb's chunk table and stored size, or None if no shard lists it."""
         v = self._read(lambda txn, dbs: _get(txn, xorb_hash, dbs[b"xorbs"]))
         return None if v is None else self._decode_xorb(v)
+
+    def xorb_key(self, xorb_hash: bytes) -> str:
+        """The key of the xorb in the layout reads use (its first one if unknown)."""
+        entry = self.xorb(xorb_hash)
+        return entry[0].key if entry is not None else xorb_key(xorb_hash)
 
     def _decode_xorb(self, v: bytes) -> tuple[XorbFooter, int]:
         try:
@@ -256,9 +262,18 @@ def _rename_if_there(path: Path, to: Path) -> None:
 def _put_xorbs(txn: lmdb.Transaction, dbs: dict[bytes, Any], xorbs: Iterable[ShardXorb]) -> None:
     for x in xorbs:
         f = x.footer
-        txn.put(f.xorb_hash, struct.pack("<Q", x.stored_size) + f.encode(), db=dbs[b"xorbs"])
+        have = txn.get(f.xorb_hash, db=dbs[b"xorbs"])
+        # The highest layout wins, as everywhere (shard.newest_layouts), whatever the merge order.
+        if have is None or _layout_of(have) < f.layout:
+            txn.put(f.xorb_hash, struct.pack("<Q", x.stored_size) + f.encode(), db=dbs[b"xorbs"])
         for i, h in enumerate(f.chunk_hashes):
             txn.put(h, f.xorb_hash + struct.pack("<I", i), db=dbs[b"chunks"], overwrite=False)
+
+
+def _layout_of(entry: bytes | memoryview) -> int:
+    """The layout of an index xorb entry (stored size u64 + footer): the footer's
+    reserved u32, 16 bytes before its trailing length (xorb.XorbFooter.encode)."""
+    return int.from_bytes(bytes(entry[-20:-16]), "little") if len(entry) >= 28 else -1
 
 
 def _put_shard(txn: lmdb.Transaction, dbs: dict[bytes, Any], key: str, shard: Shard) -> None:

@@ -2,7 +2,7 @@
 
 Modules, each importing only those before it (tests/test_layers.py checks the
 order): binding, leases, objects, deletes, inventory, reindex, repack, sweep,
-check, gc, repair. gc and repair both drive sweep's mechanics (inventory →
+check, gc, repair, compact. gc and repair both drive sweep's mechanics (inventory →
 plan → rewrite → sweep); deletion records are read and written in deletes.
 
 The names are loaded on first use: a process that opens a repository to list or
@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from .check import CheckReport, check_repository
+    from .compact import CompactReport, compact_repository
     from .gc import GcOptions, collect_garbage, remove_files
     from .leases import Lease, check_before_publish
     from .objects import read_xorb_footer
@@ -27,6 +28,7 @@ if TYPE_CHECKING:
 # Exported name -> the module of this package that defines it.
 _HOMES = {
     "CheckReport": "check", "check_repository": "check",
+    "CompactReport": "compact", "compact_repository": "compact",
     "GcOptions": "gc", "GcReport": "sweep", "collect_garbage": "gc", "remove_files": "gc",
     "read_xorb_footer": "objects",
     "Lease": "leases", "check_before_publish": "leases",
@@ -36,6 +38,7 @@ _HOMES = {
 
 __all__ = [
     "CheckReport",
+    "CompactReport",
     "GcOptions",
     "GcReport",
     "Lease",
@@ -45,6 +48,7 @@ __all__ = [
     "check_before_publish",
     "check_repository",
     "collect_garbage",
+    "compact_repository",
     "open_index",
     "read_xorb_footer",
     "rebuild_index",

@@ -34,7 +34,7 @@ from ..errors import (
 )
 from ..hashing import ZERO_HASH, hash_mod, range_hash, xet_hex
 from ..index import Index
-from ..keys import DELETES, SHARDS, SNAPSHOTS, xorb_key
+from ..keys import DELETES, SHARDS, SNAPSHOTS, layout_of
 from ..shard import Manifest, ShardXorb
 from ..smudge import Reconstructor
 from ..xorb import BaseReader, XorbFooter
@@ -190,13 +190,14 @@ def _xorb_tables(backend: Backend, inv: Inventory, report: CheckReport) -> dict[
     for h in used:
         if h in infos or h not in inv.xorb_objects:
             continue
+        obj = inv.xorb_objects[h]
         try:
-            infos[h] = read_xorb_footer(backend, h)
+            infos[h] = read_xorb_footer(backend, h, layout_of(obj.key))
         except IntegrityError as exc:
-            report.add(DAMAGE, xorb_key(h), f"no shard describes it and its footer is bad: {exc}",
+            report.add(DAMAGE, obj.key, f"no shard describes it and its footer is bad: {exc}",
                        inv.files_using({h})[h], _FIX_XORB)  # fmt: skip
         except BackendError as exc:
-            report.add(UNCHECKED, xorb_key(h), f"could not read its footer: {exc}")
+            report.add(UNCHECKED, obj.key, f"could not read its footer: {exc}")
     return infos
 
 
@@ -212,9 +213,9 @@ def _check_terms(inv: Inventory, infos: dict[bytes, ShardXorb], report: CheckRep
                 if reason:
                     bad[(t.xorb_hash, reason)].add(m.file_hash)
     for h, files in missing.items():
-        report.add(DAMAGE, xorb_key(h), "missing: live files refer to it", files, _FIX_XORB)
+        report.add(DAMAGE, inv.key_of(h), "missing: live files refer to it", files, _FIX_XORB)
     for (h, reason), files in bad.items():
-        report.add(DAMAGE, xorb_key(h), reason, files, "the manifests disagree with the xorb; " + _FIX_XORB)
+        report.add(DAMAGE, inv.key_of(h), reason, files, "the manifests disagree with the xorb; " + _FIX_XORB)
 
 
 def _term_problem(footer: XorbFooter, first: int, end: int, size: int, expected: bytes) -> str:
@@ -261,6 +262,10 @@ def _report_orphans(backend: Backend, inv: Inventory, report: CheckReport) -> No
         if h not in used:
             report.add(INFO, obj.key, "unreferenced (left by an interrupted add or a deletion)",
                        hint="`xetstore gc` removes it after the grace period")  # fmt: skip
+    for h, layout, obj in sorted(inv.spare_layouts(), key=lambda s: s[2].key):
+        if h in inv.xorb_objects:
+            report.add(INFO, obj.key, f"layout {layout}, not the one reads use ({inv.key_of(h)})",
+                       hint="`xetstore gc` removes it after the grace period")  # fmt: skip
 
 
 def _check_index(
@@ -305,7 +310,7 @@ def _read_xorb(
     backend: Backend, inv: Inventory, info: ShardXorb | None, h: bytes, report: CheckReport,
     progress: Callable[[int], None] | None, bases: BaseReader,
 ) -> None:  # fmt: skip
-    key = xorb_key(h)
+    key = inv.key_of(h)
     try:
         data = backend.get(key)
     except NotFound:

@@ -89,7 +89,7 @@ def collect_garbage(backend: Backend, index: Index, params: RepositoryParams, op
         if lease is None:
             return report
         plan.leftovers = stale_lease_records(backend, lease)
-        if plan.gone or plan.dirty or plan.leftovers:
+        if plan.gone or plan.dirty or plan.leftovers or plan.superseded:
             execute(backend, lease, params, inv, plan, report, options.wait)
         lease.check()
         # Ages count from the mark, as for every other object: a temp begun while

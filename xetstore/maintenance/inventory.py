@@ -12,8 +12,8 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 
 from ..backends import Backend, ObjectInfo
-from ..keys import DELETES, SHARDS, XORBS, hash_in
-from ..shard import Manifest, Shard, ShardXorb
+from ..keys import DELETES, SHARDS, XORBS, parse_xorb_key, xorb_key
+from ..shard import Manifest, Shard, ShardXorb, newest_layouts
 from ..snapshot import Snapshot
 from ..trees import read_snapshots
 from .deletes import DeleteRecord, read_delete_record
@@ -28,7 +28,10 @@ class Inventory:
     shard_objects: dict[str, ObjectInfo] = field(default_factory=dict)
     records: dict[str, DeleteRecord] = field(default_factory=dict)
     record_objects: dict[str, ObjectInfo] = field(default_factory=dict)
+    # Each xorb's object in the layout in use (shard.newest_layouts; if no shard
+    # describes it, its highest stored one), and every object of each, by layout.
     xorb_objects: dict[bytes, ObjectInfo] = field(default_factory=dict)
+    layout_objects: dict[bytes, dict[int, ObjectInfo]] = field(default_factory=dict)
     damaged: list[Damaged] = field(default_factory=list)
     dropped: set[tuple[bytes, str]] = field(default_factory=set)  # (file hash, shard key) deleted
     snapshots: list[Snapshot] = field(default_factory=list)
@@ -49,12 +52,36 @@ class Inventory:
         return [(key, m) for key, s in self.shards.items() for m in s.manifests if (m.file_hash, key) in self.dropped]
 
     def xorb_infos(self) -> dict[bytes, ShardXorb]:
-        """The chunk table of every xorb some shard describes."""
+        """The chunk table of every xorb some shard describes, in its highest layout."""
         out: dict[bytes, ShardXorb] = {}
         for s in self.shards.values():
-            for x in s.xorbs:
-                out.setdefault(x.footer.xorb_hash, x)
+            newest_layouts(s.xorbs, out)
         return out
+
+    def key_of(self, xorb_hash: bytes) -> str:
+        """The key of a xorb in the layout in use (named even when it is missing)."""
+        obj = self.xorb_objects.get(xorb_hash)
+        if obj is not None:
+            return obj.key
+        info = self.xorb_infos().get(xorb_hash)
+        return info.footer.key if info is not None else xorb_key(xorb_hash)
+
+    def spare_layouts(self) -> list[tuple[bytes, int, ObjectInfo]]:
+        """(xorb hash, layout, object) of every stored layout that is not the one in use."""
+        return [
+            (h, layout, obj)
+            for h, objs in self.layout_objects.items()
+            for layout, obj in objs.items()
+            if self.xorb_objects.get(h) is not obj
+        ]
+
+    def _choose_layouts(self) -> None:
+        described = self.xorb_infos()
+        for h, objs in self.layout_objects.items():
+            info = described.get(h)
+            layout = info.footer.layout if info is not None else max(objs)
+            if layout in objs:
+                self.xorb_objects[h] = objs[layout]
 
     def live_chunks(self) -> dict[bytes, set[int]]:
         """Chunk indices each xorb must keep for the live manifests."""
@@ -91,11 +118,11 @@ def take_inventory(backend: Backend) -> Inventory:
     """
     inv = Inventory()
     for info in backend.list(XORBS):
-        raw = hash_in(info.key, XORBS)
-        if raw is None:
-            inv.damaged.append(Damaged(info.key, "not a xorb name (64 hex digits)"))
+        named = parse_xorb_key(info.key)
+        if named is None:
+            inv.damaged.append(Damaged(info.key, "not a xorb name (64 hex digits, then .LAYOUT for a later layout)"))
         else:
-            inv.xorb_objects[raw] = info
+            inv.layout_objects.setdefault(named[0], {})[named[1]] = info
     listed = list(backend.list(SHARDS))
     for info, shard in read_each(backend, listed, read_shard, inv.damaged):
         inv.shards[info.key] = shard
@@ -108,6 +135,7 @@ def take_inventory(backend: Backend) -> Inventory:
         for file_hash, shard_keys in record.entries:
             inv.dropped.update((file_hash, s) for s in shard_keys)
     _pin_snapshots(backend, inv)
+    inv._choose_layouts()
     return inv
 
 

@@ -33,7 +33,7 @@ import json
 import os
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import NamedTuple
 
 from ..backends import Backend
@@ -266,18 +266,21 @@ def _int(value: object) -> int:
     return value if isinstance(value, int) and not isinstance(value, bool) else 0
 
 
-def check_before_publish(backend: Backend, lease: Lease, shard: Shard) -> None:
+def check_before_publish(
+    backend: Backend, lease: Lease, shard: Shard, key_of: Callable[[bytes], str] = xorb_key
+) -> None:
     """A writer's last step before its shard becomes visible.
 
     Its lease must still hold (else a gc may have swept meanwhile), and every
     xorb its new manifests use must exist: its own were just written, the
     others were found in the index and may be older than the index knows.
+    `key_of` gives the key of a xorb in the layout the index reads.
     """
     lease.check()
     own = {x.footer.xorb_hash for x in shard.xorbs}
     for m in shard.manifests:
         for h in {t.xorb_hash for t in m.terms} - own:
-            key = xorb_key(h)
+            key = key_of(h)
             if not backend.exists(key):
                 raise MissingData(key, f"{xet_hex(m.file_hash)} (nothing was published)")
             own.add(h)  # checked once per session

@@ -15,14 +15,14 @@ from collections.abc import Callable, Iterable, Iterator
 from typing import NamedTuple, TypeVar
 
 from ..backends import Backend, ObjectInfo
-from ..errors import FormatError, HashMismatch, IntegrityError, NotFound
+from ..errors import FormatError, HashMismatch, IntegrityError, NotFound, ObjectNotFound
 from ..hashing import shard_hash, xet_hex
-from ..keys import SHARDS, name_in, xorb_key
+from ..keys import SHARDS, name_in, parse_xorb_key, xorb_key
 from ..params import MAX_XORB_CHUNKS
 from ..shard import Shard, ShardXorb, decode_shard
 from ..xorb import BaseReader, XorbFooter, footer_length, read_chunks, verify_xorb
 
-__all__ = ["Damaged", "damaged_chunks", "read_each", "read_shard", "read_xorb_footer"]
+__all__ = ["Damaged", "damaged_chunks", "read_each", "read_shard", "read_xorb_footer", "read_newest_footer"]
 
 T = TypeVar("T")
 
@@ -58,9 +58,9 @@ def read_shard(backend: Backend, key: str) -> Shard:
     return decode_shard(data, key)
 
 
-def read_xorb_footer(backend: Backend, xorb_hash: bytes) -> ShardXorb:
+def read_xorb_footer(backend: Backend, xorb_hash: bytes, layout: int = 0) -> ShardXorb:
     """A xorb's chunk table read from its own footer (two ranged reads, bounded)."""
-    key = xorb_key(xorb_hash)
+    key = xorb_key(xorb_hash, layout)
     size = backend.stat(key).size
     if size < 4:
         raise FormatError(key, f"xorb is truncated to {size} bytes")
@@ -70,9 +70,21 @@ def read_xorb_footer(backend: Backend, xorb_hash: bytes) -> ShardXorb:
     footer = XorbFooter.decode(backend.get(key, size - 4 - length, size), key)
     if footer.xorb_hash != xorb_hash:
         raise HashMismatch(f"footer of {key}", xet_hex(xorb_hash), xet_hex(footer.xorb_hash))
+    if footer.layout != layout:
+        raise FormatError(key, f"its footer says layout {footer.layout}, its name {layout}")
     if footer.serialized_ends[-1] + length + 4 != size:
         raise FormatError(key, "xorb records do not end where the footer starts")
     return ShardXorb(footer, size)
+
+
+def read_newest_footer(backend: Backend, xorb_hash: bytes) -> ShardXorb:
+    """The chunk table of a xorb no shard describes, from the footer of its highest
+    stored layout (a listing finds them); NotFound if none is stored."""
+    named = (parse_xorb_key(info.key) for info in backend.list(xorb_key(xorb_hash)))
+    layouts = [n[1] for n in named if n is not None and n[0] == xorb_hash]
+    if not layouts:
+        raise ObjectNotFound(xorb_key(xorb_hash))
+    return read_xorb_footer(backend, xorb_hash, max(layouts))
 
 
 def damaged_chunks(

@@ -27,7 +27,7 @@ from ..xorb import XorbFooter
 from .binding import unbound_manifests
 from .deletes import read_delete_record
 from .leases import process_alive
-from .objects import Damaged, read_each, read_shard, read_xorb_footer
+from .objects import Damaged, read_each, read_newest_footer, read_shard
 
 __all__ = ["open_index", "sync_index", "rebuild_index", "RebuildReport"]
 
@@ -138,7 +138,7 @@ class _ChunkTables:
             return entry[0]
         if xorb_hash not in self._read:
             try:
-                self._read[xorb_hash] = read_xorb_footer(self._backend, xorb_hash).footer
+                self._read[xorb_hash] = read_newest_footer(self._backend, xorb_hash).footer
             except (NotFound, IntegrityError):
                 self._read[xorb_hash] = None  # unreadable anyway; `check` reports it
             if len(self._read) > self._FOOTERS:
@@ -179,7 +179,7 @@ def _describe_missing_xorbs(backend: Backend, index: Index, damaged: list[Damage
     found = []
     for h in missing:
         try:
-            found.append(read_xorb_footer(backend, h))
+            found.append(read_newest_footer(backend, h))
         except NotFound:
             continue  # `xetstore check` reports the dangling reference
         except IntegrityError as exc:

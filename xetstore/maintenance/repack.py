@@ -19,10 +19,9 @@ from ..delta_bases import base_reader
 from ..errors import IntegrityError
 from ..faults import fault_point
 from ..hashing import ZERO_HASH, range_hash, xet_hex
-from ..keys import xorb_key
 from ..packing import SealedXorb, XorbBuilder
 from ..params import RepositoryParams
-from ..shard import Manifest, Shard, ShardXorb, Term, encode_shard, shard_key
+from ..shard import Manifest, Shard, ShardXorb, Term, encode_shard, newest_layouts, shard_key
 from ..xorb import BaseReader, XorbFooter, read_chunks, verify_xorb
 from .inventory import Inventory
 
@@ -62,7 +61,9 @@ def rewrite(
         repack.discard(x.footer.xorb_hash)
     manifests, described = _live_manifests(inv, dirty, moved), _described_elsewhere(inv, dirty)
     kept = _kept_tables(inv, dirty, dead | repack)
-    tables = {x.footer.xorb_hash: x for x in [*kept, *out.new_xorbs] if x.footer.xorb_hash not in described}
+    tables = {
+        x.footer.xorb_hash: x for x in [*kept, *out.new_xorbs] if described.get(x.footer.xorb_hash, -1) < x.footer.layout
+    }
     if manifests or tables:
         shard = Shard(tuple(manifests.values()), tuple(tables.values()), int(time.time()))
         data = encode_shard(shard)
@@ -106,7 +107,7 @@ def _read_live(
 ) -> list[tuple[int, bytes]]:  # fmt: skip
     """The wanted chunks of a xorb, each verified, frame by frame; with `lost`
     (salvage), those chunks are skipped and frames holding only them not read."""
-    key = xorb_key(h)
+    key = info.footer.key  # the layout in use
     data = memoryview(backend.get(key))
     footer, want = info.footer, set(wanted) - (lost or set())
     result: list[tuple[int, bytes]] = []
@@ -155,9 +156,16 @@ def _live_manifests(inv: Inventory, dirty: set[str], moved: dict[_Place, _Place]
     return {fh: m for fh, m in out.items() if m not in staying}
 
 
-def _described_elsewhere(inv: Inventory, dirty: set[str]) -> set[bytes]:
-    """Xorbs whose chunk table a shard that stays already holds."""
-    return {x.footer.xorb_hash for key, s in inv.shards.items() if key not in dirty for x in s.xorbs}
+def _described_elsewhere(inv: Inventory, dirty: set[str]) -> dict[bytes, int]:
+    """Xorbs whose chunk table a shard that stays already holds, and the highest
+    layout it holds: a dirty shard's table of a higher layout must be carried
+    over, or the layout reads use would lose its only description."""
+    out: dict[bytes, int] = {}
+    for key, s in inv.shards.items():
+        if key not in dirty:
+            for x in s.xorbs:
+                out[x.footer.xorb_hash] = max(x.footer.layout, out.get(x.footer.xorb_hash, 0))
+    return out
 
 
 def _move_term(t: Term, moved: dict[_Place, _Place], tables: dict[bytes, XorbFooter]) -> Iterable[Term]:
@@ -183,10 +191,8 @@ def _term(x: bytes, first: int, old: list[int], footer: XorbFooter, unverified: 
 
 
 def _kept_tables(inv: Inventory, dirty: set[str], gone: set[bytes]) -> list[ShardXorb]:
-    """Chunk tables the dirty shards carry for xorbs that stay."""
+    """Chunk tables the dirty shards carry for xorbs that stay (the highest layout of each)."""
     out: dict[bytes, ShardXorb] = {}
     for key in dirty:
-        for x in inv.shards[key].xorbs:
-            if x.footer.xorb_hash not in gone:
-                out.setdefault(x.footer.xorb_hash, x)
+        newest_layouts((x for x in inv.shards[key].xorbs if x.footer.xorb_hash not in gone), out)
     return list(out.values())

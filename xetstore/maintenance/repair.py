@@ -15,17 +15,15 @@ import time
 from dataclasses import dataclass, field
 
 from ..backends import Backend
-from ..compression import Scheme
 from ..delta_bases import base_reader, bases_needed
 from ..errors import IntegrityError, NotFound, Refused
 from ..faults import fault_point
 from ..hashing import xet_hex
 from ..index import Index
-from ..keys import XORBS, quarantine_key, staged_key, xorb_key
-from ..packing import XorbBuilder
+from ..keys import XORBS, layout_of, parse_xorb_key, quarantine_key, staged_key
 from ..params import MAX_XORB_CHUNKS, RepositoryParams
 from ..shard import Manifest, ShardXorb
-from ..xorb import HEADER_SIZE, ChunkHeader, read_chunks, verify_xorb
+from ..xorb import BaseReader, verify_xorb
 from .deletes import DeleteRecord, put_delete_record
 from .inventory import Inventory, take_inventory
 from .leases import Lease
@@ -72,8 +70,9 @@ def _salvage(
     """Rewrite xorbs whose chunks are all intact; record the lost files as deleted;
     move the intact chunks of the others into new xorbs and set them aside."""
     for h in [h for h, bad in lost_chunks.items() if not bad and h in inv.xorb_objects]:
-        _rewrite_whole(backend, lease, params, h, inv.xorb_infos())  # every chunk is intact
-        out.salvaged_xorbs.append(xorb_key(h))
+        infos = inv.xorb_infos()
+        _rewrite_whole(backend, lease, inv.key_of(h), infos[h], base_reader(backend, infos))  # every chunk is intact
+        out.salvaged_xorbs.append(inv.key_of(h))
         del lost_chunks[h]
     if not lost_chunks:
         return
@@ -84,7 +83,7 @@ def _salvage(
         put_delete_record(backend, lease, DeleteRecord(entries, int(time.time())))
         inv = take_inventory(backend)
     plan = Plan.of_damage(inv, lost_chunks)
-    out.salvaged_xorbs = sorted(out.salvaged_xorbs + [xorb_key(h) for h in plan.repack])
+    out.salvaged_xorbs = sorted(out.salvaged_xorbs + [inv.key_of(h) for h in plan.repack])
     out.gc = GcReport(dry_run=False)
     execute(backend, lease, params, inv, plan, out.gc, _WAIT, salvage=lost_chunks)
 
@@ -96,14 +95,14 @@ def _scan(backend: Backend, inv: Inventory, confirm: bool) -> tuple[dict[bytes, 
     infos = inv.xorb_infos()
     bases = base_reader(backend, infos)  # a delta chunk is intact if it decodes against its base
     for h in inv.live_chunks():
-        key = xorb_key(h)
+        key = inv.key_of(h)
         info = infos.get(h)
         try:
             data = backend.get(key)
             if info is None:
-                info = read_xorb_footer(backend, h)
+                info = read_xorb_footer(backend, h, layout_of(key))
         except NotFound:
-            if _restore_staged(backend, h, info, confirm):
+            if _restore_staged(backend, key, info, confirm):
                 continue
             data, reason = b"", "missing"
         except IntegrityError as exc:  # no shard describes it and its footer is bad
@@ -133,29 +132,17 @@ def _refuse_if_a_base(backend: Backend, inv: Inventory, damaged: set[bytes]) -> 
         )
 
 
-def _rewrite_whole(
-    backend: Backend, lease: Lease, params: RepositoryParams, h: bytes, infos: dict[bytes, ShardXorb]
-) -> None:
+def _rewrite_whole(backend: Backend, lease: Lease, key: str, info: ShardXorb, bases: BaseReader) -> None:
     """Replace a xorb whose chunks are intact but whose other bytes are not.
 
-    Its re-encoding has the same name, so the good copy is staged in
-    quarantine/ first: a crash between the delete and the put leaves it there,
-    and the next `repair xorbs` puts it back.
+    Every chunk decoded with the shard's chunk table, so the records are intact:
+    the rewrite is those records and the footer the shard records, which is the
+    layout the shard describes whatever encoder or level wrote it. It has the
+    same name, so the good copy is staged in quarantine/ first: a crash between
+    the delete and the put leaves it there, and the next `repair xorbs` puts it back.
     """
-    key = xorb_key(h)
     damaged = backend.get(key)
-    footer, deltas = infos[h].footer, infos[h].deltas
-    bases = base_reader(backend, infos)
-    chunks = read_chunks(memoryview(damaged)[: footer.serialized_ends[-1]], footer, 0, footer.num_chunks, key, bases)
-    builder = XorbBuilder.for_params(params)
-    for i, (chunk_hash, chunk) in enumerate(zip(footer.chunk_hashes, chunks)):
-        start = footer.record_start(i)
-        if i in deltas and ChunkHeader.decode(damaged[start : start + HEADER_SIZE], key).scheme == Scheme.DELTA:
-            # intact (it decoded): its record is copied, so the layout stays the shard's
-            builder.add_delta(chunk_hash, len(chunk), damaged[start + HEADER_SIZE : footer.serialized_ends[i]])
-        else:
-            builder.add(chunk_hash, chunk)
-    good = builder.seal().kept_data()
+    good = bytes(damaged[: info.footer.serialized_ends[-1]]) + info.footer.encode()
     verify_xorb(good, f"rewritten {key}", bases)
     lease.check()
     backend.put(staged_key(key), good)
@@ -166,15 +153,15 @@ def _rewrite_whole(
     backend.delete(staged_key(key))
 
 
-def _restore_staged(backend: Backend, h: bytes, info: ShardXorb | None, confirm: bool) -> bool:
+def _restore_staged(backend: Backend, key: str, info: ShardXorb | None, confirm: bool) -> bool:
     """Put back the good copy an interrupted rewrite staged; whether one exists."""
-    key = xorb_key(h)
+    h = parse_xorb_key(key)
     try:
         data = backend.get(staged_key(key))
     except NotFound:
         return False
     footer = verify_xorb(data, staged_key(key))
-    if footer.xorb_hash != h or (info is not None and footer != info.footer):
+    if h is None or (footer.xorb_hash, footer.layout) != h or (info is not None and footer != info.footer):
         return False
     if confirm:
         backend.put(key, data)

@@ -27,8 +27,9 @@ from ..delta_bases import keep_bases, rescued_bases
 from ..errors import IntegrityError, NotFound
 from ..faults import fault_point
 from ..index import Index
-from ..keys import DELETES, SHARDS, SNAPSHOTS, quarantine_key, xorb_key
+from ..keys import DELETES, SHARDS, SNAPSHOTS, quarantine_key
 from ..params import RepositoryParams
+from ..shard import ShardXorb
 from ..xorb import XorbFooter
 from .deletes import DeleteRecord, put_delete_record, read_delete_record
 from .inventory import Inventory
@@ -74,12 +75,13 @@ class GcReport:
     def describe(self, plan: Plan, inv: Inventory) -> None:
         """What `plan` will do (all a dry run reports)."""
         self.live_files = len(inv.live_files())
-        self.deleted_xorbs = sorted(xorb_key(h) for h in plan.gone)
-        self.repacked_xorbs = sorted(xorb_key(h) for h in plan.repack)
+        self.deleted_xorbs = sorted([inv.key_of(h) for h in plan.gone] + list(plan.superseded))
+        self.repacked_xorbs = sorted(inv.key_of(h) for h in plan.repack)
         self.deleted_shards = sorted(plan.dirty)
         self.deleted_records = sorted(obsolete_records(inv, plan.dirty))
-        self.young = sorted(xorb_key(h) for h in plan.young)
-        self.freed_bytes = sum(inv.xorb_objects[h].size for h in plan.gone)
+        self.young = sorted(inv.key_of(h) for h in plan.young)
+        self.freed_bytes = sum(o.size for h in plan.gone for o in inv.layout_objects.get(h, {}).values())
+        self.freed_bytes += sum(plan.superseded.values())
 
 
 @dataclass
@@ -91,6 +93,7 @@ class Plan:
     dirty: set[str] = field(default_factory=set)
     young: set[bytes] = field(default_factory=set)
     quarantine: set[bytes] = field(default_factory=set)  # copied to quarantine/ before removal
+    superseded: dict[str, int] = field(default_factory=dict)  # key -> size of layouts reads no longer use
     leftovers: list[str] = field(default_factory=list)  # records of stale leases
 
     @property
@@ -114,6 +117,7 @@ class Plan:
                 (plan.dead if old else plan.young).add(h)
             elif old and h in infos and h not in pinned and _live_share(infos[h].footer, used[h]) < repack_below:
                 plan.repack.add(h)
+        plan.superseded = _superseded(inv, infos, now, grace)
         plan.dirty = _dirty_shards(inv, plan)
         return plan
 
@@ -146,7 +150,7 @@ def execute(
 ) -> None:  # fmt: skip
     """Rewrite, then sweep under the exclusive phase of `lease` (entered within `wait` seconds)."""
     done = rewrite(backend, params, inv, plan.repack, plan.dirty, plan.dead, salvage)
-    report.new_xorbs = [xorb_key(x.footer.xorb_hash) for x in done.new_xorbs]
+    report.new_xorbs = [x.footer.key for x in done.new_xorbs]
     report.new_shards = [done.shard_key] if done.shard_key else []
     lease.enter_sweep(wait)
     _sweep(backend, lease, inv, plan, done, report)
@@ -172,6 +176,29 @@ def obsolete_records(inv: Inventory, removed_shards: set[str]) -> list[str]:
 
 def _live_share(footer: XorbFooter, live: set[int]) -> float:
     return sum(footer.chunk_size(i) for i in live if i < footer.num_chunks) / footer.unpacked_ends[-1]
+
+
+def _superseded(inv: Inventory, infos: dict[bytes, ShardXorb], now: float, grace: float) -> dict[str, int]:
+    """Stored layouts of a xorb other than the one in use, which may go: a lower one
+    once every shard describing the layout in use is older than `grace` (a reader
+    that chose the lower layout before has had that long to finish), a higher one
+    no shard describes (an interrupted compact) once it is older than `grace`.
+    Never while the layout in use is missing: the lower one may be all there is."""
+    described_since: dict[tuple[bytes, int], float] = {}
+    for key, shard in inv.shards.items():
+        mtime = inv.shard_objects[key].mtime
+        for x in shard.xorbs:
+            at = (x.footer.xorb_hash, x.footer.layout)
+            described_since[at] = min(mtime, described_since.get(at, mtime))
+    out = {}
+    for h, layout, obj in inv.spare_layouts():
+        in_use = infos.get(h)
+        if h not in inv.xorb_objects or in_use is None:
+            continue
+        since = described_since[(h, in_use.footer.layout)]
+        if layout < in_use.footer.layout and now - since >= grace or layout > in_use.footer.layout and now - obj.mtime >= grace:
+            out[obj.key] = obj.size
+    return out
 
 
 def _dirty_shards(inv: Inventory, plan: Plan) -> set[str]:
@@ -202,18 +229,26 @@ def _sweep(backend: Backend, lease: Lease, inv: Inventory, plan: Plan, done: Rew
         fault_point("gc.during_sweep")
     fault_point("gc.after_shard_sweep")
     doomed = sorted(plan.gone - rescued - {x.footer.xorb_hash for x in done.new_xorbs})
+    deleted = []
     for h in doomed:
         if h in plan.quarantine:
-            set_aside(backend, lease, xorb_key(h))
-        _delete(backend, lease, xorb_key(h))
+            set_aside(backend, lease, inv.key_of(h))
+        for obj in inv.layout_objects.get(h, {}).values() or [None]:
+            deleted.append(obj.key if obj else inv.key_of(h))
+            _delete(backend, lease, deleted[-1])
+    for key in sorted(plan.superseded):
+        if key not in deleted:
+            _delete(backend, lease, key)
+            deleted.append(key)
     records = obsolete_records(inv, removed_shards)
     for key in sorted(records):
         _delete(backend, lease, key)
     report.deleted_shards = sorted(removed_shards)
-    report.deleted_xorbs = [xorb_key(h) for h in doomed]
+    report.deleted_xorbs = sorted(deleted)
     report.deleted_records = sorted(records)
-    report.rescued = sorted(xorb_key(h) for h in rescued)
-    report.freed_bytes = sum(inv.xorb_objects[h].size for h in doomed if h in inv.xorb_objects)
+    report.rescued = sorted(inv.key_of(h) for h in rescued)
+    sizes = {o.key: o.size for objs in inv.layout_objects.values() for o in objs.values()}
+    report.freed_bytes = sum(sizes.get(key, 0) for key in deleted)
     for key in plan.leftovers:
         _delete(backend, lease, key)
     report.deleted_other = list(plan.leftovers)

@@ -1,0 +1,207 @@
+"""compact: a second, smaller layout of each xorb; reads switch to it, gc removes the first.
+
+Real folder repositories throughout; objects are damaged, deleted and aged on disk
+the way a user's disk or a lost upload would.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from xetstore import Repository
+from xetstore.index import Index
+from xetstore.keys import parse_xorb_key
+from xetstore.maintenance.check import DAMAGE, INFO
+from xetstore.shard import decode_shard
+
+from .rel_support import objects, run_cli
+from .samples import random_bytes, write_file
+
+DAY = 24 * 3600
+
+
+def table_text(rows: int, seed: int) -> bytes:
+    """CSV-like text: compressible, and compressing better at higher zstd levels."""
+    rng = np.random.default_rng(seed)
+    values = rng.integers(0, 10_000, size=(rows, 3))
+    return "".join(f"{i},{a},{b / 7:.3f},item-{c % 97}\n" for i, (a, b, c) in enumerate(values)).encode()
+
+
+def floats(n: int, seed: int) -> bytes:
+    return np.random.default_rng(seed).normal(0, 0.02, n).astype(np.float32).tobytes()
+
+
+@pytest.fixture
+def stored(tmp_path: Path) -> tuple[Path, dict[str, bytes]]:
+    """A repository of text (two versions), float weights and random bytes, one add each."""
+    repo_dir = tmp_path / "repo"
+    v1 = table_text(60_000, 1)
+    contents = [v1, v1 + table_text(5_000, 2), floats(400_000, 3), random_bytes(700_000, 4)]
+    files = {}
+    with Repository.init(str(repo_dir)) as r:
+        for n, data in enumerate(contents):
+            files[r.add_file(write_file(tmp_path / f"f{n}", data)).file_hash] = data
+    return repo_dir, files
+
+
+def layouts(repo_dir: Path) -> dict[bytes, set[int]]:
+    found: dict[bytes, set[int]] = {}
+    for key in objects(repo_dir, "xorbs"):
+        named = parse_xorb_key(key)
+        assert named is not None, key
+        found.setdefault(named[0], set()).add(named[1])
+    return found
+
+
+def age(repo_dir: Path, key: str, seconds: float) -> None:
+    t = time.time() - seconds
+    os.utime(repo_dir / key, (t, t))
+
+
+def assert_reads(r: Repository, files: dict[str, bytes]) -> None:
+    for fh, data in files.items():
+        assert r.read_bytes(fh) == data
+        assert r.read_bytes(fh, len(data) // 3, len(data) // 3 + 70_000) == data[len(data) // 3 : len(data) // 3 + 70_000]
+
+
+def test_compact_stores_less_and_every_file_reads_back(stored: tuple[Path, dict[str, bytes]], tmp_path: Path) -> None:
+    repo_dir, files = stored
+    with Repository.open(str(repo_dir)) as r:
+        report = r.compact()
+        assert report.xorbs >= 2 and report.stored_after < 0.97 * report.stored_before
+        assert report.skipped >= 1  # the random bytes' xorb: nothing shrinks
+        assert len(report.new_shards) == 1
+        assert_reads(r, files)
+        assert r.compact().xorbs == 0  # nothing left in its first layout that would shrink
+    compacted = {h for h, ls in layouts(repo_dir).items() if ls == {0, 1}}
+    assert len(compacted) == report.xorbs
+    for key in objects(repo_dir, "xorbs"):  # reads no longer touch those first layouts: remove them
+        named = parse_xorb_key(key)
+        if named is not None and named[0] in compacted and named[1] == 0:
+            (repo_dir / key).unlink()
+    with Repository.open(str(repo_dir), cache_dir=tmp_path / "other-client") as fresh:
+        assert_reads(fresh, files)
+        assert fresh.check(read_data=True).exit_code == 0
+
+
+def test_gc_removes_the_first_layouts_only_after_the_grace_period(stored: tuple[Path, dict[str, bytes]]) -> None:
+    repo_dir, files = stored
+    with Repository.open(str(repo_dir)) as r:
+        report = r.compact()
+        check = r.check(read_data=True)
+        superseded = {p.key for p in check.problems if p.severity == INFO}
+        assert check.exit_code == 0 and len(superseded) == report.xorbs
+        assert all("." not in key for key in superseded)
+        young = r.gc()  # default grace: the compact's shard is minutes old
+        assert young.deleted_xorbs == []
+        for key in report.new_shards:
+            age(repo_dir, key, DAY + 60)
+        old = r.gc()
+        assert set(old.deleted_xorbs) == superseded and old.freed_bytes == report.stored_before
+        assert r.check(read_data=True).problems == []
+        assert_reads(r, files)
+    assert all(ls in ({1}, {0}) for ls in layouts(repo_dir).values())
+
+
+def test_gc_keeps_the_first_layout_while_the_one_in_use_is_missing(stored: tuple[Path, dict[str, bytes]]) -> None:
+    repo_dir, _files = stored
+    with Repository.open(str(repo_dir)) as r:
+        r.compact()
+        lost = sorted(k for k in objects(repo_dir, "xorbs") if k.endswith(".1"))[0]
+        (repo_dir / lost).unlink()
+        r.gc(grace=0.0)
+        assert (repo_dir / lost.removesuffix(".1")).exists()  # possibly the only copy: kept
+        damage = [p for p in r.check().problems if p.severity == DAMAGE]
+        assert [p.key for p in damage] == [lost] and "missing" in damage[0].reason
+
+
+def test_a_replaced_compact_shard_keeps_the_layouts_that_stay(tmp_path: Path) -> None:
+    """gc replaces the compact's shard when a xorb it describes goes; the layouts of
+    the xorbs that stay must be described by the replacement, not dropped because
+    the adds' shards describe their first layouts."""
+    repo_dir = tmp_path / "repo"
+    kept, gone = table_text(40_000, 5), table_text(40_000, 6)
+    with Repository.init(str(repo_dir)) as r:
+        a = r.add_file(write_file(tmp_path / "a", kept))
+        b = r.add_file(write_file(tmp_path / "b", gone))
+        assert len(r.compact().new_shards) == 1
+        r.remove([b.file_hash])
+        r.gc(grace=0.0)
+        assert r.check(read_data=True).problems == []
+        assert r.read_bytes(a.file_hash) == kept
+        r.repair_index()
+        assert r.read_bytes(a.file_hash) == kept
+    assert list(layouts(repo_dir).values()) == [{1}]
+
+
+def test_the_index_keeps_the_highest_layout_whatever_the_merge_order(
+    stored: tuple[Path, dict[str, bytes]], tmp_path: Path
+) -> None:
+    repo_dir, _files = stored
+    with Repository.open(str(repo_dir)) as r:
+        compact_key = r.compact().new_shards[0]
+    shards = {k: decode_shard((repo_dir / k).read_bytes(), k) for k in objects(repo_dir, "shards")}
+    compacted = {x.footer.xorb_hash for x in shards[compact_key].xorbs}
+    for n, order in enumerate((sorted(shards), sorted(shards, key=lambda k: k != compact_key))):
+        with Index.open(tmp_path / f"index-{n}") as index:
+            for key in order:
+                index.add_shard(key, shards[key])
+            for h in compacted:
+                entry = index.xorb(h)
+                assert entry is not None and entry[0].layout == 1 and index.xorb_key(h).endswith(".1")
+
+
+def test_compact_copies_delta_chunks_and_gc_keeps_their_bases(tmp_path: Path) -> None:
+    repo_dir = tmp_path / "repo"
+    rng = np.random.default_rng(7)
+    base = rng.normal(0, 0.02, 600_000).astype(np.float32)
+    tuned = (base + rng.normal(0, 1e-5, base.size).astype(np.float32)).astype(np.float32)
+    texts = table_text(30_000, 8)
+    with Repository.init(str(repo_dir), delta=True) as r:
+        v1 = r.add_file(write_file(tmp_path / "w1", base.tobytes()))
+        v2 = r.add_files([write_file(tmp_path / "w2", tuned.tobytes()), write_file(tmp_path / "t", texts)],
+                         earlier=v1.file_hash)[0]  # fmt: skip
+        assert r.compact().xorbs >= 1
+        r.remove([v1.file_hash])  # its xorb stays only as the base of v2's delta chunks
+        r.gc(grace=0.0)
+        assert r.read_bytes(v2.file_hash) == tuned.tobytes()
+        assert r.check(read_data=True).problems == []
+    shards = [decode_shard((repo_dir / k).read_bytes(), k) for k in objects(repo_dir, "shards")]
+    deltas = {(x.footer.xorb_hash, x.footer.layout): x.deltas for s in shards for x in s.xorbs}
+    assert any(deltas.values())  # the fine-tune was stored as delta chunks
+    for (h, layout), marked in deltas.items():
+        if layout == 1 and (h, 0) in deltas:
+            assert marked == deltas[(h, 0)]  # gc finds bases through these flags
+
+
+def test_repair_rewrites_a_compacted_xorb_whose_footer_is_damaged(stored: tuple[Path, dict[str, bytes]]) -> None:
+    repo_dir, files = stored
+    with Repository.open(str(repo_dir)) as r:
+        r.compact()
+        r.gc(grace=0.0)
+        victim = repo_dir / sorted(k for k in objects(repo_dir, "xorbs") if k.endswith(".1"))[0]
+        data = bytearray(victim.read_bytes())
+        data[-30] ^= 0xFF  # inside the footer's chunk table: every chunk is still intact
+        victim.write_bytes(bytes(data))
+        assert r.check(read_data=True).exit_code == 3
+        repaired = r.repair_xorbs(confirm=True)
+        assert repaired.lost_files == [] and repaired.salvaged_xorbs
+        assert r.check(read_data=True).problems == []
+        assert_reads(r, files)
+
+
+def test_compact_command(stored: tuple[Path, dict[str, bytes]]) -> None:
+    repo_dir, files = stored
+    done = run_cli("compact", "-r", str(repo_dir), "--level", "12", "--json")
+    assert done.returncode == 0, done.stderr
+    summary = json.loads(done.stdout.splitlines()[-1])
+    assert summary["type"] == "summary" and summary["level"] == 12 and summary["xorbs"] >= 2
+    assert summary["stored_after"] < summary["stored_before"]
+    with Repository.open(str(repo_dir)) as r:
+        assert_reads(r, files)
