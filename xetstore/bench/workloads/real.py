@@ -3,17 +3,19 @@
     python -m xetstore.bench.workloads.real [--cache DIR] [--wheel FILE ...]
 
 The generated workloads imitate real data; these are real data. The prepare step takes
-consecutive releases of a real package as wheels (by default it asks pip to download
-numpy 2.1.0-2.2.0 from the package index, about 80 MB; `--wheel` uses wheel files you
-already have instead), and builds two workloads under the bench cache:
+consecutive releases of a real package as wheels (by default it asks pip to download the
+CPython 3.11 manylinux x86_64 wheels of numpy 2.1.0-2.2.0, about 80 MB, whatever interpreter
+runs it; wheels already downloaded are reused; `--wheel` uses wheel files you already have
+instead), and builds two workloads under the bench cache:
 
 - `real-libs`: the shared libraries (`*.so*`) of each release, one version per release:
   what a build-artifact store sees (compiled code, relinked between releases).
 - `real-releases`: every file of each release, unpacked (about 1000 files each).
 
 The database written by a real program is the `database` workload (SQLite via the stdlib
-`sqlite3`, with updates, deletes and VACUUM). Nothing is downloaded while the bench runs: an
-unprepared real workload is skipped with a line that names this command.
+`sqlite3`, with updates, deletes and VACUUM). Each folder records its sources (wheel names
+and sha256) in `.sources.json`. Nothing is downloaded while the bench runs: an unprepared
+real workload is skipped with a line that names this command.
 """
 
 from __future__ import annotations
@@ -21,11 +23,9 @@ from __future__ import annotations
 import argparse
 import functools
 import json
-import shutil
-import subprocess
-import sys
-import zipfile
 from pathlib import Path, PurePosixPath
+
+from .wheels import Keep, download_wheels, sha256, unpack
 
 __all__ = ["REAL_WORKLOADS", "DEFAULT_WHEELS", "prepared", "prepare_from_wheels", "not_prepared_note"]
 
@@ -51,25 +51,12 @@ def not_prepared_note(name: str, cache_dir: Path) -> str:
             f"`python -m xetstore.bench.workloads.real --cache {cache_dir}` (downloads numpy wheels via pip)")  # fmt: skip
 
 
-def _members(wheel: zipfile.ZipFile, libs_only: bool) -> list[zipfile.ZipInfo]:
-    found = []
-    for info in wheel.infolist():
-        path = PurePosixPath(info.filename)
-        if info.is_dir() or ".." in path.parts or path.is_absolute():
-            continue  # a wheel's members are relative paths; refuse anything else
-        if libs_only and ".so" not in path.suffixes:
-            continue
-        found.append(info)
-    return found
+def _is_lib(path: PurePosixPath) -> bool:
+    return ".so" in path.suffixes  # libfoo.so, libgomp.so.1, _core.cpython-311-x86_64-linux-gnu.so
 
 
-def _unpack(wheel_path: Path, dest: Path, libs_only: bool) -> None:
-    with zipfile.ZipFile(wheel_path) as wheel:
-        for info in _members(wheel, libs_only):
-            target = dest / info.filename
-            target.parent.mkdir(parents=True, exist_ok=True)
-            with wheel.open(info) as src, open(target, "wb") as out:
-                shutil.copyfileobj(src, out, 1 << 20)
+def _everything(path: PurePosixPath) -> bool:
+    return True
 
 
 def prepare_from_wheels(wheels: list[Path], cache_dir: Path) -> dict[str, Path]:
@@ -79,36 +66,21 @@ def prepare_from_wheels(wheels: list[Path], cache_dir: Path) -> dict[str, Path]:
     from . import build_folder
 
     done = {}
-    for name, libs_only in (("real-libs", True), ("real-releases", False)):
+    for name, keep in (("real-libs", _is_lib), ("real-releases", _everything)):
         folder = _folder(name, cache_dir)
-        build_folder(folder, functools.partial(_unpack_versions, wheels, libs_only=libs_only))
+        build_folder(folder, functools.partial(_unpack_versions, wheels, keep=keep))
         done[name] = folder
     return done
 
 
-def _unpack_versions(wheels: list[Path], dest: Path, *, libs_only: bool) -> None:
+def _unpack_versions(wheels: list[Path], dest: Path, *, keep: Keep) -> None:
+    sources = []
     for n, wheel in enumerate(wheels, 1):
         version = dest / f"v{n:02d}"
         version.mkdir()
-        _unpack(wheel, version, libs_only)
-    sources = [{"version": f"v{n:02d}", "wheel": Path(w).name} for n, w in enumerate(wheels, 1)]
+        unpack(wheel, version, keep)
+        sources.append({"version": version.name, "wheel": Path(wheel).name, "sha256": sha256(wheel)})
     (dest / ".sources.json").write_text(json.dumps(sources, indent=1) + "\n")
-
-
-def download_wheels(specs: list[str], dest: Path) -> list[Path]:
-    """Wheels for `specs` (one release each, in order) via pip, without dependencies."""
-    dest.mkdir(parents=True, exist_ok=True)
-    found = []
-    for spec in specs:
-        before = set(dest.glob("*.whl"))
-        subprocess.run([sys.executable, "-m", "pip", "download", "-q", "--no-deps", "--only-binary=:all:",
-                        "-d", str(dest), spec], check=True)  # fmt: skip
-        name, _, version = spec.partition("==")
-        match = sorted(p for p in dest.glob(f"{name}-{version}-*.whl")) or sorted(set(dest.glob("*.whl")) - before)
-        if not match:
-            raise RuntimeError(f"pip download {spec} left no wheel in {dest}")
-        found.append(match[0])
-    return found
 
 
 def main() -> None:
