@@ -101,7 +101,7 @@ def run_bench(config: BenchConfig, say: Say = lambda line: None) -> dict[str, An
             for w, (folder, _) in workloads.items():
                 vs = versions(folder)
                 for s in active:
-                    say(f"run {n + 1}/{config.runs}  {w:<12} {s}")
+                    say(f"run {n + 1}/{config.runs}  {w:<19} {s}")
                     result = run_isolated(s, vs, root / f"{w.replace(':', '_')}-{s}-{n}")
                     if result.get("error"):
                         say(f"  ERROR: {result['error']}")

