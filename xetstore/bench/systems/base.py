@@ -45,6 +45,10 @@ class System(ABC):
     def setup(self, workdir: Path) -> None:
         """Create an empty repository under `workdir` (an empty folder)."""
 
+    def prepare_version(self, source: Path, label: str) -> None:  # noqa: B027 (most systems have nothing to stage)
+        """Untimed work before `add_version`: what a user does before the measured command
+        (the git systems stage and commit the version here; the timed add is the push)."""
+
     @abstractmethod
     def add_version(self, source: Path, label: str) -> None:
         """Add one version: every file under `source`, as one add/backup."""
@@ -120,9 +124,12 @@ def tool_peak_rss() -> int:
     return _ToolPeak.bytes
 
 
-def run_tool(args: list[str], cwd: Path | None = None, env: dict[str, str] | None = None) -> str:
-    """Run a peer's command line; its failure becomes a SystemError_ with its stderr."""
-    full_env = {**os.environ, **(env or {})}
+def run_tool(args: list[str], cwd: Path | None = None, env: dict[str, str] | None = None, inherit: bool = True) -> str:
+    """Run a peer's command line; its failure becomes a SystemError_ with its stderr.
+
+    `env` is added to this process's environment, or with `inherit=False` is the whole
+    environment (the git systems must not see a user's GIT_DIR or XETSTORE_REPO)."""
+    full_env = {**os.environ, **(env or {})} if inherit else dict(env or {})
     with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
         proc = subprocess.Popen(args, cwd=cwd, env=full_env, stdout=out, stderr=err, text=True)
         done = threading.Event()
