@@ -19,6 +19,7 @@ from xetstore.bench.bench import median_metrics
 from xetstore.bench.report import speed_table, to_markdown
 from xetstore.bench.runner import METRICS, measure, run_isolated, verify_tree
 from xetstore.bench.systems import DEFAULT_SYSTEMS, make_system, tree_files
+from xetstore.bench.systems.base import run_tool, tool_peak_rss
 from xetstore.bench.workloads import WORKLOADS, materialize, versions
 
 SCALE_MB = 0.3
@@ -256,3 +257,10 @@ def test_delta_system_stores_less_of_a_fine_tune(small_workloads: Path, tmp_path
     assert plain.get("error") is None and delta.get("error") is None
     assert verify_tree(versions(folder)[-1], tmp_path / "delta" / "restored") == []
     assert delta["stored_bytes"] < 0.9 * plain["stored_bytes"]
+
+
+def test_peak_rss_counts_the_processes_a_command_starts(tmp_path: Path) -> None:
+    """`git push` does its work in children (hook, agents): their peak must count, not git's own."""
+    child = "b = b'x' * 120_000_000; import time; time.sleep(0.3)"
+    run_tool(["sh", "-c", f"{sys.executable} -c \"{child}\"; true"])  # `; true`: sh waits, it cannot exec
+    assert tool_peak_rss() > 120_000_000

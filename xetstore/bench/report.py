@@ -5,8 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 __all__ = [
-    "to_markdown", "summary_table", "headline_table", "speed_table", "quick_lines", "json_lines",
-    "BASELINE", "DEFAULT_XETSTORE", "PROCESS_XETSTORE",
+    "to_markdown", "summary_table", "headline_table", "speed_table", "git_table", "quick_lines", "json_lines",
+    "BASELINE", "DEFAULT_XETSTORE", "PROCESS_XETSTORE", "GIT_XETSTORE", "GIT_LFS",
 ]  # fmt: skip
 
 BASELINE = "whole-file"
@@ -17,6 +17,16 @@ _PROCESS_NOTE = (
     "Each version is added by a fresh `xetstore add -r REPO DIR` (hf_xet: a fresh Python process "
     "that imports hf_xet and uploads the version in one commit); the last version is restored by one "
     "fresh process. Start-up, imports and opening the repository are in every figure."
+)
+GIT_XETSTORE, GIT_LFS = "xetstore-git", "git-lfs"
+_GIT_NOTE = (
+    "One commit per version in a real git repository whose files are all LFS objects. Timed: each "
+    "`git push` to a file:// bare remote (git-lfs's pre-push hook and the transfer agents it starts), "
+    "then one `git clone` of the last version (checkout, smudge, agent downloads). `git add` and "
+    "`git commit` run before each push, untimed (git-lfs's clean filter, the same for both). "
+    "Push MB/s is all versions' logical bytes over the sum of the push times (a file a version left "
+    "unchanged costs its push nothing); hf_xet-proc's ingest is its upload processes. git-lfs's remote "
+    "is on another filesystem (/dev/shm), so it copies objects instead of hard-linking them."
 )
 
 
@@ -93,6 +103,37 @@ def speed_table(report: dict[str, Any], anchor: str = "hf_xet", ours_name: str =
             cells += [f"{fmt(a[key])} / {fmt(b[key])}", _x(ratio)]
         for key in ("peak_rss_bytes", "stored_bytes"):
             cells.append(f"{_mb(a[key])} / {_mb(b[key])}")
+        lines.append(f"| {w} | " + " | ".join(cells) + " |")
+    return lines if len(lines) > 2 else []
+
+
+def _ok(result: dict[str, Any] | None) -> dict[str, Any] | None:
+    """A result's medians, or None when it did not run or failed."""
+    return None if result is None or result["error"] else result["median"]
+
+
+def _vs(ours: dict[str, Any], theirs: dict[str, Any] | None, key: str) -> str:
+    return _x(ours[key] / theirs[key]) if theirs and ours[key] and theirs[key] else "n/a"
+
+
+def git_table(report: dict[str, Any]) -> list[str]:
+    """xetstore-git's push and clone speeds per process, over git-lfs's and hf_xet-proc's."""
+    by = _by(report)
+    lines = [
+        f"| workload | push MB/s | vs {GIT_LFS} | vs {PROCESS_ANCHOR} | clone MB/s | vs {GIT_LFS} | vs {PROCESS_ANCHOR} "
+        f"| peak RSS MB | stored MB ({GIT_XETSTORE} / {GIT_LFS}) |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for w in report["workloads"]:
+        ours = _ok(by.get((w, GIT_XETSTORE)))
+        if ours is None:
+            continue
+        lfs, hf = _ok(by.get((w, GIT_LFS))), _ok(by.get((w, PROCESS_ANCHOR)))
+        cells = []
+        for key in ("ingest_mb_s", "restore_mb_s"):
+            cells += [_rate(ours[key]), _vs(ours, lfs, key), _vs(ours, hf, key)]
+        theirs = _mb(lfs["stored_bytes"]) if lfs else "n/a"
+        cells += [_mb(ours["peak_rss_bytes"]), f"{_mb(ours['stored_bytes'])} / {theirs}"]
         lines.append(f"| {w} | " + " | ".join(cells) + " |")
     return lines if len(lines) > 2 else []
 
@@ -176,7 +217,8 @@ def _facts(report: dict[str, Any]) -> list[str]:
     m, cfg, load = report["machine"], report["config"], report["load_average"]
     ram = "?" if m["ram_bytes"] is None else f"{m['ram_bytes'] / 2**30:.1f} GiB"
     libs = ", ".join(f"{k} {v}" for k, v in m["libraries"].items() if v)
-    peers = ", ".join(sorted({i["version"] for s, i in report["systems"].items() if i["version"] and s in _PEERS}))
+    tools = (*_PEERS, GIT_LFS)  # git-lfs's version names git's too
+    peers = ", ".join(sorted({i["version"] for s, i in report["systems"].items() if i["version"] and s in tools}))
     return [
         f"- date: {report['date']}; command: `{report['command']}`",
         f"- scale: {cfg['scale_mb']} MB per workload, seed {cfg['seed']}, medians of {cfg['runs']} run(s)",
@@ -199,6 +241,10 @@ def to_markdown(report: dict[str, Any]) -> str:
     if per_process:
         lines += ["", "## Speed against hf_xet, per process (as a user runs them; ratio = xetstore / hf_xet, medians)", ""]
         lines += [*per_process, "", _PROCESS_NOTE]
+    git = git_table(report)
+    if git:
+        lines += ["", f"## git push and clone, per process ({GIT_XETSTORE}; vs = its speed / the other's, above 1 is faster; medians)", ""]
+        lines += [*git, "", _GIT_NOTE]
     speed = speed_table(report)
     if speed:
         lines += ["", "## Speed against hf_xet, in one warm process (same run; ratio = xetstore / hf_xet, medians)", "", *speed]

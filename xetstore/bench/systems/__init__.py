@@ -2,7 +2,8 @@
 
 Baselines (whole-file, fixed blocks), xetstore in several configurations, and
 peers (restic, borg, casync, hf_xet) that run only where they are installed;
-`xetstore-cli` and `hf_xet-proc` run every add and restore as a fresh process.
+`xetstore-cli` and `hf_xet-proc` run every add and restore as a fresh process, and
+`xetstore-git` and `git-lfs` push each version with git and restore with `git clone`.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from .base import System, SystemError_, tree_files
+from .git import GitLfs, XetstoreGit
 from .hfxet import HfXet
 from .local import FixedBlocks, WholeFile
 from .peers import Borg, Casync, Restic
@@ -43,6 +45,8 @@ DEFAULT_SYSTEMS = (
     "hf_xet",
     "xetstore-cli",
     "hf_xet-proc",
+    "xetstore-git",
+    "git-lfs",
 )
 
 # Frame size and level candidates for the repository default (`--explore`).
@@ -69,6 +73,8 @@ def make_system(name: str) -> System:
         "hf_xet": HfXet,
         "xetstore-cli": XetstoreCli,
         "hf_xet-proc": HfXetProcess,
+        "xetstore-git": XetstoreGit,
+        "git-lfs": GitLfs,
     }
     if name in fixed:
         return fixed[name]()

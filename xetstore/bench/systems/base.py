@@ -45,6 +45,10 @@ class System(ABC):
     def setup(self, workdir: Path) -> None:
         """Create an empty repository under `workdir` (an empty folder)."""
 
+    def prepare_version(self, source: Path, label: str) -> None:  # noqa: B027 (most systems have nothing to stage)
+        """Untimed work before `add_version`: what a user does before the measured command
+        (the git systems stage and commit the version here; the timed add is the push)."""
+
     @abstractmethod
     def add_version(self, source: Path, label: str) -> None:
         """Add one version: every file under `source`, as one add/backup."""
@@ -120,9 +124,12 @@ def tool_peak_rss() -> int:
     return _ToolPeak.bytes
 
 
-def run_tool(args: list[str], cwd: Path | None = None, env: dict[str, str] | None = None) -> str:
-    """Run a peer's command line; its failure becomes a SystemError_ with its stderr."""
-    full_env = {**os.environ, **(env or {})}
+def run_tool(args: list[str], cwd: Path | None = None, env: dict[str, str] | None = None, inherit: bool = True) -> str:
+    """Run a peer's command line; its failure becomes a SystemError_ with its stderr.
+
+    `env` is added to this process's environment, or with `inherit=False` is the whole
+    environment (the git systems must not see a user's GIT_DIR or XETSTORE_REPO)."""
+    full_env = {**os.environ, **(env or {})} if inherit else dict(env or {})
     with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
         proc = subprocess.Popen(args, cwd=cwd, env=full_env, stdout=out, stderr=err, text=True)
         done = threading.Event()
@@ -143,12 +150,41 @@ def run_tool(args: list[str], cwd: Path | None = None, env: dict[str, str] | Non
 
 
 def _sample_peak(pid: int, done: threading.Event) -> None:
-    """Record the VmHWM of a running command every 10 ms until it exits."""
+    """Record the largest VmHWM of a running command and its descendants every 10 ms.
+
+    Descendants count because `git push` does its work in processes it starts (git-lfs's
+    hook, the transfer agents); the command's own VmHWM would be git's few MB. The
+    figure is the largest single process, not their sum: peaks reached at different
+    moments do not add up.
+    """
     while not done.is_set():
-        peak = vm_hwm(pid)  # None once the process is gone (or reaped)
-        if peak is not None:
-            _ToolPeak.bytes = max(_ToolPeak.bytes, peak)
+        for member in _process_tree(pid):
+            peak = vm_hwm(member)  # None once the process is gone (or reaped)
+            if peak is not None:
+                _ToolPeak.bytes = max(_ToolPeak.bytes, peak)
         done.wait(0.01)
+
+
+def _process_tree(pid: int) -> list[int]:
+    """`pid` and every process below it (Linux /proc; just `pid` elsewhere).
+
+    Children are listed per thread: Go programs such as git-lfs start them from any thread.
+    """
+    found, todo = [], [pid]
+    while todo:
+        member = todo.pop()
+        found.append(member)
+        try:
+            tasks = os.listdir(f"/proc/{member}/task")
+        except OSError:
+            continue
+        for tid in tasks:
+            try:
+                with open(f"/proc/{member}/task/{tid}/children") as f:
+                    todo += [int(child) for child in f.read().split()]
+            except OSError:
+                pass
+    return found
 
 
 def sha256_file(path: Path) -> str:

@@ -19,7 +19,7 @@ from pathlib import Path
 from .base import System, disk_bytes, run_tool, tree_bytes
 from .hfxet import HfXet
 
-__all__ = ["XetstoreCli", "HfXetProcess", "xetstore_command"]
+__all__ = ["XetstoreCli", "HfXetProcess", "xetstore_command", "compile_package"]
 
 _RESTORE = """
 import json, sys
@@ -60,7 +60,7 @@ with hf_xet.XetSession().new_file_download_group(endpoint=endpoint) as group:
 """
 
 
-def _compile_package() -> None:
+def compile_package() -> None:
     """Byte-compile xetstore as `pip install` does. A source checkout may have no
     (or stale) bytecode, and with PYTHONDONTWRITEBYTECODE set Python never writes it:
     every process would recompile each module it imports (measured: `xetstore ls`
@@ -87,7 +87,7 @@ class XetstoreCli(System):
         return __version__
 
     def setup(self, workdir: Path) -> None:
-        _compile_package()
+        compile_package()
         self.root = workdir / "repo"
         self.versions = workdir / "repo-versions"
         self.versions.mkdir(parents=True)
