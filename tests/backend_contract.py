@@ -120,6 +120,8 @@ class BackendContract:
         assert {i.key for i in backend.list("xorbs/a")} == {"xorbs/a1", "xorbs/a2"}
         assert {i.key for i in backend.list("shards/")} == {"shards/s1"}
         assert list(backend.list("nothing/")) == []
+        for prefix in ("", "xorbs/", "xorbs/a", "shards/", "nothing/", "conf"):  # keys() names what list() does
+            assert sorted(backend.keys(prefix)) == sorted(i.key for i in backend.list(prefix))
 
     def test_list_many(self, backend: Backend) -> None:
         keys = {f"shards/{i:04d}" for i in range(self.many_keys)}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import io
 import os
 import random
@@ -236,3 +237,36 @@ class TestBadInput:
         Repository.init(str(tmp_path / "r")).close()
         with pytest.raises(ConfigError, match="already"):
             Repository.init(str(tmp_path / "r"))
+
+
+class _ListCounting(MemoryBackend):
+    """A memory backend that counts listings of shards/ (each add syncs by listing them)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.shard_listings = 0
+
+    def list(self, prefix: str = ""):  # type: ignore[no-untyped-def]
+        self.shard_listings += prefix == "shards/"
+        return super().list(prefix)
+
+
+def test_adding_an_unknown_stream_lists_the_shards_once(tmp_path: Path) -> None:
+    """A git-lfs push commits one shard per object: an object the index does not
+    know is looked up without a listing and added after one; one it knows costs
+    a second listing at commit (another client may have removed it)."""
+    backend = _ListCounting()
+    with Repository.init(backend, cache_dir=tmp_path / "cache") as r:
+        data = random_bytes(50_000, 1)
+        oid = hashlib.sha256(data).hexdigest()
+        backend.shard_listings = 0
+        assert r.find_stored(oid, len(data), sync=False) is None
+        assert backend.shard_listings == 0
+        r.add_stream(io.BytesIO(data), expected_sha256=oid, size=len(data))
+        assert backend.shard_listings == 1
+        backend.shard_listings = 0
+        assert r.find_stored(oid, len(data), sync=False) is not None  # known: checked after a sync
+        assert backend.shard_listings == 1
+        backend.shard_listings = 0
+        r.add_stream(io.BytesIO(data))
+        assert backend.shard_listings == 2

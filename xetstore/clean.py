@@ -279,6 +279,11 @@ class CleanSession:
                     return self._xorbs.builder.add_delta(h, len(chunk), payload)
         return self._xorbs.builder.add(h, chunk)
 
+    def knows_a_file(self) -> bool:
+        """Whether the index holds a manifest of a file of this session: only then may
+        `finish` leave one out as already stored."""
+        return any(self._index.manifest(fh) is not None for fh, *_ in self._pending)
+
     def finish(self, created: int) -> Shard | None:
         """Seal and publish the last xorb, wait until every xorb is durable, and
         return the session's shard, or None if every stream was already stored."""

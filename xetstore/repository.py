@@ -291,12 +291,16 @@ class Repository:
     def _commit(self, session: CleanSession, cleaned: list[tuple[Cleaned, str | None]], lease: Lease) -> list[AddResult]:
         """Write ordering: xorbs (already durable) -> shard -> index -> return.
 
-        The index is synced again first: a file another client removed while
-        this session ran is not stored any more and must be recorded again, or
-        a gc would take its chunks. A file counts as stored only if every xorb
-        its manifest names exists (checked in `finish`, under the lease).
+        If the index knows a file of the session, it is synced again first: a
+        file another client removed while this session ran is not stored any
+        more and must be recorded again, or a gc would take its chunks. A file
+        counts as stored only if every xorb its manifest names exists (checked
+        in `finish`, under the lease). A session of files the index does not
+        know records them all, so it skips that sync: listing every shard per
+        git-lfs object made a push of many small files slower with every push.
         """
-        self._merge()
+        if session.knows_a_file():
+            self._merge()
         shard = session.finish(int(time.time()))
         fault_point("repository.after_xorbs")
         lease.check()  # the xorbs were checked while no gc could sweep
@@ -404,9 +408,13 @@ class Repository:
         for m in self._index.manifests():
             yield FileInfo(xet_hex(m.file_hash), m.size, m.sha256.hex())
 
-    def find_stored(self, sha256: str, size: int) -> str | None:
+    def find_stored(self, sha256: str, size: int, sync: bool = True) -> str | None:
         """The file hash of a stored file with this sha256 and size, or None; checked
-        after a sync under a writer lease: its manifest agrees and its xorbs exist."""
+        after a sync under a writer lease: its manifest agrees and its xorbs exist.
+        With `sync` False, a file the index does not know is None at once (no
+        lease, no listing): for a caller that adds it next, which syncs anyway."""
+        if not sync and self.find(sha256) is None:
+            return None
         with self._writing() as lease:
             found = self.find(sha256)
             if found is None:

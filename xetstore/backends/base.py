@@ -103,6 +103,11 @@ class Backend(ABC):
     def list(self, prefix: str = "") -> Iterator[ObjectInfo]:
         """Every object whose key starts with `prefix`, in no particular order."""
 
+    def keys(self, prefix: str = "") -> Iterator[str]:
+        """The keys `list` gives, where a backend can name them for less (a folder
+        need not stat each file: every add lists every shard)."""
+        return (info.key for info in self.list(prefix))
+
     def spool_dir(self) -> str | None:
         """Where a file that will be put() is best written, if anywhere in particular
         (a folder backend: inside itself, so publishing it is a link, not a copy)."""

@@ -91,9 +91,25 @@ class FolderBackend(Backend):
     def list(self, prefix: str = "") -> Iterator[ObjectInfo]:
         folder, _, _ = prefix.rpartition("/")
         start = self.root / folder if folder else self.root
-        yield from (info for info in self._walk(start) if info.key.startswith(prefix))
+        yield from (info for info in self._walk(start, f"{folder}/" if folder else "") if info.key.startswith(prefix))
 
-    def _walk(self, folder: Path) -> Iterator[ObjectInfo]:
+    def keys(self, prefix: str = "") -> Iterator[str]:
+        folder, _, _ = prefix.rpartition("/")
+        start = self.root / folder if folder else self.root
+        found = self._entries(start, f"{folder}/" if folder else "")
+        yield from (key for key, _entry in found if key.startswith(prefix))
+
+    def _walk(self, folder: Path, key_prefix: str) -> Iterator[ObjectInfo]:
+        for key, entry in self._entries(folder, key_prefix):
+            try:
+                st = entry.stat(follow_symlinks=False)
+            except FileNotFoundError:
+                continue  # deleted since the directory was read
+            yield ObjectInfo(key, st.st_size, st.st_mtime)
+
+    def _entries(self, folder: Path, key_prefix: str) -> Iterator[tuple[str, os.DirEntry[str]]]:
+        """(key, entry) of each object under `folder`, keys starting with `key_prefix`.
+        Keys are joined as strings: a Path per entry cost ~25 us, and every add lists all shards."""
         try:
             entries = list(os.scandir(folder))
         except FileNotFoundError:
@@ -104,14 +120,9 @@ class FolderBackend(Backend):
             if entry.name.startswith("."):
                 continue  # temps of puts in progress (or of crashed ones)
             if entry.is_dir(follow_symlinks=False):
-                yield from self._walk(Path(entry.path))
+                yield from self._entries(Path(entry.path), f"{key_prefix}{entry.name}/")
             elif entry.is_file(follow_symlinks=False):
-                key = Path(entry.path).relative_to(self.root).as_posix()
-                try:
-                    st = entry.stat(follow_symlinks=False)
-                except FileNotFoundError:
-                    continue  # deleted since the directory was read
-                yield ObjectInfo(key, st.st_size, st.st_mtime)
+                yield key_prefix + entry.name, entry
 
     def sweep_temp(self, older_than: float) -> Sequence[str]:
         cutoff = time.time() - older_than

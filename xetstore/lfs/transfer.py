@@ -79,11 +79,13 @@ def upload(repo: Repository, workspace: Workspace, request: UploadRequest, progr
     if not workspace.contains(request.path):
         raise LfsProtocolError(f"upload path {request.path} is outside this git repository ({workspace.git_dir})")
     # Skipped only if it is really stored: sha256 and size agree, every xorb exists.
-    if repo.find_stored(request.oid, request.size) is not None:
+    # An object the index does not know goes straight to the add, whose sync (one
+    # listing of the shards per object) would find it if another client stored it.
+    if repo.find_stored(request.oid, request.size, sync=False) is not None:
         log.info("upload %s: already in the repository", request.oid)
     else:
-        with _open_object(request) as f, _taking_turns(repo.cache_dir, request.size):
-            if repo.find_stored(request.oid, request.size) is None:  # another agent may have added it meanwhile
+        with _open_object(request) as f, _taking_turns(repo.cache_dir, request.size) as waited:
+            if not waited or repo.find_stored(request.oid, request.size) is None:  # another agent may have added it meanwhile
                 _add(repo, f, request, progress)
     progress.finish()
 
@@ -133,13 +135,14 @@ def _open_object(request: UploadRequest) -> Iterator[BinaryIO]:
 
 
 @contextmanager
-def _taking_turns(cache_dir: Path, size: int) -> Iterator[None]:
+def _taking_turns(cache_dir: Path, size: int) -> Iterator[bool]:
+    """Large uploads of this machine's agents one at a time; yields whether this one took a turn."""
     if size < SERIAL_UPLOAD:
-        yield
+        yield False
         return
     with open(cache_dir / "lfs-upload.lock", "a") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)  # released by the kernel if this process dies
-        yield
+        yield True
 
 
 def _add(repo: Repository, f: BinaryIO, request: UploadRequest, progress: Progress) -> None:

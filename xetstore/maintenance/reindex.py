@@ -16,7 +16,7 @@ from collections import OrderedDict
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..backends import Backend
+from ..backends import Backend, ObjectInfo
 from ..errors import IndexUnusable, IntegrityError, NotFound
 from ..faults import fault_point
 from ..hashing import xet_hex
@@ -63,15 +63,15 @@ def sync_index(backend: Backend, index: Index) -> tuple[int, list[Damaged]]:
 
     Returns how many objects were merged and the damaged ones skipped.
     """
-    listed = {i.key: i for i in backend.list(SHARDS)}
+    listed = set(backend.keys(SHARDS))
     seen = index.shard_keys()
-    if seen - listed.keys():
+    if seen - listed:
         report = rebuild_index(backend, index)
         return report.shards + report.records, report.damaged
     damaged: list[Damaged] = []
     merged = 0
     tables = _ChunkTables(backend, index)
-    unseen = [listed[k] for k in sorted(listed.keys() - seen)]
+    unseen = [ObjectInfo(k, 0, 0.0) for k in sorted(listed - seen)]  # read_each needs their keys only
     for info, shard in read_each(backend, unseen, read_shard, damaged):
         index.add_shard(info.key, _bound(info.key, shard, tables, damaged))
         tables.merged()
