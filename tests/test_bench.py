@@ -146,11 +146,11 @@ def test_speed_table_divides_xetstore_by_hf_xet() -> None:
     report = {"workloads": {"model": {}, "zeros": {}},
               "results": [row("xetstore-fastcdc-zstd", 150, 400), row("hf_xet", 200, 100)]}  # fmt: skip
     table = speed_table(report)
-    assert table[2:] == ["| model | 150 / 200 | 0.75 | 400 / 100 | 4.00 | 100.0 / 100.0 | 5.0 / 5.0 |"]
+    assert table[2:] == ["| model | 150 / 200 | 0.75 | 400 / 100 | 4.00 | 100.0 / 100.0 | 5.0 / 5.0 | n/a |"]
     assert speed_table({"workloads": {"model": {}}, "results": [row("hf_xet", 1, 1)]}) == []
     report["results"] += [row("xetstore-cli", 30, 60), row("hf_xet-proc", 40, 30)]
     per_process = speed_table(report, "hf_xet-proc", "xetstore-cli")
-    assert per_process[2:] == ["| model | 30 / 40 | 0.75 | 60 / 30 | 2.00 | 100.0 / 100.0 | 5.0 / 5.0 |"]
+    assert per_process[2:] == ["| model | 30 / 40 | 0.75 | 60 / 30 | 2.00 | 100.0 / 100.0 | 5.0 / 5.0 | n/a |"]
 
 
 def test_median_metrics_skips_missing_values() -> None:
@@ -264,3 +264,14 @@ def test_peak_rss_counts_the_processes_a_command_starts(tmp_path: Path) -> None:
     child = "b = b'x' * 120_000_000; import time; time.sleep(0.3)"
     run_tool(["sh", "-c", f"{sys.executable} -c \"{child}\"; true"])  # `; true`: sh waits, it cannot exec
     assert tool_peak_rss() > 120_000_000
+
+
+def test_compacting_system_stores_less_and_restores_what_it_compacted(small_workloads: Path, tmp_path: Path) -> None:
+    """`-c9`: compact and gc after the adds, timed apart; stored and restored after them."""
+    folder = materialize("dataset", SCALE_MB, 3, small_workloads)
+    plain = measure(make_system("xetstore-fastcdc-zstd"), versions(folder), tmp_path / "plain")
+    packed = measure(make_system("xetstore-fastcdc-zstd-c9"), versions(folder), tmp_path / "packed")
+    assert plain["error"] is None and packed["error"] is None  # the restore was verified byte for byte
+    assert plain["background_seconds"] is None and packed["background_seconds"] > 0
+    assert packed["stored_bytes"] < 0.97 * plain["stored_bytes"]
+    assert packed["unique_bytes"] == plain["unique_bytes"]

@@ -33,6 +33,7 @@ DEFAULT_SYSTEMS = (
     "fixed-64k-zstd",
     "xetstore-fastcdc-none",
     "xetstore-fastcdc-zstd",
+    "xetstore-fastcdc-zstd-c9",
     "xetstore-fastcdc-zstd-f0",
     "xetstore-delta",
     "xetstore-xet-none",
@@ -82,6 +83,6 @@ def make_system(name: str) -> System:
     if system is None:
         raise ValueError(
             f"unknown system {name!r}; choose from {', '.join(DEFAULT_SYSTEMS)} "
-            "or xetstore-<fastcdc|xet>-<none|zstd>[-f<KiB>][-l<level>]"
+            "or xetstore-<fastcdc|xet>-<none|zstd>[-f<KiB>][-l<level>][-c<compact level>]"
         )
     return system

@@ -53,6 +53,12 @@ class System(ABC):
     def add_version(self, source: Path, label: str) -> None:
         """Add one version: every file under `source`, as one add/backup."""
 
+    def background(self) -> bool:
+        """Work a user runs when convenient, after the adds and outside their time
+        (xetstore's compact, and the gc that removes what it replaced); timed on its
+        own. Returns whether the system did any."""
+        return False
+
     @abstractmethod
     def restore(self, label: str, dest: Path) -> None:
         """Write version `label` into the empty folder `dest` (same relative paths)."""

@@ -78,7 +78,10 @@ def xetstore_command() -> list[str]:
 
 class XetstoreCli(System):
     name = "xetstore-cli"
-    description = "xetstore's default (fastcdc, zstd), one `xetstore add` process per version, one restore process"
+    description = (
+        "xetstore's default (fastcdc, zstd), one `xetstore add` process per version; then `xetstore compact` "
+        "and `xetstore gc` (background, timed apart); one restore process"
+    )
     in_process = False
 
     def version(self) -> str:
@@ -103,6 +106,12 @@ class XetstoreCli(System):
             if item["type"] == "added":
                 listing.append([Path(item["path"]).relative_to(source).as_posix(), item["file_hash"]])
         (self.versions / f"{label}.json").write_text(json.dumps(listing))
+
+    def background(self) -> bool:
+        """`xetstore compact`, then `xetstore gc --grace 0`: what a maintained repository holds."""
+        run_tool([*xetstore_command(), "compact", "-q", "-r", str(self.root)], env=self.env)
+        run_tool([*xetstore_command(), "gc", "-q", "--grace", "0", "--no-dry-run", "-r", str(self.root)], env=self.env)
+        return True
 
     def restore(self, label: str, dest: Path) -> None:
         listing = self.versions / f"{label}.json"

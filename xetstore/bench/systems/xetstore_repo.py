@@ -1,10 +1,12 @@
 """xetstore itself, through the public Repository API, in several configurations.
 
-Names read `xetstore-<chunker>-<compression>[-f<KiB>][-l<level>]`:
+Names read `xetstore-<chunker>-<compression>[-f<KiB>][-l<level>][-c<level>]`:
 `xetstore-fastcdc-zstd` is the repository default (zstd level 3 over frames of
 about 1 MiB of consecutive new chunks); `-f0` compresses every chunk alone
 (the layout before frames); `-f4096` uses 4 MiB frames; `-l9` another zstd
-level; `-none` stores chunks raw. Each version is one `add_files` session.
+level; `-none` stores chunks raw; `-c9` runs `compact` at level 9 after the
+last version, then the gc that removes the layouts it replaced (timed apart,
+as `background`). Each version is one `add_files` session.
 `xetstore-delta` is the default in a repository with delta chunks on: each
 version is a tagged add of its top-level entries, so every file's earlier
 version is the file at its path in the version before (else one of its size).
@@ -23,7 +25,7 @@ from .base import System, disk_bytes, tree_bytes, tree_files
 
 __all__ = ["XetstoreSystem", "parse_xetstore_name", "xet_chunker_missing"]
 
-_NAME = re.compile(r"^xetstore-(fastcdc|xet)-(none|zstd)(?:-f(\d+))?(?:-l(\d+))?$")
+_NAME = re.compile(r"^xetstore-(fastcdc|xet)-(none|zstd)(?:-f(\d+))?(?:-l(\d+))?(?:-c(\d+))?$")
 
 
 def xet_chunker_missing() -> str | None:
@@ -45,13 +47,18 @@ def parse_xetstore_name(name: str) -> XetstoreSystem | None:
         return None
     frame = DEFAULT_FRAME_BYTES if m.group(3) is None else int(m.group(3)) * 1024
     level = 3 if m.group(4) is None else int(m.group(4))
-    return XetstoreSystem(name, m.group(1), m.group(2), frame, level)
+    compact = None if m.group(5) is None else int(m.group(5))
+    return XetstoreSystem(name, m.group(1), m.group(2), frame, level, compact_level=compact)
 
 
 class XetstoreSystem(System):
-    def __init__(self, name: str, chunker: str, compression: str, frame_bytes: int, level: int, delta: bool = False) -> None:
+    def __init__(
+        self, name: str, chunker: str, compression: str, frame_bytes: int, level: int, delta: bool = False,
+        compact_level: int | None = None,
+    ) -> None:  # fmt: skip
         self.name = name
         self.delta = delta
+        self.compact_level = compact_level
         self.chunker = chunker
         self.compression = compression
         self.frame_bytes = frame_bytes
@@ -64,6 +71,8 @@ class XetstoreSystem(System):
             self.description = f"{chunker} chunks, zstd level {level} over {frame_bytes // 1024} KiB frames"
         if delta:
             self.description += ", delta chunks against the version before"
+        if compact_level is not None:
+            self.description += f"; then `compact` at level {compact_level} and gc"
         self.repo: Repository | None = None
 
     def missing(self) -> str | None:
@@ -94,6 +103,14 @@ class XetstoreSystem(System):
             results = self.repo.add_files([source / rel for rel in rels])
             listing = [[rel.as_posix(), res.file_hash] for rel, res in zip(rels, results)]
         (self.versions / f"{label}.json").write_text(json.dumps(listing))
+
+    def background(self) -> bool:
+        if self.compact_level is None:
+            return False
+        assert self.repo is not None
+        self.repo.compact(self.compact_level)
+        self.repo.gc(grace=0.0)  # the replaced layouts go, as gc removes them after the grace period
+        return True
 
     def restore(self, label: str, dest: Path) -> None:
         assert self.repo is not None
