@@ -12,7 +12,7 @@ __all__ = [
 BASELINE = "whole-file"
 DEFAULT_XETSTORE = "xetstore-fastcdc-zstd"
 COMPACTED_XETSTORE = "xetstore-fastcdc-zstd-c9"  # the default, then `compact` and gc
-_PEERS = ("restic", "borg", "borg-64k", "casync", "hf_xet")
+_PEERS = ("restic", "restic-max", "borg", "borg-64k", "casync", "hf_xet")
 PROCESS_XETSTORE, PROCESS_ANCHOR = "xetstore-cli", "hf_xet-proc"
 _PROCESS_NOTE = (
     "Each version is added by a fresh `xetstore add -r REPO DIR` (hf_xet: a fresh Python process "

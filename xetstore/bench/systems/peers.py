@@ -4,7 +4,8 @@ Each is configured as close to xetstore's defaults as the tool allows, and the
 configuration is printed with the results:
 
 - restic: repository format 2, `--compression auto` (zstd, klauspost's default
-  level, about zstd 3). Encryption cannot be turned off in restic; its cost is
+  level, about zstd 3); `restic-max` uses `--compression max` (klauspost's best
+  level, slowest). Encryption cannot be turned off in restic; its cost is
   a 32-byte MAC+IV per blob. Rabin chunks 512 KiB-8 MiB (avg 1 MiB), fixed.
   `--force` re-reads every file; the cache lives in the run's folder.
 - borg: `--encryption=none`, `--compression zstd,3`, `--files-cache=disabled`
@@ -44,9 +45,12 @@ class _Tool(System):
 
 
 class Restic(_Tool):
-    name = "restic"
     tool = "restic"
-    description = "restic: format 2, --compression auto (zstd), encryption on (cannot be disabled)"
+
+    def __init__(self, compression: str = "auto") -> None:
+        self.compression = compression
+        self.name = "restic" if compression == "auto" else f"restic-{compression}"
+        self.description = f"restic: format 2, --compression {compression} (zstd), encryption on (cannot be disabled)"
 
     def setup(self, workdir: Path) -> None:
         self.repo, self.cache = workdir / "repo", workdir / "cache"
@@ -55,7 +59,7 @@ class Restic(_Tool):
         run_tool(["restic", "init", "--repository-version", "2", "-q"], env=self.env)
 
     def add_version(self, source: Path, label: str) -> None:
-        out = run_tool(["restic", "backup", ".", "--force", "--compression", "auto", "--host", "bench",
+        out = run_tool(["restic", "backup", ".", "--force", "--compression", self.compression, "--host", "bench",
                         "--tag", label, "--json", "-q"], cwd=source, env=self.env)  # fmt: skip
         summary = [json.loads(line) for line in out.splitlines() if '"summary"' in line]
         if not summary:
