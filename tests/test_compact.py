@@ -205,3 +205,24 @@ def test_compact_command(stored: tuple[Path, dict[str, bytes]]) -> None:
     assert summary["stored_after"] < summary["stored_before"]
     with Repository.open(str(repo_dir)) as r:
         assert_reads(r, files)
+
+
+def frame_count(footer_ends: tuple[int, ...]) -> int:
+    """Frames of a chunk table: records longer than a bare header start one."""
+    return sum(1 for k, end in enumerate(footer_ends) if end - (footer_ends[k - 1] if k else 0) > 8)
+
+
+def test_compact_joins_zstd_frames_up_to_the_frame_size(tmp_path: Path) -> None:
+    data = table_text(250_000, 9)  # about 7 MB: seven 1 MiB frames in one xorb
+    counts = {}
+    for mib in (1, 2, 4):
+        repo_dir = tmp_path / f"repo-{mib}"
+        with Repository.init(str(repo_dir)) as r:
+            fh = r.add_file(write_file(tmp_path / "t", data)).file_hash
+            key = r.compact(frame_bytes=mib << 20).new_shards[0]
+            assert r.read_bytes(fh) == data and r.read_bytes(fh, 3_000_000, 3_100_000) == data[3_000_000:3_100_000]
+        (table,) = decode_shard((repo_dir / key).read_bytes(), key).xorbs
+        counts[mib] = frame_count(table.footer.serialized_ends)
+    first = {k: v for k, v in layouts(tmp_path / "repo-1").items()}
+    assert len(first) == 1
+    assert counts[1] >= 6 and counts[2] == -(-counts[1] // 2) and counts[4] == -(-counts[1] // 4)

@@ -25,6 +25,7 @@ __all__ = [
     "READ_BLOCK",
     "BG4_ZSTD_LEVEL",
     "COMPACT_LEVEL",
+    "COMPACT_FRAME_BYTES",
     "RepositoryParams",
     "default_cache_root",
 ]
@@ -54,6 +55,11 @@ BG4_ZSTD_LEVEL = 1
 # zstd level `compact` recompresses frames at (docs/format.md §6.8): on the bench's
 # binaries 6-8 % smaller than level 3 at 50-85 MB/s a core (level 19: 13-17 %, 3-6 MB/s).
 COMPACT_LEVEL = 9
+# Plain bytes `compact` joins consecutive zstd frames up to: a larger window stores a
+# tree of similar files smaller (seven numpy releases at level 9, against 1 MiB frames:
+# 2 MiB -8 %, 4 MiB -15 %), but a read decodes up to one such frame per end of its
+# range (restoring the bench's last release: 2 MiB -8 %, 4 MiB -25 %).
+COMPACT_FRAME_BYTES = 2 * 1024 * 1024
 
 # Seconds an unreferenced object must have existed before gc removes it (a writer
 # may still be about to reference it). Here, not in gc.py, so that the CLI and

@@ -33,7 +33,14 @@ from .index import Index
 from .keys import CONFIG, SHARDS, shard_key
 from .maintenance import Lease, check_before_publish, open_index, sync_index
 from .names import resolve_name
-from .params import COMPACT_LEVEL, DEFAULT_FRAME_BYTES, DEFAULT_GRACE, RepositoryParams, default_cache_root
+from .params import (
+    COMPACT_FRAME_BYTES,
+    COMPACT_LEVEL,
+    DEFAULT_FRAME_BYTES,
+    DEFAULT_GRACE,
+    RepositoryParams,
+    default_cache_root,
+)
 from .shard import Manifest, Shard, encode_shard
 from .smudge import Reconstructor
 
@@ -546,14 +553,17 @@ class Repository:
 
         return check_repository(self._backend, self._index, read_data, subset, progress)
 
-    def compact(self, level: int = COMPACT_LEVEL, progress: Progress | None = None) -> CompactReport:
-        """Recompress every live xorb's zstd frames at `level` into a second layout
-        (docs/format.md §6.8); reads use it at once, gc removes the first after the grace period."""
+    def compact(
+        self, level: int = COMPACT_LEVEL, frame_bytes: int = COMPACT_FRAME_BYTES, progress: Progress | None = None
+    ) -> CompactReport:
+        """Recompress every live xorb's zstd frames at `level`, joined into frames of about
+        `frame_bytes`, as a second layout (docs/format.md §6.8); reads use it at once, gc
+        removes the first after the grace period."""
         from .maintenance import compact_repository
 
         spool = self.cache_dir / "spool"
         spool.mkdir(parents=True, exist_ok=True)
-        return compact_repository(self._backend, self._index, level, str(spool), progress)
+        return compact_repository(self._backend, self._index, level, frame_bytes, str(spool), progress)
 
     def repair_index(self) -> RebuildReport:
         """Rebuild the local index from the shards into a new directory, then swap it in."""

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 import click
 
 from ..errors import EXIT_DAMAGED, ConfigError
-from ..params import COMPACT_LEVEL, DEFAULT_GRACE
+from ..params import COMPACT_FRAME_BYTES, COMPACT_LEVEL, DEFAULT_GRACE
 from .commands import Output, Repository, cli, common_options, repo_option
 
 if TYPE_CHECKING:  # the modules themselves load when a command runs
@@ -201,8 +201,10 @@ def _print_gc(out: Output, rep: GcReport) -> None:
 @repo_option
 @click.option("--level", default=COMPACT_LEVEL, show_default=True, type=click.IntRange(1, 22),
               help="zstd level to recompress at (19: about 10 % smaller again, 10-20 times slower).")  # fmt: skip
+@click.option("--frame-mib", default=COMPACT_FRAME_BYTES >> 20, show_default=True, type=click.IntRange(1, 16),
+              help="Join consecutive zstd frames up to this many MiB (larger: smaller, random reads decode more).")  # fmt: skip
 @common_options
-def compact(out: Output, repo: str, level: int) -> None:
+def compact(out: Output, repo: str, level: int, frame_mib: int) -> None:
     """Recompress stored xorbs at a higher zstd level, as a second layout of each.
 
     Adds compress quickly; this pass, run when convenient, stores the same chunks
@@ -210,7 +212,7 @@ def compact(out: Output, repo: str, level: int) -> None:
     grace period.
     """
     with Repository.open(repo) as r, out.progress(0, "compacting") as bar:
-        rep = r.compact(level, progress=bar.update)
+        rep = r.compact(level, frame_mib << 20, progress=bar.update)
     for key in rep.new_shards:
         out.emit("written", f"wrote {key}", key=key)
     saved = rep.stored_before - rep.stored_after

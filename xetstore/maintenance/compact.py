@@ -31,7 +31,7 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import BinaryIO
+from typing import BinaryIO, NamedTuple
 
 from ..backends import Backend
 from ..compression import Scheme, compress_as, decompress_frame
@@ -39,7 +39,7 @@ from ..errors import HashMismatch
 from ..faults import fault_point
 from ..index import Index
 from ..packing import frame_records
-from ..params import BG4_ZSTD_LEVEL
+from ..params import BG4_ZSTD_LEVEL, COMPACT_FRAME_BYTES
 from ..shard import Shard, ShardXorb, encode_shard, shard_key
 from ..smudge import Reconstructor
 from ..xorb import HEADER_SIZE, BaseReader, ChunkHeader, XorbFooter, read_chunks
@@ -82,19 +82,24 @@ class _Frame:
     plain: bytes = b""  # the verified chunk bytes of a zstd or byte-grouped frame, to compress again
 
 
+class _How(NamedTuple):
+    level: int  # zstd level
+    frame_bytes: int  # consecutive zstd frames are merged up to about this many plain bytes
+
+
 def compact_repository(
-    backend: Backend, index: Index, level: int, spool_dir: str | None = None,
-    progress: Callable[[int], None] | None = None,
+    backend: Backend, index: Index, level: int, frame_bytes: int = COMPACT_FRAME_BYTES,
+    spool_dir: str | None = None, progress: Callable[[int], None] | None = None,
 ) -> CompactReport:  # fmt: skip
     """Write layout 1 of every live xorb still in layout 0 (see the module docstring)."""
-    report, started = CompactReport(level), time.monotonic()
+    report, started, how = CompactReport(level), time.monotonic(), _How(level, frame_bytes)
     spool = backend.spool_dir() or spool_dir or tempfile.gettempdir()
     with Lease.writer(backend) as lease, ThreadPoolExecutor(2, thread_name_prefix="xetstore-compact") as pool:
         sync_index(backend, index)
         bases = Reconstructor(backend, index).base_run  # a delta chunk is verified against its base
         batch: list[ShardXorb] = []
         for footer, stored in _candidates(index):
-            table = _compact_xorb(backend, footer, level, pool, bases, spool)
+            table = _compact_xorb(backend, footer, how, pool, bases, spool)
             if progress:
                 progress(stored)
             if table is None:
@@ -133,13 +138,13 @@ def _publish(backend: Backend, index: Index, lease: Lease, tables: list[ShardXor
 
 
 def _compact_xorb(
-    backend: Backend, footer: XorbFooter, level: int, pool: ThreadPoolExecutor, bases: BaseReader, spool_dir: str
+    backend: Backend, footer: XorbFooter, how: _How, pool: ThreadPoolExecutor, bases: BaseReader, spool_dir: str
 ) -> ShardXorb | None:
     """Write the xorb's next layout; its table, or None when no frame would shrink."""
     fd, spool = tempfile.mkstemp(prefix=".tmp-compact-", dir=spool_dir)
     try:
         with open(fd, "wb", buffering=1 << 20) as out:
-            ends, deltas, recompressed = _write_frames(backend, footer, level, pool, bases, out)
+            ends, deltas, recompressed = _write_frames(backend, footer, how, pool, bases, out)
             if not recompressed:
                 return None
             new = footer._replace(serialized_ends=tuple(ends), layout=COMPACT_LAYOUT)
@@ -156,7 +161,7 @@ def _compact_xorb(
 
 
 def _write_frames(
-    backend: Backend, footer: XorbFooter, level: int, pool: ThreadPoolExecutor, bases: BaseReader, out: BinaryIO
+    backend: Backend, footer: XorbFooter, how: _How, pool: ThreadPoolExecutor, bases: BaseReader, out: BinaryIO
 ) -> tuple[list[int], set[int], bool]:
     """Write the new records of every frame in order; (serialized ends, delta chunk
     indices, whether any frame came out smaller)."""
@@ -164,10 +169,10 @@ def _write_frames(
     deltas: set[int] = set()
     pending: deque[tuple[_Frame, Future[_Records | None] | None]] = deque()
     recompressed = False
-    for frame in _frames(backend, footer, bases):
+    for frame in _merged(_frames(backend, footer, bases), how.frame_bytes):
         if frame.scheme == Scheme.DELTA:
             deltas.add(frame.first)
-        job = pool.submit(_recompress, frame, footer, level) if frame.plain else None
+        job = pool.submit(_recompress, frame, footer, how.level) if frame.plain else None
         pending.append((frame, job))
         while len(pending) > _IN_FLIGHT:
             recompressed |= _emit(*pending.popleft(), out, ends)
@@ -238,6 +243,34 @@ def _frames(backend: Backend, footer: XorbFooter, bases: BaseReader) -> Iterator
             sizes = [footer.serialized_ends[k] - footer.record_start(k) for k in range(i, j)]
             yield _Frame(i, j, scheme, bytes(records), sizes, plain)
             i = j
+
+
+def _merged(frames: Iterator[_Frame], target: int) -> Iterator[_Frame]:
+    """Runs of consecutive zstd frames joined into one of about `target` plain bytes
+    (each other frame as it is): a larger window is what compresses a tree of
+    similar files better (seven numpy releases at level 9: 85.2 MB in 1 MiB
+    frames, 72.8 MB in 4 MiB ones; borg's 2 MiB chunks at level 3 stored 90.9)."""
+    run: list[_Frame] = []
+    for frame in frames:
+        if frame.scheme != Scheme.ZSTD:
+            yield from _joined(run)
+            run = []
+            yield frame
+            continue
+        run.append(frame)
+        if sum(len(f.plain) for f in run) >= target:
+            yield from _joined(run)
+            run = []
+    yield from _joined(run)
+
+
+def _joined(run: list[_Frame]) -> Iterator[_Frame]:
+    """One frame holding the chunks of `run`, whose old records stay usable as they are."""
+    if len(run) == 1:
+        yield run[0]
+    elif run:
+        records, sizes = b"".join(f.records for f in run), [n for f in run for n in f.record_sizes]
+        yield _Frame(run[0].first, run[-1].end, Scheme.ZSTD, records, sizes, b"".join(f.plain for f in run))
 
 
 def _read_windows(footer: XorbFooter) -> Iterator[tuple[int, int]]:
