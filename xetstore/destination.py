@@ -17,7 +17,7 @@ import errno
 import os
 import stat
 import tempfile
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import BinaryIO
@@ -34,12 +34,11 @@ def new_file_mode() -> int:
     return 0o666 & ~mask
 
 
-def write_output(dest: Path, blocks: Iterable[bytes | memoryview], overwrite: bool) -> None:
-    """Write `blocks` to `dest`; OutputError names the path and what to do instead."""
+def write_output(dest: Path, write: Callable[[BinaryIO], None], overwrite: bool) -> None:
+    """Let `write` fill `dest`; OutputError names the path and what to do instead."""
     try:
         with _opened(dest, overwrite) as out:
-            for data in blocks:
-                out.write(data)
+            write(out)
     except OSError as exc:  # writing or renaming failed: a full disk, a vanished directory
         raise _os_error(dest, exc) from None
 

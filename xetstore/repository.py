@@ -362,7 +362,24 @@ class Repository:
         manifest = self.manifest(file_hash)
         from .destination import write_output  # with tempfile: `ls` and `stats` need neither
 
-        write_output(Path(dest_path), _counted(self._iter_resuming(manifest), progress), overwrite)
+        write_output(Path(dest_path), lambda out: self._write_resuming(manifest, out, progress), overwrite)
+
+    def _write_resuming(self, manifest: Manifest, out: BinaryIO, progress: Progress | None) -> None:
+        """A file's verified bytes into `out`: a regular file is written by the reader
+        threads at their offsets (the main thread's in-order writes were a quarter of
+        a dataset restore), rewritten once after a re-sync if a xorb vanished mid-read
+        (gc repacked it while this index was older); a stream resumes where it was."""
+        if not out.seekable():
+            for data in _counted(self._iter_resuming(manifest), progress):
+                out.write(data)
+            return
+        start = out.tell()
+        try:
+            self._reconstructor.write_file(manifest, out, progress)
+        except MissingData:
+            out.seek(start)
+            out.truncate()
+            self._reconstructor.write_file(self._fresh_manifest(xet_hex(manifest.file_hash)), out, progress)
 
     def write_to(self, file_hash: str, out: BinaryIO, progress: Progress | None = None) -> None:
         """Stream a file's bytes into an open binary stream."""
