@@ -34,7 +34,7 @@ from pathlib import Path
 from typing import BinaryIO, NamedTuple
 
 from ..backends import Backend
-from ..compression import Scheme, compress_as, decompress_frame
+from ..compression import Scheme, bg4_split, compress_as, decompress_frame
 from ..errors import HashMismatch
 from ..faults import fault_point
 from ..index import Index
@@ -51,8 +51,8 @@ __all__ = ["CompactReport", "compact_repository", "COMPACT_LAYOUT"]
 
 COMPACT_LAYOUT = 1
 _BATCH_BYTES = 1 << 30  # a shard per GiB compacted: an interrupted compact keeps what it did
-_READ_BYTES = 8 << 20  # serialized bytes of a xorb fetched per request
-_IN_FLIGHT = 4  # frames compressing at once: bounds memory to a few MiB
+_READ_BYTES = 4 << 20  # serialized bytes of a xorb fetched per request
+_IN_FLIGHT = 2  # frames waiting behind the one being written: bounds memory (peak RSS)
 _SAMPLE = 128 * 1024  # of a byte-grouped frame, compressed three ways to choose
 _WORTH = 0.95  # a byte-grouped frame is compressed again if its sample shrinks this much
 
@@ -219,8 +219,9 @@ def _grouped_choice(plain: bytes, level: int) -> Scheme | None:
     """How to store a byte-grouped frame at `level`: grouped, as it is, or (None)
     leave it, judged on a sample against how it is stored now (BG4_ZSTD_LEVEL)."""
     sample = plain[:_SAMPLE]
-    now = len(compress_as(sample, Scheme.BG4_ZSTD, BG4_ZSTD_LEVEL))
-    grouped, flat = (len(compress_as(sample, s, level)) for s in (Scheme.BG4_ZSTD, Scheme.ZSTD))
+    lanes = bg4_split(sample)  # grouped once, compressed twice (ZSTD: as it is)
+    now = len(compress_as(lanes, Scheme.ZSTD, BG4_ZSTD_LEVEL))
+    grouped, flat = len(compress_as(lanes, Scheme.ZSTD, level)), len(compress_as(sample, Scheme.ZSTD, level))
     if min(grouped, flat) >= _WORTH * now:
         return None
     return Scheme.BG4_ZSTD if grouped <= flat else Scheme.ZSTD
