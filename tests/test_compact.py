@@ -226,3 +226,26 @@ def test_compact_joins_zstd_frames_up_to_the_frame_size(tmp_path: Path) -> None:
     first = {k: v for k, v in layouts(tmp_path / "repo-1").items()}
     assert len(first) == 1
     assert counts[1] >= 6 and counts[2] == -(-counts[1] // 2) and counts[4] == -(-counts[1] // 4)
+
+
+def test_compact_starts_a_frame_where_a_large_file_s_term_starts(tmp_path: Path) -> None:
+    """v2 reuses v1's chunks from its middle on: after compacting, the frame of v1's
+    xorb that v2's term starts in begins at that chunk, so reading v2 decodes none of
+    the chunks before it."""
+    repo_dir = tmp_path / "repo"
+    v1 = table_text(200_000, 10)
+    v2 = table_text(10_000, 11) + v1[len(v1) // 2 :]
+    with Repository.init(str(repo_dir)) as r:
+        first = r.add_file(write_file(tmp_path / "v1", v1))
+        second = r.add_file(write_file(tmp_path / "v2", v2))
+        old = r._index.xorb(r.manifest(first.file_hash).terms[0].xorb_hash)
+        key = r.compact().new_shards[0]
+        reused = [t for t in r.manifest(second.file_hash).terms if t.xorb_hash == old[0].xorb_hash][0]
+        assert r.read_bytes(second.file_hash) == v2 and r.read_bytes(first.file_hash) == v1
+    assert reused.first > 0 and reused.first not in frame_starts(old[0].serialized_ends)
+    tables = {x.footer.xorb_hash: x.footer for x in decode_shard((repo_dir / key).read_bytes(), key).xorbs}
+    assert reused.first in frame_starts(tables[reused.xorb_hash].serialized_ends)
+
+
+def frame_starts(ends: tuple[int, ...]) -> set[int]:
+    return {k for k, end in enumerate(ends) if end - (ends[k - 1] if k else 0) > 8}

@@ -25,7 +25,7 @@ LAYERS = {
 # Inside the maintenance package (all of layer 4) a module imports only those
 # listed before it, so the order a reader walks them in is the order they build on.
 MAINTENANCE_ORDER = [
-    "binding", "leases", "objects", "deletes", "inventory", "reindex", "repack", "sweep", "check", "gc", "repair", "compact",
+    "binding", "leases", "objects", "deletes", "inventory", "reindex", "repack", "sweep", "check", "gc", "repair", "reframe", "compact",
 ]  # fmt: skip
 
 # Third-party library -> the only module allowed to import it.

@@ -27,7 +27,7 @@ from .index import Index
 from .shard import Manifest, Term
 from .xorb import HEADER_SIZE, DeltaBase, XorbFooter, read_frames
 
-__all__ = ["Reconstructor", "Reach"]
+__all__ = ["Reconstructor", "Reach", "PARTIAL_FROM"]
 
 _WINDOW = 4 * 1024 * 1024  # plain bytes fetched per request while streaming a file
 # Windows fetched and verified at once, ahead of the one being written out.
@@ -39,7 +39,7 @@ _FRAME_CACHE_BYTES = 16 * 1024 * 1024  # decoded frames kept for reads that shar
 # ones share frames with their neighbours, which are read next: a frame decoded
 # whole once and cached serves them all (real-releases: 8 % faster than working
 # out each small file's reach).
-_PARTIAL_FROM = 1024 * 1024
+PARTIAL_FROM = 1024 * 1024
 
 _T = TypeVar("_T")
 _R = TypeVar("_R")
@@ -176,7 +176,7 @@ class Reconstructor:
         that far, once, serves every term that reads it (a version made of chunks
         from older versions' frames often needs only their first few). None for
         a small file: its frames decode whole."""
-        if manifest.size < _PARTIAL_FROM:
+        if manifest.size < PARTIAL_FROM:
             return None
         out: dict[bytes, Reach] = {}
         for term in manifest.terms:

@@ -2,7 +2,7 @@
 
 Modules, each importing only those before it (tests/test_layers.py checks the
 order): binding, leases, objects, deletes, inventory, reindex, repack, sweep,
-check, gc, repair, compact. gc and repair both drive sweep's mechanics (inventory →
+check, gc, repair, reframe, compact. gc and repair both drive sweep's mechanics (inventory →
 plan → rewrite → sweep); deletion records are read and written in deletes.
 
 The names are loaded on first use: a process that opens a repository to list or

@@ -27,7 +27,7 @@ import os
 import tempfile
 import time
 from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -41,17 +41,17 @@ from ..index import Index
 from ..packing import frame_records
 from ..params import BG4_ZSTD_LEVEL, COMPACT_FRAME_BYTES
 from ..shard import Shard, ShardXorb, encode_shard, shard_key
-from ..smudge import Reconstructor
-from ..xorb import HEADER_SIZE, BaseReader, ChunkHeader, XorbFooter, read_chunks
+from ..smudge import PARTIAL_FROM, Reconstructor
+from ..xorb import BaseReader, XorbFooter
 from .leases import Lease
 from .objects import read_xorb_footer
+from .reframe import Frame, read_frames_of, reframed
 from .reindex import sync_index
 
 __all__ = ["CompactReport", "compact_repository", "COMPACT_LAYOUT"]
 
 COMPACT_LAYOUT = 1
 _BATCH_BYTES = 1 << 30  # a shard per GiB compacted: an interrupted compact keeps what it did
-_READ_BYTES = 4 << 20  # serialized bytes of a xorb fetched per request
 _IN_FLIGHT = 2  # frames waiting behind the one being written: bounds memory (peak RSS)
 _SAMPLE = 128 * 1024  # of a byte-grouped frame, compressed three ways to choose
 _WORTH = 0.95  # a byte-grouped frame is compressed again if its sample shrinks this much
@@ -70,21 +70,10 @@ class CompactReport:
     seconds: float = 0.0
 
 
-@dataclass
-class _Frame:
-    """One frame of the source xorb: its chunks [first, end), scheme and records."""
-
-    first: int
-    end: int
-    scheme: int
-    records: bytes
-    record_sizes: list[int]
-    plain: bytes = b""  # the verified chunk bytes of a zstd or byte-grouped frame, to compress again
-
-
 class _How(NamedTuple):
     level: int  # zstd level
-    frame_bytes: int  # consecutive zstd frames are merged up to about this many plain bytes
+    frame_bytes: int  # consecutive zstd frames are cut anew into frames of about this many plain bytes
+    cuts: dict[bytes, set[int]]  # xorb hash -> chunks where a live file's term starts
 
 
 def compact_repository(
@@ -92,13 +81,15 @@ def compact_repository(
     spool_dir: str | None = None, progress: Callable[[int], None] | None = None,
 ) -> CompactReport:  # fmt: skip
     """Write layout 1 of every live xorb still in layout 0 (see the module docstring)."""
-    report, started, how = CompactReport(level), time.monotonic(), _How(level, frame_bytes)
+    report, started = CompactReport(level), time.monotonic()
     spool = backend.spool_dir() or spool_dir or tempfile.gettempdir()
     with Lease.writer(backend) as lease, ThreadPoolExecutor(2, thread_name_prefix="xetstore-compact") as pool:
         sync_index(backend, index)
         bases = Reconstructor(backend, index).base_run  # a delta chunk is verified against its base
         batch: list[ShardXorb] = []
-        for footer, stored in _candidates(index):
+        candidates, cuts = _candidates(index)
+        how = _How(level, frame_bytes, cuts)
+        for footer, stored in candidates:
             table = _compact_xorb(backend, footer, how, pool, bases, spool)
             if progress:
                 progress(stored)
@@ -118,11 +109,18 @@ def compact_repository(
     return report
 
 
-def _candidates(index: Index) -> list[tuple[XorbFooter, int]]:
-    """Live xorbs (a live manifest uses them) in their first layout, by hash."""
-    live = {t.xorb_hash for m in index.manifests() for t in m.terms}
-    found = [(f, size) for f, size in index.xorbs() if f.layout == 0 and f.xorb_hash in live]
-    return sorted(found, key=lambda item: item[0].xorb_hash)
+def _candidates(index: Index) -> tuple[list[tuple[XorbFooter, int]], dict[bytes, set[int]]]:
+    """Live xorbs (a live manifest uses them) in their first layout, by hash; and the
+    chunks of each where a term of a live file read by partial decoding starts (a
+    smaller file decodes its frames whole, once, for its neighbours too)."""
+    cuts: dict[bytes, set[int]] = {}
+    for m in index.manifests():
+        for t in m.terms:
+            cut = cuts.setdefault(t.xorb_hash, set())
+            if m.size >= PARTIAL_FROM:
+                cut.add(t.first)
+    found = [(f, size) for f, size in index.xorbs() if f.layout == 0 and f.xorb_hash in cuts]
+    return sorted(found, key=lambda item: item[0].xorb_hash), cuts
 
 
 def _publish(backend: Backend, index: Index, lease: Lease, tables: list[ShardXorb]) -> str:
@@ -150,6 +148,8 @@ def _compact_xorb(
             new = footer._replace(serialized_ends=tuple(ends), layout=COMPACT_LAYOUT)
             out.write(new.encode())
             size = out.tell()
+            if size >= footer.serialized_ends[-1] + len(new.encode()):  # new cuts cost more than level 9 saved
+                return None
         fault_point("compact.before_xorb")
         if not backend.put(new.key, Path(spool)):  # written before: a compact that was interrupted
             return read_xorb_footer(backend, footer.xorb_hash, COMPACT_LAYOUT)._replace(deltas=frozenset(deltas))
@@ -167,9 +167,9 @@ def _write_frames(
     indices, whether any frame came out smaller)."""
     ends: list[int] = []
     deltas: set[int] = set()
-    pending: deque[tuple[_Frame, Future[_Records | None] | None]] = deque()
+    pending: deque[tuple[Frame, Future[_Records | None] | None]] = deque()
     recompressed = False
-    for frame in _merged(_frames(backend, footer, bases), how.frame_bytes):
+    for frame in reframed(read_frames_of(backend, footer, bases), footer, how.cuts.get(footer.xorb_hash, set()), how.frame_bytes):
         if frame.scheme == Scheme.DELTA:
             deltas.add(frame.first)
         job = pool.submit(_recompress, frame, footer, how.level) if frame.plain else None
@@ -181,12 +181,12 @@ def _write_frames(
     return ends, deltas, recompressed
 
 
-def _emit(frame: _Frame, job: Future[_Records | None] | None, out: BinaryIO, ends: list[int]) -> bool:
+def _emit(frame: Frame, job: Future[_Records | None] | None, out: BinaryIO, ends: list[int]) -> bool:
     """Write a frame's records (the recompressed ones if smaller) and their serialized
     ends; whether they are the recompressed ones."""
     records, sizes = frame.records, frame.record_sizes
     again = job.result() if job is not None else None
-    smaller = again is not None and len(again[0]) < len(records)
+    smaller = again is not None and (not records or len(again[0]) < len(records))  # no records: a new frame
     if again is not None and smaller:
         records, sizes = again
     out.write(records)
@@ -200,7 +200,7 @@ def _emit(frame: _Frame, job: Future[_Records | None] | None, out: BinaryIO, end
 _Records = tuple[bytes, list[int]]  # a frame's records, and the size of each
 
 
-def _recompress(frame: _Frame, footer: XorbFooter, level: int) -> _Records | None:
+def _recompress(frame: Frame, footer: XorbFooter, level: int) -> _Records | None:
     """The frame's records compressed at `level`, checked by a round trip; None
     when a byte-grouped frame's sample says it would not shrink."""
     scheme = Scheme.ZSTD if frame.scheme == Scheme.ZSTD else _grouped_choice(frame.plain, level)
@@ -208,7 +208,9 @@ def _recompress(frame: _Frame, footer: XorbFooter, level: int) -> _Records | Non
         return None
     payload = compress_as(frame.plain, scheme, level)
     what = f"compacted frame of chunks [{frame.first}, {frame.end})"
-    if bytes(decompress_frame(scheme, payload, len(frame.plain), what)) != frame.plain:
+    if len(payload) >= len(frame.plain):  # a new cut of incompressible bytes: its chunks raw
+        scheme, payload = Scheme.NONE, b""
+    elif bytes(decompress_frame(scheme, payload, len(frame.plain), what)) != frame.plain:
         raise HashMismatch(what, "the frame's bytes", "different bytes after a compression round trip")
     sizes = [footer.chunk_size(i) for i in range(frame.first, frame.end)]
     parts, record_sizes, _delta = frame_records(memoryview(frame.plain), sizes, scheme, payload)
@@ -225,60 +227,3 @@ def _grouped_choice(plain: bytes, level: int) -> Scheme | None:
     if min(grouped, flat) >= _WORTH * now:
         return None
     return Scheme.BG4_ZSTD if grouped <= flat else Scheme.ZSTD
-
-
-def _frames(backend: Backend, footer: XorbFooter, bases: BaseReader) -> Iterator[_Frame]:
-    """Every frame of the xorb's current layout, its chunks verified, fetched a few MiB at a time."""
-    key, what = footer.key, f"xorb {footer.key}"
-    for first, end in _read_windows(footer):
-        start, stop = footer.byte_range(first, end)
-        raw = memoryview(backend.get(key, start, stop))
-        i = first
-        while i < end:
-            j = footer.frame_end(i)
-            lo, hi = footer.byte_range(i, j)
-            records = raw[lo - start : hi - start]
-            chunks = read_chunks(records, footer, i, j, what, bases)
-            scheme = ChunkHeader.decode(records[:HEADER_SIZE], what).scheme
-            plain = b"".join(chunks) if scheme in (Scheme.ZSTD, Scheme.BG4_ZSTD) else b""
-            sizes = [footer.serialized_ends[k] - footer.record_start(k) for k in range(i, j)]
-            yield _Frame(i, j, scheme, bytes(records), sizes, plain)
-            i = j
-
-
-def _merged(frames: Iterator[_Frame], target: int) -> Iterator[_Frame]:
-    """Runs of consecutive zstd frames joined into one of about `target` plain bytes
-    (each other frame as it is): a larger window is what compresses a tree of
-    similar files better (seven numpy releases at level 9: 85.2 MB in 1 MiB
-    frames, 72.8 MB in 4 MiB ones; borg's 2 MiB chunks at level 3 stored 90.9)."""
-    run: list[_Frame] = []
-    for frame in frames:
-        if frame.scheme != Scheme.ZSTD:
-            yield from _joined(run)
-            run = []
-            yield frame
-            continue
-        run.append(frame)
-        if sum(len(f.plain) for f in run) >= target:
-            yield from _joined(run)
-            run = []
-    yield from _joined(run)
-
-
-def _joined(run: list[_Frame]) -> Iterator[_Frame]:
-    """One frame holding the chunks of `run`, whose old records stay usable as they are."""
-    if len(run) == 1:
-        yield run[0]
-    elif run:
-        records, sizes = b"".join(f.records for f in run), [n for f in run for n in f.record_sizes]
-        yield _Frame(run[0].first, run[-1].end, Scheme.ZSTD, records, sizes, b"".join(f.plain for f in run))
-
-
-def _read_windows(footer: XorbFooter) -> Iterator[tuple[int, int]]:
-    """Runs of whole frames of about _READ_BYTES serialized bytes."""
-    first = i = 0
-    while i < footer.num_chunks:
-        i = footer.frame_end(i)
-        if footer.serialized_ends[i - 1] - footer.record_start(first) >= _READ_BYTES or i == footer.num_chunks:
-            yield first, i
-            first = i
