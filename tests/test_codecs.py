@@ -104,7 +104,7 @@ def reference_compress_frame(data: bytes, level: int, bg4: bool) -> tuple[Scheme
     c1 = zstandard.ZstdCompressor(level=1).compress
     if bg4 and len(data) >= 4096 and not len(c1(bg4_split(data[:65536]))) < 1.05 * len(c1(data[:65536])):
         bg4 = False
-    if len(data) >= 4 * 65536 and compression._incompressible(data[:65536], bg4):
+    if len(data) >= 4 * 65536 and compression._incompressible(compression._spread_sample(data), bg4):
         return Scheme.NONE, b""
     plain = bg4_split(data) if bg4 else data
     payload = zstandard.ZstdCompressor(level=1 if bg4 else level, write_checksum=False).compress(plain)
@@ -135,6 +135,16 @@ def test_bg4_predictor_tells_floats_from_text() -> None:
 
 def test_incompressible_frame_is_stored_raw() -> None:
     assert compress_frame(random_bytes(100_000), 3, False) == (Scheme.NONE, b"")
+    assert compress_frame(random_bytes(1 << 20), 3, False) == (Scheme.NONE, b"")
+
+
+def test_a_frame_that_opens_incompressible_is_still_compressed() -> None:
+    """The probe samples four places: a library's frame may open with compressed
+    data (a CUDA fatbin) and go on with code."""
+    frame = random_bytes(200_000, 3) + b"".join(text_chunks(14))[: (1 << 20) - 200_000]
+    scheme, payload = compress_frame(frame, 3, False)
+    assert scheme == Scheme.ZSTD and len(payload) < 0.5 * len(frame)
+    assert decompress_frame(scheme, payload, len(frame), "frame") == frame
 
 
 @pytest.mark.parametrize("dtype", ["<f2", "<f4"])

@@ -249,3 +249,23 @@ def test_compact_starts_a_frame_where_a_large_file_s_term_starts(tmp_path: Path)
 
 def frame_starts(ends: tuple[int, ...]) -> set[int]:
     return {k for k, end in enumerate(ends) if end - (ends[k - 1] if k else 0) > 8}
+
+
+def test_compact_compresses_raw_chunks_that_shrink_as_a_whole(tmp_path: Path) -> None:
+    """An add judges a frame by samples; runs of raw chunks repeating at a distance
+    (as the same kernel built for several GPUs does in a library) shrink as a whole."""
+    block = random_bytes(256 * 1024, 12)
+    copies = []
+    for n in range(16):  # a byte changed every 4 KiB: no chunk repeats, their bytes nearly do
+        copy = bytearray(block)
+        copy[n * 7 :: 4096] = bytes([n]) * len(copy[n * 7 :: 4096])
+        copies.append(bytes(copy))
+    data = b"".join(copies)  # every 16 KiB sample is random; the frames repeat themselves
+    repo_dir = tmp_path / "repo"
+    with Repository.init(str(repo_dir)) as r:
+        added = r.add_file(write_file(tmp_path / "lib", data))
+        assert added.stored_bytes > 0.5 * len(data)  # stored raw where no sample caught a repeat
+        report = r.compact()
+        assert report.xorbs == 1 and report.stored_after < 0.25 * len(data)
+        assert r.read_bytes(added.file_hash) == data
+        assert r.check(read_data=True).exit_code == 0

@@ -19,6 +19,10 @@ __all__ = ["Frame", "read_frames_of", "reframed"]
 
 _READ_BYTES = 4 << 20  # serialized bytes of a xorb fetched per request
 _MIN_CUT = 128 * 1024  # a frame is cut where a term starts only once it holds this much
+# Frames whose chunk bytes compact may compress again: zstd ones, raw chunks (an add
+# judged them incompressible from a sample; some compress as a whole) and byte-grouped ones.
+_PLAIN_KEPT = (Scheme.ZSTD, Scheme.NONE, Scheme.BG4_ZSTD)
+_JOINED = (Scheme.ZSTD, Scheme.NONE)  # frames whose runs are cut anew
 
 
 @dataclass
@@ -47,14 +51,14 @@ def read_frames_of(backend: Backend, footer: XorbFooter, bases: BaseReader) -> I
             records = raw[lo - start : hi - start]
             chunks = read_chunks(records, footer, i, j, what, bases)
             scheme = ChunkHeader.decode(records[:HEADER_SIZE], what).scheme
-            plain = b"".join(chunks) if scheme in (Scheme.ZSTD, Scheme.BG4_ZSTD) else b""
+            plain = b"".join(chunks) if scheme in _PLAIN_KEPT else b""
             sizes = [footer.serialized_ends[k] - footer.record_start(k) for k in range(i, j)]
             yield Frame(i, j, scheme, bytes(records), sizes, plain)
             i = j
 
 
 def reframed(frames: Iterator[Frame], footer: XorbFooter, cuts: set[int], target: int) -> Iterator[Frame]:
-    """Runs of consecutive zstd frames cut into new frames: one closes once it holds
+    """Runs of consecutive zstd frames and raw chunks cut into new frames: one closes once it holds
     `target` plain bytes, or at a chunk where a live file's term starts once it holds
     _MIN_CUT. A larger window is what compresses a tree of similar files better
     (seven numpy releases at level 9: 85.2 MB in 1 MiB frames, 78.4 in 2 MiB, 72.8
@@ -64,7 +68,7 @@ def reframed(frames: Iterator[Frame], footer: XorbFooter, cuts: set[int], target
     pieces: list[tuple[Frame, int, int]] = []  # (source frame, first chunk, end chunk) of the open frame
     size = 0
     for frame in frames:
-        if frame.scheme != Scheme.ZSTD:
+        if frame.scheme not in _JOINED:
             yield from _joined(pieces, footer)
             pieces, size = [], 0
             yield frame
@@ -87,7 +91,8 @@ def _joined(pieces: list[tuple[Frame, int, int]], footer: XorbFooter) -> Iterato
         yield pieces[0][0]
     elif pieces:
         plain = b"".join(_plain_of(f, a, b, footer) for f, a, b in pieces)
-        yield Frame(pieces[0][1], pieces[-1][2], Scheme.ZSTD, b"", [], plain)
+        raw = all(f.scheme == Scheme.NONE for f, _a, _b in pieces)  # raw chunks only: perhaps incompressible
+        yield Frame(pieces[0][1], pieces[-1][2], Scheme.NONE if raw else Scheme.ZSTD, b"", [], plain)
 
 
 def _plain_of(frame: Frame, first: int, end: int, footer: XorbFooter) -> bytes | memoryview:
