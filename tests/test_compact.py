@@ -106,7 +106,16 @@ def test_gc_removes_the_first_layouts_only_after_the_grace_period(stored: tuple[
         assert set(old.deleted_xorbs) == superseded and old.freed_bytes == report.stored_before
         assert r.check(read_data=True).problems == []
         assert_reads(r, files)
+        again = r.gc()  # converged: nothing left to delete or rewrite
+        assert again.deleted_xorbs == again.deleted_shards == again.new_shards == []
+        r.repair_index()
+        assert_reads(r, files)
     assert all(ls in ({1}, {0}) for ls in layouts(repo_dir).values())
+    # The adds' shards were rewritten without the tables of the layouts gc removed:
+    # every xorb is described once, in the layout that is stored.
+    tables = [(x.footer.xorb_hash, x.footer.layout) for k in objects(repo_dir, "shards")
+              for x in decode_shard((repo_dir / k).read_bytes(), k).xorbs]  # fmt: skip
+    assert sorted(tables) == sorted((h, max(ls)) for h, ls in layouts(repo_dir).items())
 
 
 def test_gc_keeps_the_first_layout_while_the_one_in_use_is_missing(stored: tuple[Path, dict[str, bytes]]) -> None:

@@ -203,12 +203,12 @@ def _superseded(inv: Inventory, infos: dict[bytes, ShardXorb], now: float, grace
 
 def _dirty_shards(inv: Inventory, plan: Plan) -> set[str]:
     """Shards to replace: they hold a deleted manifest, describe a xorb that
-    goes, or have a live manifest using a repacked one."""
-    gone = plan.gone
+    goes or a layout that is gone, or have a live manifest using a repacked one."""
+    gone, infos = plan.gone, inv.xorb_infos()
     dirty = set()
     for key, shard in inv.shards.items():
         holds_deleted = any((m.file_hash, key) in inv.dropped for m in shard.manifests)
-        describes_gone = any(x.footer.xorb_hash in gone for x in shard.xorbs)
+        describes_gone = any(x.footer.xorb_hash in gone or _stale(inv, plan, infos, x) for x in shard.xorbs)
         uses_repacked = any(
             t.xorb_hash in plan.repack
             for m in shard.manifests
@@ -218,6 +218,17 @@ def _dirty_shards(inv: Inventory, plan: Plan) -> set[str]:
         if holds_deleted or describes_gone or uses_repacked:
             dirty.add(key)
     return dirty
+
+
+def _stale(inv: Inventory, plan: Plan, infos: dict[bytes, ShardXorb], table: ShardXorb) -> bool:
+    """Whether `table` describes a layout below the one in use that goes now or is
+    gone, while the one in use exists: its shard is rewritten without it, or a
+    compacted repository would keep two chunk tables of every xorb (48 bytes a chunk)."""
+    h, layout = table.footer.xorb_hash, table.footer.layout
+    in_use = infos.get(h)
+    if in_use is None or layout >= in_use.footer.layout or h not in inv.xorb_objects:
+        return False
+    return table.footer.key in plan.superseded or layout not in inv.layout_objects.get(h, {})
 
 
 def _sweep(backend: Backend, lease: Lease, inv: Inventory, plan: Plan, done: Rewrite, report: GcReport) -> None:
