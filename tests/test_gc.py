@@ -156,9 +156,8 @@ def test_repack_keeps_live_files_and_stale_readers_resume(tmp_path: Path) -> Non
     assert new_size < 900_000
 
 
-def test_stale_reader_writing_a_file_rewrites_it_after_a_resync(tmp_path: Path) -> None:
-    """read_file writes a regular file from the reader threads; a xorb gc repacked
-    meanwhile makes it re-sync and write the file again, whole and right."""
+def stale_reader_after_repack(tmp_path: Path) -> tuple[Repository, str, bytes]:
+    """A reader opened before a gc repacked the xorb of its file: (reader, file hash, bytes)."""
     repo_dir = tmp_path / "repo"
     big, victim = random_bytes(3_000_000, 1), random_bytes(4_000_000, 2)
     paths = [write_file(tmp_path / "big", big), write_file(tmp_path / "victim", victim)]
@@ -168,24 +167,23 @@ def test_stale_reader_writing_a_file_rewrites_it_after_a_resync(tmp_path: Path) 
     with Repository.open(str(repo_dir)) as r:
         r.remove([v.file_hash])
         assert r.gc(grace=0.0).repacked_xorbs
+    return reader, b.file_hash, big
+
+
+def test_stale_reader_writing_a_file_rewrites_it_after_a_resync(tmp_path: Path) -> None:
+    """read_file writes a regular file from the reader threads; a xorb gc repacked
+    meanwhile makes it re-sync and write the file again, whole and right."""
+    reader, file_hash, big = stale_reader_after_repack(tmp_path)
     out = tmp_path / "big.out"
     out.write_bytes(b"an older file in the way")
-    reader.read_file(b.file_hash, out)
+    reader.read_file(file_hash, out)
     assert out.read_bytes() == big
     reader.close()
 
 
 def test_stale_reader_streaming_resumes(tmp_path: Path) -> None:
-    repo_dir = tmp_path / "repo"
-    big, victim = random_bytes(3_000_000, 1), random_bytes(4_000_000, 2)
-    paths = [write_file(tmp_path / "big", big), write_file(tmp_path / "victim", victim)]
-    with Repository.init(str(repo_dir)) as r:
-        b, v = r.add_files(paths)
-    reader = Repository.open(str(repo_dir), cache_dir=tmp_path / "reader-cache")
-    with Repository.open(str(repo_dir)) as r:
-        r.remove([v.file_hash])
-        assert r.gc(grace=0.0).repacked_xorbs
-    assert b"".join(reader.iter_file(b.file_hash)) == big
+    reader, file_hash, big = stale_reader_after_repack(tmp_path)
+    assert b"".join(reader.iter_file(file_hash)) == big
     reader.close()
 
 

@@ -8,7 +8,6 @@ user, is used as it is: preparing again needs no index.
 
 from __future__ import annotations
 
-import hashlib
 import re
 import shutil
 import subprocess
@@ -125,8 +124,6 @@ def unpack(wheel_path: Path, dest: Path, keep: Keep) -> None:
 
 def sha256(path: Path) -> str:
     """Recorded with each source, so a prepared workload names the exact file it came from."""
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
+    from ..systems.base import sha256_file
+
+    return sha256_file(path)
