@@ -16,7 +16,6 @@ from __future__ import annotations
 import errno
 import os
 import stat
-import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -24,7 +23,7 @@ from typing import BinaryIO
 
 from .errors import OutputError
 
-__all__ = ["write_output", "new_file_mode"]
+__all__ = ["write_output", "new_file_mode", "new_temp_file"]
 
 
 def new_file_mode() -> int:
@@ -88,17 +87,25 @@ def _in_place(dest: Path, mode: int) -> Iterator[BinaryIO]:
 @contextmanager
 def _via_temp(dest: Path, overwrite: bool) -> Iterator[BinaryIO]:
     try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".xetstore-tmp", dir=dest.parent)
+        tmp, fd = new_temp_file(str(dest.parent), f".{dest.name}.", ".xetstore-tmp")
     except OSError as exc:
         raise _os_error(dest, exc) from None
     try:
-        os.fchmod(fd, new_file_mode())  # mkstemp makes 0600; a restored file is an ordinary file
+        os.fchmod(fd, new_file_mode())  # made 0600; a restored file is an ordinary file
         with os.fdopen(fd, "wb") as out:
             yield out
         _publish(tmp, dest, overwrite)
     except BaseException:
         os.unlink(tmp)
         raise
+
+
+def new_temp_file(directory: str, prefix: str, suffix: str = "") -> tuple[str, int]:
+    """A new file only this process can read, as `tempfile.mkstemp` makes (O_EXCL,
+    0600, a random name), without importing tempfile: with shutil and the compression
+    modules shutil loads, that is several milliseconds of every add and restore."""
+    path = os.path.join(directory, f"{prefix}{os.urandom(8).hex()}{suffix}")
+    return path, os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
 
 
 def _publish(tmp: str, dest: Path, overwrite: bool) -> None:

@@ -27,7 +27,6 @@ from .errors import (
     SnapshotNotFound,
 )
 from .faults import fault_point
-from .file_reader import FileReader
 from .hashing import from_xet_hex, xet_hex
 from .index import Index
 from .keys import CONFIG, SHARDS, shard_key
@@ -42,15 +41,16 @@ from .params import (
     default_cache_root,
 )
 from .shard import Manifest, Shard, encode_shard
-from .smudge import Reconstructor
 
-# Adding (chunking, clean), snapshots (trees, snapshot) and maintenance (check, gc,
-# repair) are imported by the methods that use them: a process that opens a
-# repository to list or read files (the CLI, each git-lfs agent) does not pay for them.
+# Adding (chunking, clean), reading (smudge, file_reader), snapshots (trees, snapshot)
+# and maintenance (check, gc, repair) are imported by the methods that use them: a
+# process that opens a repository to list, add or read files (the CLI, each git-lfs
+# agent) pays only for what it does.
 if TYPE_CHECKING:
     from .chunking import Chunker
     from .clean import Cleaned, CleanSession, EarlierOf
     from .maintenance import CheckReport, CompactReport, GcReport, RebuildReport, ShardRepair, XorbRepair
+    from .smudge import Reconstructor
     from .snapshot import Snapshot, SnapshotEntry
     from .trees import SnapshotDiff, SnapshotResult, WalkedPath
 
@@ -107,7 +107,16 @@ class Repository:
         self.cache_dir = cache_dir
         self._owns_cache = owns_cache
         self._chunker: Chunker | None = None  # made by the first add session
-        self._reconstructor = Reconstructor(backend, index)
+        self._reader: Reconstructor | None = None  # made by the first read
+
+    @property
+    def _reconstructor(self) -> Reconstructor:
+        """The reading machinery, made on first use: an `xetstore add` never loads it."""
+        if self._reader is None:
+            from .smudge import Reconstructor
+
+            self._reader = Reconstructor(self._backend, self._index)
+        return self._reader
 
     # -- lifecycle -----------------------------------------------------------
 
@@ -209,8 +218,8 @@ class Repository:
         merged, damaged = sync_index(self._backend, self._index)
         for d in damaged:
             log.warning("skipping damaged %s: %s", d.key, d.reason)
-        if merged:
-            self._reconstructor.forget_tables()  # a merged compact may name a xorb's newer layout
+        if merged and self._reader is not None:
+            self._reader.forget_tables()  # a merged compact may name a xorb's newer layout
         return merged
 
     # -- adding --------------------------------------------------------------
@@ -409,6 +418,8 @@ class Repository:
 
     def open_file(self, file_hash: str) -> io.BufferedReader:
         """A seekable binary file object that fetches only the chunks reads need."""
+        from .file_reader import FileReader
+
         raw = FileReader(self._reconstructor, self.manifest(file_hash), lambda: self._fresh_manifest(file_hash))
         return io.BufferedReader(raw, buffer_size=256 * 1024)
 

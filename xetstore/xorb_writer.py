@@ -11,13 +11,13 @@ from __future__ import annotations
 
 import errno
 import os
-import tempfile
 from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import BinaryIO
 
 from .backends import Backend
+from .destination import new_temp_file
 from .errors import BackendError, DiskFull
 from .faults import fault_point
 from .packing import FrameBuffers, SealedXorb, XorbBuilder
@@ -37,7 +37,7 @@ class XorbWriter:
     def __init__(self, backend: Backend, params: RepositoryParams, spool_dir: str | None = None) -> None:
         self._backend = backend
         self._params = params
-        self._spool_dir = backend.spool_dir() or spool_dir or tempfile.gettempdir()
+        self._spool_dir = backend.spool_dir() or spool_dir or _system_temp()
         self._spool: tuple[str, _Spool] | None = None
         # Compression runs here while the caller's thread chunks and hashes; it releases the GIL.
         self._pool = ThreadPoolExecutor(max_workers=_WORKERS, thread_name_prefix="xetstore-clean")
@@ -51,7 +51,7 @@ class XorbWriter:
 
     def _new_builder(self) -> XorbBuilder:
         try:
-            fd, path = tempfile.mkstemp(prefix=".tmp-xorb-", dir=self._spool_dir)
+            path, fd = new_temp_file(self._spool_dir, ".tmp-xorb-")
         except OSError as exc:
             raise _spool_error(self._spool_dir, exc) from None
         self._spool = (path, _Spool(path, open(fd, "wb", buffering=1 << 20)))  # noqa: SIM115 (the spool owns it)
@@ -119,6 +119,12 @@ class _Spool:
             self._file.close()
         except OSError as exc:
             raise _spool_error(self._path, exc) from None
+
+
+def _system_temp() -> str:
+    import tempfile  # only for a session given no spool folder (its import costs every add)
+
+    return tempfile.gettempdir()
 
 
 def _spool_error(path: str, exc: OSError) -> BackendError:
