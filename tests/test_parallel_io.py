@@ -5,7 +5,9 @@ from __future__ import annotations
 import io
 from pathlib import Path
 
-from xetstore import Repository
+import pytest
+
+from xetstore import FileNotInRepository, OutputError, Repository
 
 from .samples import random_bytes
 
@@ -135,3 +137,29 @@ def test_reader_threads_wanting_one_frame_decode_it_once(tmp_path: Path) -> None
     assert (tmp_path / "again.bin").read_bytes() == again
     assert Held.held.is_set()  # the text's xorb was fetched and held back
     assert decoded == [0]  # its first frame, once, for both terms
+
+
+def test_read_files_restores_several_files_at_once(repo: Repository, tmp_path: Path) -> None:
+    """Files big and small, sharing chunks, are each written whole and exact; progress
+    counts every byte once."""
+    base = random_bytes(9 * MiB, seed=31)
+    datas = [base, base[MiB:] + random_bytes(MiB, seed=32), b"", random_bytes(5000, seed=33), base[: 2 * MiB]]
+    hashes = [repo.add_bytes(d).file_hash for d in datas]
+    seen: list[int] = []
+    with Repository.open(repo.url) as fresh:  # nothing decoded yet: the reads share frames as they go
+        fresh.read_files([(h, tmp_path / f"f{i}") for i, h in enumerate(hashes)], progress=seen.append)
+    assert [(tmp_path / f"f{i}").read_bytes() for i in range(len(datas))] == datas
+    assert sum(seen) == sum(map(len, datas))
+
+
+def test_read_files_writes_the_rest_and_raises_the_first_failure(repo: Repository, tmp_path: Path) -> None:
+    data = random_bytes(300_000, seed=34)
+    good = repo.add_bytes(data).file_hash
+    (tmp_path / "taken").write_bytes(b"keep")
+    items = [(good, tmp_path / "a"), ("0" * 64, tmp_path / "missing"), (good, tmp_path / "taken"), (good, tmp_path / "b")]
+    with pytest.raises(FileNotInRepository):
+        repo.read_files(items, overwrite=False)
+    assert (tmp_path / "a").read_bytes() == data and (tmp_path / "b").read_bytes() == data
+    assert (tmp_path / "taken").read_bytes() == b"keep" and not (tmp_path / "missing").exists()
+    with pytest.raises(OutputError, match="already exists"):
+        repo.read_files(items[2:], overwrite=False)

@@ -60,6 +60,9 @@ log = logging.getLogger("xetstore")
 
 Progress = Callable[[int], None]
 
+# Files read_files restores at once: each also reads ahead on READ_THREADS threads.
+FILES_AT_ONCE = 2
+
 
 @dataclass(frozen=True, slots=True)
 class AddResult:
@@ -372,6 +375,34 @@ class Repository:
         from .destination import write_output  # with tempfile: `ls` and `stats` need neither
 
         write_output(Path(dest_path), lambda out: self._write_resuming(manifest, out, progress), overwrite)
+
+    def read_files(
+        self,
+        files: Iterable[tuple[str, str | os.PathLike[str]]],
+        progress: Progress | None = None,
+        overwrite: bool = True,
+    ) -> None:
+        """read_file for each (file hash, destination), FILES_AT_ONCE files at a time.
+
+        Each file is written as read_file writes it. A file is read a window (4 MiB)
+        at a time on READ_THREADS threads, so a file of one window, most files, is
+        read on one thread, in turn fetching, decoding and writing: two files at once
+        overlap those. Every file is attempted; the first failure, in the given
+        order, is raised after the rest.
+        """
+        from concurrent.futures import ThreadPoolExecutor
+
+        def one(item: tuple[str, str | os.PathLike[str]]) -> BaseException | None:
+            try:
+                self.read_file(item[0], item[1], progress, overwrite)
+            except Exception as exc:  # noqa: BLE001 (raised below, after the other files)
+                return exc  # raised here, map would cancel the files not yet started
+            return None
+
+        with ThreadPoolExecutor(FILES_AT_ONCE, thread_name_prefix="xetstore-files") as pool:
+            failures = [exc for exc in pool.map(one, files) if exc is not None]
+        if failures:
+            raise failures[0]
 
     def _write_resuming(self, manifest: Manifest, out: BinaryIO, progress: Progress | None) -> None:
         """A file's verified bytes into `out`: a regular file is written by the reader
