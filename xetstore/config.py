@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from .errors import ConfigError, FormatError
 from .params import FORMAT_VERSION, RepositoryParams
@@ -14,8 +14,7 @@ _MAX_CONFIG = 64 * 1024
 _MAGIC = "xetstore"
 
 
-@dataclass(frozen=True, slots=True)
-class RepositoryConfig:
+class RepositoryConfig(NamedTuple):
     id: str
     params: RepositoryParams
     version: int = FORMAT_VERSION

@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 from .errors import ConfigError
 
@@ -73,29 +72,43 @@ DEFAULT_GRACE = 24 * 3600.0
 READ_BLOCK = 2 * 1024 * 1024
 
 
-@dataclass(frozen=True, slots=True)
-class RepositoryParams:
-    """What a repository's `config` fixes for every later add."""
-
-    chunker: str = "fastcdc"
-    compression: str = "zstd"
-    zstd_level: int = 3
-    frame_bytes: int = DEFAULT_FRAME_BYTES
+class _ParamsFields(NamedTuple):
+    chunker: str
+    compression: str
+    zstd_level: int
+    frame_bytes: int
     # Delta chunks (docs/format.md §6.7): off by default, and for `xet` repositories,
     # whose xorbs Xet's own clients must read, unless asked for.
-    delta: bool = False
+    delta: bool
 
-    def __post_init__(self) -> None:
-        if self.chunker not in CHUNKERS:
-            raise ConfigError(f"unknown chunker {self.chunker!r}; choose one of {', '.join(CHUNKERS)}")
-        if self.compression not in COMPRESSIONS:
-            raise ConfigError(
-                f"unknown compression {self.compression!r}; choose one of {', '.join(COMPRESSIONS)}"
-            )
-        if not 1 <= self.zstd_level <= 22:
-            raise ConfigError(f"zstd level must be 1..22, not {self.zstd_level}")
-        if not 0 <= self.frame_bytes <= 16 * 1024 * 1024:
-            raise ConfigError(f"frame_bytes must be 0..16 MiB, not {self.frame_bytes}")
+
+class RepositoryParams(_ParamsFields):
+    """What a repository's `config` fixes for every later add; checked when made.
+
+    A named tuple, not a dataclass: `import dataclasses` (with inspect, ast and dis)
+    was ~8 ms of every process that opens a repository without the CLI (a restore
+    script, each git-lfs agent), and each frozen dataclass ~0.5 ms more.
+    """
+
+    __slots__ = ()
+
+    def __new__(
+        cls,
+        chunker: str = "fastcdc",
+        compression: str = "zstd",
+        zstd_level: int = 3,
+        frame_bytes: int = DEFAULT_FRAME_BYTES,
+        delta: bool = False,
+    ) -> RepositoryParams:
+        if chunker not in CHUNKERS:
+            raise ConfigError(f"unknown chunker {chunker!r}; choose one of {', '.join(CHUNKERS)}")
+        if compression not in COMPRESSIONS:
+            raise ConfigError(f"unknown compression {compression!r}; choose one of {', '.join(COMPRESSIONS)}")
+        if not 1 <= zstd_level <= 22:
+            raise ConfigError(f"zstd level must be 1..22, not {zstd_level}")
+        if not 0 <= frame_bytes <= 16 * 1024 * 1024:
+            raise ConfigError(f"frame_bytes must be 0..16 MiB, not {frame_bytes}")
+        return super().__new__(cls, chunker, compression, zstd_level, frame_bytes, delta)
 
 
 def default_cache_root() -> Path:

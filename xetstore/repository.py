@@ -9,9 +9,8 @@ import os
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, BinaryIO
+from typing import TYPE_CHECKING, BinaryIO, NamedTuple
 
 from .backends import Backend, open_backend, with_local_cache
 from .config import RepositoryConfig, decode_config, encode_config
@@ -64,8 +63,7 @@ Progress = Callable[[int], None]
 FILES_AT_ONCE = 2
 
 
-@dataclass(frozen=True, slots=True)
-class AddResult:
+class AddResult(NamedTuple):
     file_hash: str
     size: int
     sha256: str
@@ -74,15 +72,13 @@ class AddResult:
     path: str | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class FileInfo:
+class FileInfo(NamedTuple):
     file_hash: str
     size: int
     sha256: str
 
 
-@dataclass(frozen=True, slots=True)
-class RepositoryStats:
+class RepositoryStats(NamedTuple):
     logical_bytes: int  # sum of the sizes of all stored files
     unique_bytes: int  # plain bytes of all stored chunks
     stored_bytes: int  # bytes of all xorbs and shards on the backend

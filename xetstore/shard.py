@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import struct
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
 from typing import NamedTuple
 
 from .errors import FormatError
@@ -57,8 +56,7 @@ class Term(NamedTuple):
     range_hash: bytes = ZERO_HASH
 
 
-@dataclass(frozen=True, slots=True)
-class Manifest:
+class Manifest(NamedTuple):
     """The ordered terms that rebuild one file."""
 
     file_hash: bytes

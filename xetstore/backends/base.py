@@ -12,7 +12,7 @@ import os
 import re
 from abc import ABC, abstractmethod
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from ..errors import ConfigError, ObjectNotFound
 
@@ -60,8 +60,7 @@ def validate_key(key: str) -> str:
     return key
 
 
-@dataclass(frozen=True, slots=True)
-class ObjectInfo:
+class ObjectInfo(NamedTuple):
     key: str
     size: int
     mtime: float  # seconds since the epoch, as the backend reports it

@@ -13,8 +13,8 @@ import logging
 import os
 import time
 from collections import OrderedDict
-from dataclasses import dataclass, field
 from pathlib import Path
+from typing import NamedTuple
 
 from ..backends import Backend, ObjectInfo
 from ..errors import IndexUnusable, IntegrityError, NotFound
@@ -36,12 +36,11 @@ log = logging.getLogger("xetstore")
 _BATCH = 64  # shards merged per index transaction during a rebuild
 
 
-@dataclass
-class RebuildReport:
-    shards: int = 0
-    records: int = 0
-    footers: int = 0  # xorbs described only by their own footer
-    damaged: list[Damaged] = field(default_factory=list)
+class RebuildReport(NamedTuple):
+    shards: int
+    records: int
+    footers: int  # xorbs described only by their own footer
+    damaged: list[Damaged]
 
 
 def open_index(path: Path) -> Index:
@@ -84,10 +83,9 @@ def rebuild_index(backend: Backend, index: Index) -> RebuildReport:
     """Build a complete new index from the backend, then swap it in."""
     _sweep_leftovers(index.path)
     built = index.path.with_name(f"{index.path.name}.new-{os.getpid()}-{time.monotonic_ns()}")
-    report = RebuildReport()
     try:
         with Index.open(built) as fresh:
-            _fill(backend, fresh, report)
+            report = _fill(backend, fresh)
         fault_point("index.rebuild")
     except BaseException:
         _remove_tree(built)
@@ -96,20 +94,22 @@ def rebuild_index(backend: Backend, index: Index) -> RebuildReport:
     return report
 
 
-def _fill(backend: Backend, fresh: Index, report: RebuildReport) -> None:
+def _fill(backend: Backend, fresh: Index) -> RebuildReport:
     batch: list[tuple[str, Shard]] = []
+    damaged: list[Damaged] = []
+    shards = 0
     tables = _ChunkTables(backend, fresh)
-    for info, shard in read_each(backend, backend.list(SHARDS), read_shard, report.damaged):
-        batch.append((info.key, _bound(info.key, shard, tables, report.damaged)))
+    for info, shard in read_each(backend, backend.list(SHARDS), read_shard, damaged):
+        batch.append((info.key, _bound(info.key, shard, tables, damaged)))
         if len(batch) >= _BATCH:
             fresh.add_shards(batch)
-            report.shards += len(batch)
+            shards += len(batch)
             batch = []
             tables.merged()
     fresh.add_shards(batch)
-    report.shards += len(batch)
-    report.records = _merge_records(backend, fresh, set(), report.damaged)
-    report.footers = _describe_missing_xorbs(backend, fresh, report.damaged)
+    shards += len(batch)
+    records = _merge_records(backend, fresh, set(), damaged)
+    return RebuildReport(shards, records, _describe_missing_xorbs(backend, fresh, damaged), damaged)
 
 
 class _ChunkTables:
