@@ -153,13 +153,18 @@ def test_read_files_restores_several_files_at_once(repo: Repository, tmp_path: P
 
 
 def test_read_files_writes_the_rest_and_raises_the_first_failure(repo: Repository, tmp_path: Path) -> None:
-    data = random_bytes(300_000, seed=34)
-    good = repo.add_bytes(data).file_hash
+    """Big files are read side by side, small ones in turn: a failure of either kind
+    leaves the others written, and the first in the given order is raised."""
+    big, small = random_bytes(3 * MiB // 2, seed=34), random_bytes(3000, seed=35)
+    big_hash, small_hash = repo.add_bytes(big).file_hash, repo.add_bytes(small).file_hash
     (tmp_path / "taken").write_bytes(b"keep")
-    items = [(good, tmp_path / "a"), ("0" * 64, tmp_path / "missing"), (good, tmp_path / "taken"), (good, tmp_path / "b")]
+    items = [
+        (big_hash, tmp_path / "a"), ("0" * 64, tmp_path / "missing"), (big_hash, tmp_path / "taken"),
+        (small_hash, tmp_path / "s"), (big_hash, tmp_path / "b"),
+    ]  # fmt: skip
     with pytest.raises(FileNotInRepository):
         repo.read_files(items, overwrite=False)
-    assert (tmp_path / "a").read_bytes() == data and (tmp_path / "b").read_bytes() == data
-    assert (tmp_path / "taken").read_bytes() == b"keep" and not (tmp_path / "missing").exists()
+    assert [(tmp_path / n).read_bytes() for n in ("a", "b", "s", "taken")] == [big, big, small, b"keep"]
+    assert not (tmp_path / "missing").exists()
     with pytest.raises(OutputError, match="already exists"):
         repo.read_files(items[2:], overwrite=False)

@@ -24,6 +24,7 @@ from .errors import (
     ObjectNotFound,
     RepositoryNotFound,
     SnapshotNotFound,
+    XetStoreError,
 )
 from .faults import fault_point
 from .hashing import from_xet_hex, xet_hex
@@ -58,9 +59,6 @@ __all__ = ["Repository", "AddResult", "FileInfo", "RepositoryStats"]
 log = logging.getLogger("xetstore")
 
 Progress = Callable[[int], None]
-
-# Files read_files restores at once: each also reads ahead on READ_THREADS threads.
-FILES_AT_ONCE = 2
 
 
 class AddResult(NamedTuple):
@@ -367,10 +365,7 @@ class Repository:
     ) -> None:
         """Write a file to `dest_path` (output.py: no partial file, umask mode, a device
         or FIFO written in place, a link refused); with overwrite False, never replace."""
-        manifest = self.manifest(file_hash)
-        from .destination import write_output  # with tempfile: `ls` and `stats` need neither
-
-        write_output(Path(dest_path), lambda out: self._write_resuming(manifest, out, progress), overwrite)
+        self._read_file(file_hash, dest_path, progress, overwrite, ahead=True)
 
     def read_files(
         self,
@@ -378,29 +373,30 @@ class Repository:
         progress: Progress | None = None,
         overwrite: bool = True,
     ) -> None:
-        """read_file for each (file hash, destination), FILES_AT_ONCE files at a time.
+        """read_file for each (file hash, destination); files of 1 MiB and more two at
+        a time (file_batches.py). Every file is attempted; the first failure, in the
+        given order, is raised after the rest."""
+        from .file_batches import read_batch
 
-        Each file is written as read_file writes it. A file is read a window (4 MiB)
-        at a time on READ_THREADS threads, so a file of one window, most files, is
-        read on one thread, in turn fetching, decoding and writing: two files at once
-        overlap those. Every file is attempted; the first failure, in the given
-        order, is raised after the rest.
-        """
-        from concurrent.futures import ThreadPoolExecutor
+        items = list(files)
+        sizes = [self._size_if_known(file_hash) for file_hash, _ in items]
+        read_batch(sizes, lambda i, ahead: self._read_file(*items[i], progress, overwrite, ahead))
 
-        def one(item: tuple[str, str | os.PathLike[str]]) -> BaseException | None:
-            try:
-                self.read_file(item[0], item[1], progress, overwrite)
-            except Exception as exc:  # noqa: BLE001 (raised below, after the other files)
-                return exc  # raised here, map would cancel the files not yet started
-            return None
+    def _size_if_known(self, file_hash: str) -> int | None:
+        try:
+            return self.manifest(file_hash).size
+        except XetStoreError:
+            return None  # read_file reports it, in its turn
 
-        with ThreadPoolExecutor(FILES_AT_ONCE, thread_name_prefix="xetstore-files") as pool:
-            failures = [exc for exc in pool.map(one, files) if exc is not None]
-        if failures:
-            raise failures[0]
+    def _read_file(
+        self, file_hash: str, dest_path: str | os.PathLike[str], progress: Progress | None, overwrite: bool, ahead: bool
+    ) -> None:
+        manifest = self.manifest(file_hash)
+        from .destination import write_output  # with tempfile: `ls` and `stats` need neither
 
-    def _write_resuming(self, manifest: Manifest, out: BinaryIO, progress: Progress | None) -> None:
+        write_output(Path(dest_path), lambda out: self._write_resuming(manifest, out, progress, ahead), overwrite)
+
+    def _write_resuming(self, manifest: Manifest, out: BinaryIO, progress: Progress | None, ahead: bool = True) -> None:
         """A file's verified bytes into `out`: a regular file is written by the reader
         threads at their offsets (the main thread's in-order writes were a quarter of
         a dataset restore), rewritten once after a re-sync if a xorb vanished mid-read
@@ -411,11 +407,11 @@ class Repository:
             return
         start = out.tell()
         try:
-            self._reconstructor.write_file(manifest, out, progress)
+            self._reconstructor.write_file(manifest, out, progress, ahead)
         except MissingData:
             out.seek(start)
             out.truncate()
-            self._reconstructor.write_file(self._fresh_manifest(xet_hex(manifest.file_hash)), out, progress)
+            self._reconstructor.write_file(self._fresh_manifest(xet_hex(manifest.file_hash)), out, progress, ahead)
 
     def write_to(self, file_hash: str, out: BinaryIO, progress: Progress | None = None) -> None:
         """Stream a file's bytes into an open binary stream."""
@@ -589,7 +585,7 @@ class Repository:
         snap = self.snapshot(tag)
         for e in snap.files():  # every file is known before anything is written
             self.manifest(xet_hex(e.file_hash))
-        return restore_tree(snap, Path(dest), lambda fh, target: self.read_file(fh, target, progress))
+        return restore_tree(snap, Path(dest), lambda files: self.read_files(files, progress))
 
     def diff(self, old_tag: str, new_tag: str) -> SnapshotDiff:
         """Paths added, removed and changed from `old_tag` to `new_tag`, and the chunks `new_tag` adds."""

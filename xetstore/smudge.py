@@ -216,7 +216,11 @@ class Reconstructor:
         for chunks in _prefetched(windows, lambda w: self.chunks(*w, file, reach=None if reach is None else reach[w[0]])):
             yield from chunks
 
-    def write_file(self, manifest: Manifest, out: BinaryIO, progress: Callable[[int], None] | None = None) -> None:
+    def write_file(
+        self, manifest: Manifest, out: BinaryIO, progress: Callable[[int], None] | None = None, ahead: bool = True
+    ) -> None:
+        """The file into `out`; into a regular file, `ahead` reads READ_THREADS windows
+        at once (file_batches.py reads several files at once without)."""
         fd = _regular_file(out)
         if fd is None:  # a pipe or an in-memory stream: in order
             for data in self.iter_file(manifest):
@@ -236,7 +240,8 @@ class Reconstructor:
                 offset += len(chunk)
             return offset - item[1]
 
-        for written in _prefetched(_at_offsets(self._file_windows(manifest, file), base), place):
+        windows = _at_offsets(self._file_windows(manifest, file), base)
+        for written in _prefetched(windows, place) if ahead else map(place, windows):
             if progress:
                 progress(written)
         out.seek(base + manifest.size)

@@ -15,7 +15,8 @@ import logging
 import os
 import stat
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -193,27 +194,35 @@ def refuse_tagged(snapshots: list[Snapshot], file_hashes: list[str]) -> None:
 # -- restore --------------------------------------------------------------------
 
 
-def restore_tree(snapshot: Snapshot, dest: Path, read_file: Callable[[str, Path], None]) -> list[SnapshotEntry]:
-    """Recreate the snapshot's files and directories under `dest` (absent or empty)."""
+def restore_tree(
+    snapshot: Snapshot, dest: Path, read_files: Callable[[list[tuple[str, Path]]], None]
+) -> list[SnapshotEntry]:
+    """Recreate the snapshot's files and directories under `dest` (absent or empty):
+    directories first, then every file's bytes (read_files: big ones side by side),
+    then each file's mode and mtime."""
     _check_destination(dest)
     dest.mkdir(parents=True, exist_ok=True)
-    done = []
-    for e in snapshot.entries:
-        target = dest.joinpath(*check_path(e.path).split("/"))
-        try:
-            if e.kind == DIR:
-                target.mkdir(parents=True, exist_ok=True)
-            else:
-                target.parent.mkdir(parents=True, exist_ok=True)
-                read_file(xet_hex(e.file_hash), target)
-                os.chmod(target, e.mode)
-                os.utime(target, ns=(e.mtime_ns, e.mtime_ns))
-        except OSError as exc:
-            raise OutputError(str(target), f"restoring {e.path}: {exc.strerror or exc}") from None
-        done.append(e)
-    for e in sorted((e for e in done if e.kind == DIR), key=lambda e: e.path, reverse=True):
+    placed = [(e, dest.joinpath(*check_path(e.path).split("/"))) for e in snapshot.entries]
+    for e, target in placed:
+        with _restoring(e, target):
+            (target if e.kind == DIR else target.parent).mkdir(parents=True, exist_ok=True)
+    files = [(e, target) for e, target in placed if e.kind != DIR]
+    read_files([(xet_hex(e.file_hash), target) for e, target in files])
+    for e, target in files:
+        with _restoring(e, target):
+            os.chmod(target, e.mode)
+            os.utime(target, ns=(e.mtime_ns, e.mtime_ns))
+    for e in sorted((e for e in snapshot.entries if e.kind == DIR), key=lambda e: e.path, reverse=True):
         os.chmod(dest.joinpath(*e.path.split("/")), e.mode)  # last, deepest first: a read-only dir blocks writes
-    return done
+    return [e for e, _ in placed]
+
+
+@contextmanager
+def _restoring(e: SnapshotEntry, target: Path) -> Iterator[None]:
+    try:
+        yield
+    except OSError as exc:
+        raise OutputError(str(target), f"restoring {e.path}: {exc.strerror or exc}") from None
 
 
 def _check_destination(dest: Path) -> None:
