@@ -6,7 +6,7 @@ The process-level successor of `ingest_ab`: what a user's commands cost, start-u
 REV is checked out into a temporary git worktree (so is --this, else this checkout is measured). For each workload (generated as `xetstore
 bench` generates it, or a prepared real-data workload) every version is added by a fresh
 `xetstore add -r REPO DIR` process into a new folder repository, then the last version is
-restored by one fresh process (`Repository.open`, `read_file` per file), alternately with
+restored by one fresh process (`Repository.open`, `read_files`; `read_file` per file for revisions before it), alternately with
 REV's code and this checkout's, --runs times each; every command is timed from outside. It
 reports median ingest and restore MB/s of both, their ratios, and whether the stored bytes
 (and the restored files) are the same. Tests never assert timings; this script only measures.
