@@ -15,8 +15,7 @@ from __future__ import annotations
 import os
 import stat
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, field
-from typing import BinaryIO
+from typing import BinaryIO, NamedTuple
 
 from .errors import InputError
 
@@ -25,15 +24,14 @@ __all__ = ["Expanded", "expand_inputs", "check_input", "open_input", "changed_si
 _SKIP_HINT = "pass --skip-unreadable to skip what cannot be read"
 
 
-@dataclass
-class Expanded:
-    files: list[str] = field(default_factory=list)
-    skipped: list[InputError] = field(default_factory=list)  # only with skip_unreadable
+class Expanded(NamedTuple):
+    files: list[str]
+    skipped: list[InputError]  # only with skip_unreadable
 
 
 def expand_inputs(paths: Iterable[str | os.PathLike[str]], skip_unreadable: bool = False) -> Expanded:
     """The regular files `paths` name, directories walked in sorted order."""
-    out = Expanded()
+    out = Expanded([], [])
     for p in paths:
         path = os.fspath(p)
         try:
