@@ -6,6 +6,9 @@ commands. The group loads each of those modules when one of its commands is name
 
 from __future__ import annotations
 
-from .commands import cli, main
+from .startup import importing
+
+with importing():
+    from .commands import cli, main
 
 __all__ = ["cli", "main"]

@@ -24,6 +24,7 @@ from ..errors import EXIT_FAILURE, EXIT_INTERRUPTED, ConfigError, IntegrityError
 from ..interrupts import terminate_as_interrupt
 from ..output import Output, common_options, count, human_size
 from ..params import CHUNKERS, COMPRESSIONS, default_cache_root
+from .startup import importing
 
 if TYPE_CHECKING:
     from ..inputs import Expanded
@@ -41,7 +42,8 @@ class _LazyRepository:
     `--help` and the `lfs` commands then start without importing the engine."""
 
     def __getattr__(self, name: str) -> Any:
-        from ..repository import Repository
+        with importing():
+            from ..repository import Repository
 
         return getattr(Repository, name)
 
