@@ -365,7 +365,7 @@ class Repository:
     ) -> None:
         """Write a file to `dest_path` (output.py: no partial file, umask mode, a device
         or FIFO written in place, a link refused); with overwrite False, never replace."""
-        self._read_file(file_hash, dest_path, progress, overwrite, ahead=True)
+        self._write_path(self.manifest(file_hash), dest_path, progress, overwrite, ahead=True)
 
     def read_files(
         self,
@@ -379,20 +379,26 @@ class Repository:
         from .file_batches import read_batch
 
         items = list(files)
-        sizes = [self._size_if_known(file_hash) for file_hash, _ in items]
-        read_batch(sizes, lambda i, ahead: self._read_file(*items[i], progress, overwrite, ahead))
+        found = [self._manifest_or_error(file_hash) for file_hash, _ in items]
 
-    def _size_if_known(self, file_hash: str) -> int | None:
+        def read_one(i: int, ahead: bool) -> None:
+            manifest = found[i]
+            if isinstance(manifest, XetStoreError):
+                raise manifest
+            self._write_path(manifest, items[i][1], progress, overwrite, ahead)
+
+        read_batch([m.size if isinstance(m, Manifest) else None for m in found], read_one)
+
+    def _manifest_or_error(self, file_hash: str) -> Manifest | XetStoreError:
         try:
-            return self.manifest(file_hash).size
-        except XetStoreError:
-            return None  # read_file reports it, in its turn
+            return self.manifest(file_hash)
+        except XetStoreError as exc:
+            return exc  # read_files raises it in its turn
 
-    def _read_file(
-        self, file_hash: str, dest_path: str | os.PathLike[str], progress: Progress | None, overwrite: bool, ahead: bool
+    def _write_path(
+        self, manifest: Manifest, dest_path: str | os.PathLike[str], progress: Progress | None, overwrite: bool, ahead: bool
     ) -> None:
-        manifest = self.manifest(file_hash)
-        from .destination import write_output  # with tempfile: `ls` and `stats` need neither
+        from .destination import write_output  # only commands that write files load it
 
         write_output(Path(dest_path), lambda out: self._write_resuming(manifest, out, progress, ahead), overwrite)
 
