@@ -53,6 +53,7 @@ if TYPE_CHECKING:
     from .smudge import Reconstructor
     from .snapshot import Snapshot, SnapshotEntry
     from .trees import SnapshotDiff, SnapshotResult, WalkedPath
+    from .xorb_writer import SessionWorkers
 
 __all__ = ["Repository", "AddResult", "FileInfo", "RepositoryStats"]
 
@@ -105,6 +106,7 @@ class Repository:
         self._owns_cache = owns_cache
         self._chunker: Chunker | None = None  # made by the first add session
         self._held: SessionLease | None = None  # inside `adding`
+        self._workers: SessionWorkers | None = None  # inside `adding`, made by its first add
         self._reader: Reconstructor | None = None  # made by the first read
 
     @property
@@ -293,21 +295,30 @@ class Repository:
             self._chunker = make_chunker(self.config.params.chunker)
         spool = self.cache_dir / "spool"
         spool.mkdir(parents=True, exist_ok=True)
-        return CleanSession(self._backend, self._index, self.config.params, self._chunker, str(spool))
+        if self._held is not None and self._workers is None:
+            from .xorb_writer import SessionWorkers
+
+            self._workers = SessionWorkers(self._backend, self.config.params)
+        return CleanSession(self._backend, self._index, self.config.params, self._chunker, str(spool), self._workers)
 
     @contextmanager
     def adding(self) -> Iterator[None]:
-        """Adds inside share one writer lease, taken by the first that needs it and
-        released on leaving (a git-lfs agent's push: a lease and an index merge per
-        object were a fifth of its time). gc cannot sweep meanwhile."""
+        """Adds inside share what each would set up and tear down: one writer lease,
+        taken by the first that needs it (gc cannot sweep until the end), and the
+        threads and buffers that clean. Each still makes its shard durable and
+        commits it before it returns. For a git-lfs agent's many small objects."""
         from .maintenance import SessionLease
 
         held = self._held = SessionLease(self._backend, self._merge)
         try:
             yield
         finally:
-            self._held = None
-            held.release()
+            workers, self._held, self._workers = self._workers, None, None
+            try:
+                if workers is not None:
+                    workers.close()  # its last publishes end under the lease
+            finally:
+                held.release()
 
     @contextmanager
     def _writing(self, sync: bool = False) -> Iterator[Lease]:
