@@ -12,7 +12,6 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, BinaryIO, NamedTuple
 
 from .backends import Backend
@@ -26,7 +25,7 @@ from .intake import WholeFile, hashed_blocks, read_inputs
 from .near_copies import delta_payload, delta_prospect
 from .params import READ_BLOCK, RepositoryParams
 from .shard import Manifest, Shard, Term
-from .xorb_writer import XorbWriter
+from .xorb_writer import SessionWorkers, XorbWriter
 
 if TYPE_CHECKING:  # delta bases load with the first stream cleaned against an earlier version
     from .delta_bases import PositionBases
@@ -75,14 +74,16 @@ class CleanSession:
     """One add: any number of streams, shared xorbs, one shard at the end."""
 
     def __init__(
-        self, backend: Backend, index: Index, params: RepositoryParams, chunker: Chunker, spool_dir: str | None = None
-    ) -> None:
+        self, backend: Backend, index: Index, params: RepositoryParams, chunker: Chunker, spool_dir: str | None = None,
+        workers: SessionWorkers | None = None,
+    ) -> None:  # fmt: skip
         self._backend = backend
         self._index = index
         self._params = params
         self._chunker = chunker
-        self._xorbs = XorbWriter(backend, params, spool_dir)
-        self._sha_pool: ThreadPoolExecutor | None = None
+        self._owns_workers = workers is None  # else the caller's, for the sessions after this one
+        self._workers = workers or SessionWorkers(backend, params)
+        self._xorbs = XorbWriter(backend, params, self._workers, spool_dir)
         self._session_chunks: dict[bytes, tuple[_XorbRef, int]] = {}
         # Stored xorbs, each checked against its own footer before the session uses it.
         self._targets = DedupTargets(backend, index)
@@ -96,18 +97,10 @@ class CleanSession:
         """Serialized xorb bytes this session wrote."""
         return self._xorbs.uploaded_bytes
 
-    @property
-    def _sha_worker(self) -> ThreadPoolExecutor:
-        # One thread: the whole-stream sha256 must see the blocks in order.
-        if self._sha_pool is None:
-            self._sha_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="xetstore-sha256")
-        return self._sha_pool
-
     def close(self) -> None:
         self._xorbs.close()
-        if self._sha_pool is not None:
-            self._sha_pool.shutdown(wait=True, cancel_futures=True)
-        self._sha_pool = None
+        if self._owns_workers:
+            self._workers.close()
 
     def __enter__(self) -> CleanSession:
         return self
@@ -166,7 +159,7 @@ class CleanSession:
         terms: list[_OpenTerm] = []
         new_bytes = 0
         blocks = iter_blocks(stream, self._chunker, block_size)
-        for block, hashes in hashed_blocks(blocks, sha, self._sha_worker):
+        for block, hashes in hashed_blocks(blocks, sha, self._workers.sha256):
             new_bytes += self._add_chunks(block.data, block.ends, hashes, chunks, terms)
             if progress:
                 progress(len(block.data))

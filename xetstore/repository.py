@@ -49,10 +49,11 @@ from .shard import Manifest, Shard, encode_shard
 if TYPE_CHECKING:
     from .chunking import Chunker
     from .clean import Cleaned, CleanSession, EarlierOf
-    from .maintenance import CheckReport, CompactReport, GcReport, RebuildReport, ShardRepair, XorbRepair
+    from .maintenance import CheckReport, CompactReport, GcReport, RebuildReport, SessionLease, ShardRepair, XorbRepair
     from .smudge import Reconstructor
     from .snapshot import Snapshot, SnapshotEntry
     from .trees import SnapshotDiff, SnapshotResult, WalkedPath
+    from .xorb_writer import SessionWorkers
 
 __all__ = ["Repository", "AddResult", "FileInfo", "RepositoryStats"]
 
@@ -104,6 +105,8 @@ class Repository:
         self.cache_dir = cache_dir
         self._owns_cache = owns_cache
         self._chunker: Chunker | None = None  # made by the first add session
+        self._held: SessionLease | None = None  # inside `adding`
+        self._workers: SessionWorkers | None = None  # inside `adding`, made by its first add
         self._reader: Reconstructor | None = None  # made by the first read
 
     @property
@@ -292,11 +295,41 @@ class Repository:
             self._chunker = make_chunker(self.config.params.chunker)
         spool = self.cache_dir / "spool"
         spool.mkdir(parents=True, exist_ok=True)
-        return CleanSession(self._backend, self._index, self.config.params, self._chunker, str(spool))
+        if self._held is not None and self._workers is None:
+            from .xorb_writer import SessionWorkers
+
+            self._workers = SessionWorkers(self._backend, self.config.params)
+        return CleanSession(self._backend, self._index, self.config.params, self._chunker, str(spool), self._workers)
 
     @contextmanager
-    def _writing(self) -> Iterator[Lease]:
-        """A writer lease for one session (gc deletes nothing meanwhile), then a fresh index."""
+    def adding(self) -> Iterator[None]:
+        """Adds inside share what each would set up and tear down: one writer lease,
+        taken by the first that needs it (gc cannot sweep until the end), and the
+        threads and buffers that clean. Each still makes its shard durable and
+        commits it before it returns. For a git-lfs agent's many small objects."""
+        from .maintenance import SessionLease
+
+        held = self._held = SessionLease(self._backend, self._merge)
+        try:
+            yield
+        finally:
+            workers, self._held, self._workers = self._workers, None, None
+            try:
+                if workers is not None:
+                    workers.close()  # its last publishes end under the lease
+            finally:
+                held.release()
+
+    @contextmanager
+    def _writing(self, sync: bool = False) -> Iterator[Lease]:
+        """A writer lease (gc deletes nothing meanwhile) and an index synced under it:
+        this call's own, or the held one, synced when taken and again if `sync`."""
+        if self._held is not None:
+            lease, taken = self._held.current()
+            if sync and not taken:
+                self._merge()
+            yield lease
+            return
         with Lease.writer(self._backend) as lease:
             self._merge()
             yield lease
@@ -476,10 +509,11 @@ class Repository:
         """The file hash of a stored file with this sha256 and size, or None; checked
         after a sync under a writer lease: its manifest agrees and its xorbs exist.
         With `sync` False, a file the index does not know is None at once (no
-        lease, no listing): for a caller that adds it next, which syncs anyway."""
+        lease, no listing): for a caller that adds it next, which at worst stores
+        again what another client added since the index's last sync."""
         if not sync and self.find(sha256) is None:
             return None
-        with self._writing() as lease:
+        with self._writing(sync=True) as lease:  # a file another client removed is not stored
             found = self.find(sha256)
             if found is None:
                 return None

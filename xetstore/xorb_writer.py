@@ -5,6 +5,9 @@ A xorb is never held whole in memory: its records are written to a spool file
 as the builder compresses them (in a folder backend the spool is published by
 a hard link). A few sealed xorbs (64 MiB each) upload while the next one fills,
 so memory stays bounded and a remote backend's latency overlaps the chunking.
+
+The threads and frame buffers live in `SessionWorkers`, which a session makes
+for itself or borrows from a repository that runs many adds in a row.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ import errno
 import os
 from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import wait as wait_all
 from pathlib import Path
 from typing import BinaryIO
 
@@ -24,30 +28,56 @@ from .packing import FrameBuffers, SealedXorb, XorbBuilder
 from .params import MAX_CHUNK, RepositoryParams
 from .shard import ShardXorb
 
-__all__ = ["XorbWriter", "REMOTE_UPLOADS"]
+__all__ = ["XorbWriter", "SessionWorkers", "REMOTE_UPLOADS"]
 
 _WORKERS = min(4, os.cpu_count() or 2)
 # Xorbs uploading at once to a remote backend (one request each); a local one gets one.
 REMOTE_UPLOADS = 3
 
 
+class SessionWorkers:
+    """The threads and frame buffers of clean sessions, made per session or kept
+    for many in a row: a git-lfs upload of a small object spent a fifth of its
+    time starting three threads and zeroing two 1 MiB buffers. A pool starts its
+    threads on first use."""
+
+    def __init__(self, backend: Backend, params: RepositoryParams) -> None:
+        # Compression runs here while the caller's thread chunks and hashes; it releases the GIL.
+        self.compress = ThreadPoolExecutor(max_workers=_WORKERS, thread_name_prefix="xetstore-clean")
+        self.in_flight = REMOTE_UPLOADS if backend.remote else 1
+        self.publish = ThreadPoolExecutor(self.in_flight, thread_name_prefix="xetstore-publish")
+        # One thread: the whole-stream sha256 must see the blocks in order.
+        self.sha256 = ThreadPoolExecutor(max_workers=1, thread_name_prefix="xetstore-sha256")
+        self.buffers = FrameBuffers(params.frame_bytes + MAX_CHUNK)
+
+    def close(self) -> None:
+        for pool in (self.publish, self.compress, self.sha256):
+            pool.shutdown(wait=True, cancel_futures=True)
+
+
 class XorbWriter:
     """Builds xorbs one after another and publishes each as soon as it is sealed."""
 
-    def __init__(self, backend: Backend, params: RepositoryParams, spool_dir: str | None = None) -> None:
+    def __init__(
+        self, backend: Backend, params: RepositoryParams, workers: SessionWorkers, spool_dir: str | None = None
+    ) -> None:
         self._backend = backend
         self._params = params
+        self._workers = workers
         self._spool_dir = backend.spool_dir() or spool_dir or _system_temp()
         self._spool: tuple[str, _Spool] | None = None
-        # Compression runs here while the caller's thread chunks and hashes; it releases the GIL.
-        self._pool = ThreadPoolExecutor(max_workers=_WORKERS, thread_name_prefix="xetstore-clean")
-        self._buffers = FrameBuffers(params.frame_bytes + MAX_CHUNK)
-        self._publisher: ThreadPoolExecutor | None = None
         self._publishing: deque[Future[None]] = deque()
-        self._in_flight = REMOTE_UPLOADS if backend.remote else 1
         self.sealed: list[ShardXorb] = []  # xorbs this session wrote (their tables only)
         self.uploaded_bytes = 0  # serialized xorb bytes this session wrote
-        self.builder = self._new_builder()  # the open xorb: the session's next sealed one
+        self._builder: XorbBuilder | None = None
+
+    @property
+    def builder(self) -> XorbBuilder:
+        """The open xorb, the session's next sealed one; its spool file is made on first
+        use, so a session that ends with a seal (every add) does not make one in vain."""
+        if self._builder is None:
+            self._builder = self._new_builder()
+        return self._builder
 
     def _new_builder(self) -> XorbBuilder:
         try:
@@ -55,23 +85,22 @@ class XorbWriter:
         except OSError as exc:
             raise _spool_error(self._spool_dir, exc) from None
         self._spool = (path, _Spool(path, open(fd, "wb", buffering=1 << 20)))  # noqa: SIM115 (the spool owns it)
-        return XorbBuilder.for_params(self._params, self._pool, self._buffers, self._spool[1])  # type: ignore[arg-type]
+        w = self._workers
+        return XorbBuilder.for_params(self._params, w.compress, w.buffers, self._spool[1])  # type: ignore[arg-type]
 
     def seal(self) -> None:
-        """Seal the open xorb (if it holds a chunk), start publishing it, open the next."""
-        if self.builder.num_chunks == 0:
+        """Seal the open xorb (if it holds a chunk) and start publishing it."""
+        if self._builder is None or self._builder.num_chunks == 0:
             return
-        sealed = self.builder.seal()
+        sealed = self._builder.seal()
         assert self._spool is not None
         path, sink = self._spool
         sink.close()
-        self.builder = self._new_builder()
+        self._builder, self._spool = None, None
         self.sealed.append(ShardXorb(sealed.footer, sealed.size, sealed.deltas))
         self.uploaded_bytes += sealed.size
-        self.wait(keep=self._in_flight - 1)
-        if self._publisher is None:
-            self._publisher = ThreadPoolExecutor(self._in_flight, thread_name_prefix="xetstore-publish")
-        self._publishing.append(self._publisher.submit(self._publish, sealed, path))
+        self.wait(keep=self._workers.in_flight - 1)
+        self._publishing.append(self._workers.publish.submit(self._publish, sealed, path))
 
     def wait(self, keep: int = 0) -> None:
         """Until at most `keep` xorbs are still uploading; re-raises an upload's error."""
@@ -87,10 +116,11 @@ class XorbWriter:
         fault_point("clean.after_xorb")
 
     def close(self) -> None:
-        for pool in (self._publisher, self._pool):
-            if pool is not None:
-                pool.shutdown(wait=True, cancel_futures=True)
-        self._publisher = None
+        """End the session: its publishes finish (at most `in_flight`, all running), and
+        the open xorb's spool goes. Frames still compressing are left to the workers:
+        they only read buffers the abandoned builder never gives back."""
+        wait_all(self._publishing)
+        self._publishing.clear()
         if self._spool is not None:  # the open xorb of a session that did not finish
             path, spool = self._spool
             self._spool = None

@@ -19,7 +19,7 @@ if TYPE_CHECKING:
     from .check import CheckReport, check_repository
     from .compact import CompactReport, compact_repository
     from .gc import GcOptions, collect_garbage, remove_files
-    from .leases import Lease, check_before_publish
+    from .leases import Lease, SessionLease, check_before_publish
     from .objects import read_xorb_footer
     from .reindex import RebuildReport, open_index, rebuild_index, sync_index
     from .repair import ShardRepair, XorbRepair, repair_shards, repair_xorbs
@@ -31,7 +31,7 @@ _HOMES = {
     "CompactReport": "compact", "compact_repository": "compact",
     "GcOptions": "gc", "GcReport": "sweep", "collect_garbage": "gc", "remove_files": "gc",
     "read_xorb_footer": "objects",
-    "Lease": "leases", "check_before_publish": "leases",
+    "Lease": "leases", "SessionLease": "leases", "check_before_publish": "leases",
     "RebuildReport": "reindex", "open_index": "reindex", "rebuild_index": "reindex", "sync_index": "reindex",
     "ShardRepair": "repair", "XorbRepair": "repair", "repair_shards": "repair", "repair_xorbs": "repair",
 }  # fmt: skip
@@ -43,6 +43,7 @@ __all__ = [
     "GcReport",
     "Lease",
     "RebuildReport",
+    "SessionLease",
     "ShardRepair",
     "XorbRepair",
     "check_before_publish",

@@ -43,7 +43,7 @@ from ..keys import LOCKS, lease_key, lease_session, xorb_key
 from ..shard import Shard
 
 __all__ = [
-    "Lease", "LeaseInfo", "live_leases", "stale_lease_records", "check_before_publish", "process_alive", "LEASE_TTL",
+    "Lease", "LeaseInfo", "SessionLease", "live_leases", "stale_lease_records", "check_before_publish", "process_alive", "LEASE_TTL",
 ]  # fmt: skip
 
 SESSION_KINDS = ("add", "check")  # leases a sweeping gc waits for
@@ -211,6 +211,45 @@ class Lease:
                 self.refresh()
             except XetStoreError:
                 continue  # check() notices when refreshes lapse for too long
+
+
+class SessionLease:
+    """One writer lease for a session of many adds (a git-lfs agent's push).
+
+    Taken by the first add that asks, held until `release`. While it is held no
+    gc sweeps (a sweep waits for every live writer lease), so whatever the index
+    held when it was taken stays on the backend, and later adds need not merge
+    the index again as taking a lease does. A lease that lapsed (suspended
+    process, unreachable backend) may have been judged stale and swept past:
+    the next add takes a new one, with a fresh merge, as a new session would.
+    """
+
+    def __init__(self, backend: Backend, on_taken: Callable[[], object]) -> None:
+        self._backend = backend
+        self._on_taken = on_taken  # brings the index up to date under a new lease
+        self._lease: Lease | None = None
+
+    def current(self) -> tuple[Lease, bool]:
+        """The held lease, taken now if none is held or it lapsed; and whether it is new."""
+        if self._lease is not None:
+            try:
+                self._lease.check()
+                return self._lease, False
+            except LockedError:
+                self.release()
+        lease = Lease.writer(self._backend)
+        try:
+            self._on_taken()
+        except BaseException:
+            lease.release()
+            raise
+        self._lease = lease
+        return lease, True
+
+    def release(self) -> None:
+        lease, self._lease = self._lease, None
+        if lease is not None:
+            lease.release()
 
 
 def live_leases(backend: Backend, mine: Lease) -> list[LeaseInfo]:
