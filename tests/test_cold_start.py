@@ -141,3 +141,12 @@ def test_the_watch_list_names_real_modules(tmp_path: Path) -> None:
     assert {"xetstore.cli.maintenance", "xetstore.cli.snapshots"} <= set(found)  # loaded when named
     assert "numpy" not in found  # a small add predicts and splits BG4 without it (compression._PURE_CALLS)
     assert "socket" not in found  # its lease names the host through os.uname
+
+
+def test_the_agent_imports_no_dataclasses() -> None:
+    """git-lfs starts an agent per transfer: without dataclasses (and the inspect, ast
+    and dis it loads) its import takes 39 ms instead of 45."""
+    code = "import sys, xetstore.lfs.agent; print(sorted(m for m in ('dataclasses', 'inspect', 'click') if m in sys.modules))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
+

@@ -12,8 +12,8 @@ from __future__ import annotations
 import os
 import subprocess
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 from ..errors import ConfigError
 from .locator import SENTINEL, decode_locator, is_sentinel
@@ -34,8 +34,7 @@ _GIT_TIMEOUT = 60  # seconds; git config and rev-parse answer in milliseconds
 _LFSCONFIG_KEYS = ("lfs.url", "lfs.pushurl")
 
 
-@dataclass(frozen=True, slots=True)
-class Workspace:
+class Workspace(NamedTuple):
     """A git repository as git-lfs lays it out."""
 
     git_dir: Path  # the common git dir (shared by all worktrees)
@@ -57,8 +56,7 @@ class Workspace:
         return any(_inside(real, os.path.realpath(r)) for r in roots)
 
 
-@dataclass(frozen=True, slots=True)
-class RepositoryLocation:
+class RepositoryLocation(NamedTuple):
     url: str  # what Repository.open takes: a path or s3:// URL
     source: str  # where it came from, for messages and `xetstore lfs env`
 

@@ -13,8 +13,7 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from ..errors import LfsProtocolError
 
@@ -48,23 +47,20 @@ _OID = re.compile(r"[0-9a-f]{64}")
 _OPERATIONS = ("upload", "download")
 
 
-@dataclass(frozen=True, slots=True)
-class InitRequest:
+class InitRequest(NamedTuple):
     operation: str  # "upload" or "download"
     remote: str  # usually a git remote name, sometimes a URL
     concurrent: bool
     concurrent_transfers: int
 
 
-@dataclass(frozen=True, slots=True)
-class UploadRequest:
+class UploadRequest(NamedTuple):
     oid: str
     size: int
     path: str  # git-lfs's own copy of the object: read-only for the agent
 
 
-@dataclass(frozen=True, slots=True)
-class DownloadRequest:
+class DownloadRequest(NamedTuple):
     oid: str
     size: int
 
@@ -72,13 +68,14 @@ class DownloadRequest:
 TransferRequest = UploadRequest | DownloadRequest
 
 
-@dataclass(frozen=True, slots=True)
 class Terminate:
-    """git-lfs is done; it closes stdin next. No reply."""
+    """git-lfs is done; it closes stdin next. No reply. (A plain class: an empty
+    named tuple would be false.)"""
+
+    __slots__ = ()
 
 
-@dataclass(frozen=True, slots=True)
-class Refusal:
+class Refusal(NamedTuple):
     """A message the agent cannot accept; `line` is the error to send back."""
 
     line: bytes
