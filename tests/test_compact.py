@@ -278,3 +278,21 @@ def test_compact_compresses_raw_chunks_that_shrink_as_a_whole(tmp_path: Path) ->
         assert report.xorbs == 1 and report.stored_after < 0.25 * len(data)
         assert r.read_bytes(added.file_hash) == data
         assert r.check(read_data=True).exit_code == 0
+
+
+def test_a_frame_too_big_for_its_record_is_stored_raw(tmp_path: Path) -> None:
+    """Compacting into 16 MiB frames: a frame of 16 MiB or more that barely compresses
+    would need a payload size past the record's u24 field (docs/format.md §6.3); its
+    chunks are stored raw instead, and everything reads back."""
+    import numpy as np
+
+    data = bytes(16 << 10) + np.random.default_rng(7).bytes(18 << 20)  # ~16 MiB frame compressing by 16 KiB
+    with Repository.init(str(tmp_path / "repo"), cache_dir=tmp_path / "cache") as repo:
+        file_hash = repo.add_bytes(data).file_hash
+        repo.compact(frame_bytes=16 << 20)
+    with Repository.init(str(tmp_path / "big-frames"), frame_bytes=16 << 20, cache_dir=tmp_path / "cache2") as repo:
+        assert repo.add_bytes(data).file_hash == file_hash  # adds use the same rule
+    for name in ("repo", "big-frames"):
+        with Repository.open(str(tmp_path / name), cache_dir=tmp_path / f"fresh-{name}") as repo:
+            assert repo.read_bytes(file_hash, 0, len(data)) == data
+            assert repo.check(read_data=True).problems == []

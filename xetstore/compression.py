@@ -16,7 +16,7 @@ from enum import IntEnum
 from typing import TYPE_CHECKING, Any
 
 from .errors import DecompressionError
-from .params import BG4_ZSTD_LEVEL
+from .params import BG4_ZSTD_LEVEL, MAX_PAYLOAD
 
 if TYPE_CHECKING:
     import numpy as np
@@ -231,7 +231,7 @@ def compress_frame(data: bytes | memoryview, level: int, bg4: bool) -> tuple[Sch
         if len(data) >= 4 * _SAMPLE and _incompressible(_spread_sample(data), bg4):
             return Scheme.NONE, b""
         payload = _compressor(level).compress(bg4_split(data) if bg4 else data)
-    if len(payload) >= len(data):
+    if len(payload) >= len(data) or len(payload) > MAX_PAYLOAD:
         return Scheme.NONE, b""
     return scheme, payload
 

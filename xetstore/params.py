@@ -37,6 +37,9 @@ MAX_CHUNK = 128 * 1024
 # Xorb limits (Xet's): a xorb is cut before a chunk that would exceed either.
 MAX_XORB_BYTES = 64 * 1024 * 1024
 MAX_XORB_CHUNKS = 8192
+# A record's payload size is a u24 (docs/format.md §6.1): a frame whose compressed bytes
+# would not fit (a 16 MiB frame that barely compresses) is stored as raw chunks.
+MAX_PAYLOAD = (1 << 24) - 1
 
 FORMAT_VERSION = 1
 CHUNKERS = ("fastcdc", "xet")

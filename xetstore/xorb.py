@@ -17,7 +17,7 @@ from .compression import Scheme, bg4_join, decompress_frame, xor_residual
 from .errors import FormatError, HashMismatch
 from .hashing import chunk_hash, xet_hex, xorb_hash
 from .keys import MAX_LAYOUT, xorb_key
-from .params import MAX_CHUNK, MAX_XORB_BYTES, MAX_XORB_CHUNKS
+from .params import MAX_CHUNK, MAX_PAYLOAD, MAX_XORB_BYTES, MAX_XORB_CHUNKS
 
 __all__ = [
     "HEADER_SIZE",
@@ -94,6 +94,8 @@ class ChunkHeader(NamedTuple):
 
     def encode(self) -> bytes:
         p, s = self.payload_size, self.size
+        if not (0 <= p <= MAX_PAYLOAD and 0 <= s <= MAX_CHUNK):  # callers keep to these: a bug otherwise
+            raise FormatError("a chunk header", f"payload {p} or chunk size {s} does not fit its u24 field")
         return bytes((0, p & 255, p >> 8 & 255, p >> 16, self.scheme, s & 255, s >> 8 & 255, s >> 16))
 
     @classmethod

@@ -39,7 +39,7 @@ from ..errors import HashMismatch
 from ..faults import fault_point
 from ..index import Index
 from ..packing import frame_records
-from ..params import BG4_ZSTD_LEVEL, COMPACT_FRAME_BYTES
+from ..params import BG4_ZSTD_LEVEL, COMPACT_FRAME_BYTES, MAX_PAYLOAD
 from ..shard import Shard, ShardXorb, encode_shard, shard_key
 from ..smudge import PARTIAL_FROM, Reconstructor
 from ..xorb import BaseReader, XorbFooter
@@ -208,8 +208,8 @@ def _recompress(frame: Frame, footer: XorbFooter, level: int) -> _Records | None
     if scheme is None:
         return None
     payload = b"" if scheme == Scheme.NONE else compress_as(frame.plain, scheme, level)
-    if len(payload) >= len(frame.plain):
-        scheme, payload = Scheme.NONE, b""  # incompressible: its chunks raw
+    if len(payload) >= len(frame.plain) or len(payload) > MAX_PAYLOAD:
+        scheme, payload = Scheme.NONE, b""  # incompressible, or too big for a record: its chunks raw
     what = f"compacted frame of chunks [{frame.first}, {frame.end})"
     if scheme != Scheme.NONE and bytes(decompress_frame(scheme, payload, len(frame.plain), what)) != frame.plain:
         raise HashMismatch(what, "the frame's bytes", "different bytes after a compression round trip")
