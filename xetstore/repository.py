@@ -435,7 +435,7 @@ class Repository:
 
         write_output(Path(dest_path), lambda out: self._write_resuming(manifest, out, progress, ahead), overwrite)
 
-    def _write_resuming(self, manifest: Manifest, out: BinaryIO, progress: Progress | None, ahead: bool = True) -> None:
+    def _write_resuming(self, manifest: Manifest, out: BinaryIO, progress: Progress | None, ahead: bool) -> None:
         """A file's verified bytes into `out`: a regular file is written by the reader
         threads at their offsets (the main thread's in-order writes were a quarter of
         a dataset restore), rewritten once after a re-sync if a xorb vanished mid-read
