@@ -14,7 +14,7 @@ PACKAGE = Path(__file__).resolve().parent.parent / "xetstore"
 # Module (path relative to xetstore/, without .py) -> layer. Lower layers never import higher.
 LAYERS = {
     "errors": 0, "params": 0, "faults": 0,
-    "chunking": 1, "gear": 1, "hashing": 1, "compression": 1,
+    "chunking": 1, "gear": 1, "hashing": 1, "compression": 1, "call_filter": 1,
     "xorb": 2, "near_copies": 2, "packing": 2, "shard": 2, "config": 2, "snapshot": 2, "records": 2, "keys": 2, "lfs/protocol": 2, "lfs/locator": 2,
     "index": 3, "backends": 3,
     "repository": 4, "grouped_bases": 4, "clean": 4, "xorb_writer": 4, "intake": 4, "smudge": 4, "frame_cache": 4, "file_reader": 4, "maintenance": 4, "trees": 4, "names": 4,

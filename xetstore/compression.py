@@ -46,9 +46,10 @@ class Scheme(IntEnum):
     BG4_ZSTD = 4  # xetstore: as ZSTD, over the byte-grouped frame bytes
     IN_FRAME = 5  # xetstore: no payload; the bytes are in the frame that precedes
     DELTA = 6  # xetstore: one chunk as the XOR of its bytes with a base run's (docs/format.md §6.7)
+    CALLS_ZSTD = 7  # xetstore: as ZSTD, over the call-filtered frame bytes (docs/format.md §6.9)
 
 
-_FRAME_STARTS = (Scheme.ZSTD, Scheme.BG4_ZSTD)
+_FRAME_STARTS = (Scheme.ZSTD, Scheme.BG4_ZSTD, Scheme.CALLS_ZSTD)
 _KL_THRESHOLD = 0.02  # Xet's BG4 predictor threshold
 _MIN_BG4_SAMPLE = 4096
 _SAMPLE = 64 * 1024
@@ -119,7 +120,7 @@ def _decompressor() -> Any:
     return d
 
 
-def bg4_split(data: bytes | memoryview) -> bytes:
+def bg4_split(data: bytes | bytearray | memoryview) -> bytes:
     """Byte grouping: bytes 0,4,8.. then 1,5,9.. then 2,.. then 3,.. (Xet's BG4).
 
     A process's first frames are split by extended slices, without numpy: 1.9 ms
@@ -133,12 +134,12 @@ def bg4_split(data: bytes | memoryview) -> bytes:
     return _bg4_split_numpy(data)
 
 
-def _bg4_split_pure(data: bytes | memoryview) -> bytes:
+def _bg4_split_pure(data: bytes | bytearray | memoryview) -> bytes:
     whole = bytes(data)
     return b"".join([whole[k::4] for k in range(4)])
 
 
-def _bg4_split_numpy(data: bytes | memoryview) -> bytes:
+def _bg4_split_numpy(data: bytes | bytearray | memoryview) -> bytes:
     import numpy as np
 
     arr = np.frombuffer(data, dtype=np.uint8)
@@ -236,10 +237,16 @@ def compress_frame(data: bytes | memoryview, level: int, bg4: bool) -> tuple[Sch
     return scheme, payload
 
 
-def compress_as(data: bytes | memoryview, scheme: Scheme, level: int) -> bytes:
-    """A frame's payload in a given scheme (ZSTD or BG4_ZSTD) and level, with no
-    choosing: compact tries schemes and levels itself."""
-    payload: bytes = _compressor(level).compress(bg4_split(data) if scheme == Scheme.BG4_ZSTD else data)
+def compress_as(data: bytes | bytearray | memoryview, scheme: Scheme, level: int) -> bytes:
+    """A frame's payload in a given scheme (ZSTD, BG4_ZSTD or CALLS_ZSTD) and level,
+    with no choosing: compact tries schemes and levels itself."""
+    if scheme == Scheme.BG4_ZSTD:
+        data = bg4_split(data)
+    elif scheme == Scheme.CALLS_ZSTD:
+        from .call_filter import filter_calls
+
+        data = filter_calls(data)
+    payload: bytes = _compressor(level).compress(data)
     return payload
 
 
@@ -305,7 +312,9 @@ def decompress_frame(
     if scheme not in _FRAME_STARTS:
         raise DecompressionError(what, f"compression scheme {scheme} is not supported")
     zstandard = _zstd()
-    expected = want if want is not None and want < size and scheme == Scheme.ZSTD else size
+    expected = want if want is not None and want < size and scheme != Scheme.BG4_ZSTD else size
+    if scheme == Scheme.CALLS_ZSTD and expected < size:
+        expected = min(size, expected + 4)  # a call's operand may reach past `want`
     try:
         declared = zstandard.frame_content_size(payload)
         if declared not in (-1, size):
@@ -318,7 +327,19 @@ def decompress_frame(
         raise DecompressionError(what, str(exc)) from None
     if len(plain) != expected:
         raise DecompressionError(what, f"got {len(plain)} bytes, expected {expected}")
+    if scheme == Scheme.CALLS_ZSTD:
+        return _unfiltered(plain, size, want)
     return bg4_join(plain) if scheme == Scheme.BG4_ZSTD else plain
+
+
+def _unfiltered(plain: bytes, size: int, want: int | None) -> bytes | memoryview:
+    """A call-filtered frame's bytes, or its first `want` plain bytes from a longer
+    decoded prefix: the filter converts no call whose operand the prefix cuts, and a
+    call at or past `want` changes only bytes past it."""
+    from .call_filter import unfilter_calls
+
+    whole = memoryview(unfilter_calls(plain))
+    return whole if len(plain) == size or want is None else whole[:want]
 
 
 def _decoded_prefix(payload: bytes | memoryview, want: int) -> bytes:

@@ -34,6 +34,7 @@ from pathlib import Path
 from typing import BinaryIO, NamedTuple
 
 from ..backends import Backend
+from ..call_filter import filtered_code
 from ..compression import Scheme, bg4_split, compress_as, decompress_frame
 from ..errors import HashMismatch
 from ..faults import fault_point
@@ -207,7 +208,7 @@ def _recompress(frame: Frame, footer: XorbFooter, level: int) -> _Records | None
     scheme = _scheme_for(frame, level)
     if scheme is None:
         return None
-    payload = b"" if scheme == Scheme.NONE else compress_as(frame.plain, scheme, level)
+    scheme, payload = _compressed(frame.plain, scheme, level)
     if len(payload) >= len(frame.plain) or len(payload) > MAX_PAYLOAD:
         scheme, payload = Scheme.NONE, b""  # incompressible, or too big for a record: its chunks raw
     what = f"compacted frame of chunks [{frame.first}, {frame.end})"
@@ -216,6 +217,21 @@ def _recompress(frame: Frame, footer: XorbFooter, level: int) -> _Records | None
     sizes = [footer.chunk_size(i) for i in range(frame.first, frame.end)]
     parts, record_sizes, _delta = frame_records(memoryview(frame.plain), sizes, scheme, payload)
     return b"".join(parts), record_sizes
+
+
+def _compressed(plain: bytes, scheme: Scheme, level: int) -> tuple[Scheme, bytes]:
+    """The frame's payload in `scheme` at `level`; a zstd frame that looks like
+    machine code is also compressed call-filtered (docs/format.md §6.9), and the
+    smaller kept: the filter's test is cheap, its misses cost one more compression."""
+    if scheme == Scheme.NONE:
+        return scheme, b""
+    payload = compress_as(plain, scheme, level)
+    code = filtered_code(plain) if scheme == Scheme.ZSTD else None
+    if code is not None:
+        filtered = compress_as(code, Scheme.ZSTD, level)  # zstd over filtered bytes: a CALLS_ZSTD payload
+        if len(filtered) < len(payload):
+            return Scheme.CALLS_ZSTD, filtered
+    return scheme, payload
 
 
 def _scheme_for(frame: Frame, level: int) -> Scheme | None:
