@@ -12,12 +12,14 @@ import struct
 from pathlib import Path
 
 import numpy as np
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from xetstore import Repository
 from xetstore.call_filter import _calls, filter_calls, filtered_code, unfilter_calls
 from xetstore.compression import Scheme, compress_as, decompress_frame
+from xetstore.maintenance import compact
 from xetstore.shard import decode_shard
 
 from .samples import random_bytes, write_file
@@ -115,7 +117,8 @@ def first_schemes(repo_dir: Path, shard_key: str) -> list[int]:
     return schemes
 
 
-def test_compact_stores_machine_code_filtered_and_reads_it_back(tmp_path: Path) -> None:
+def test_compact_stores_large_files_machine_code_filtered_and_reads_it_back(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(compact, "CALL_FILTER_FROM", 2 << 20)  # a 3 MiB library counts as large
     code, text = machine_code(3 << 20, 5), b"".join(b"row %d,%d\n" % (i, i * 7 % 1000) for i in range(200_000))
     repo_dir = tmp_path / "repo"
     with Repository.init(str(repo_dir)) as repo:
@@ -131,3 +134,13 @@ def test_compact_stores_machine_code_filtered_and_reads_it_back(tmp_path: Path) 
         assert repo.check(read_data=True).exit_code == 0
     with Repository.open(str(repo_dir), cache_dir=tmp_path / "fresh") as repo:
         assert all(repo.read_bytes(file_hash) == data for file_hash, data in files.items())
+
+
+def test_compact_leaves_smaller_files_unfiltered(tmp_path: Path) -> None:
+    """Below CALL_FILTER_FROM a read would pay numpy's import for a few percent."""
+    code = machine_code(3 << 20, 5)
+    with Repository.init(str(tmp_path / "repo")) as repo:
+        file_hash = repo.add_file(write_file(tmp_path / "lib", code)).file_hash
+        report = repo.compact()
+        assert set(first_schemes(tmp_path / "repo", report.new_shards[0])) == {Scheme.ZSTD}
+        assert repo.read_bytes(file_hash) == code

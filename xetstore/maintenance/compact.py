@@ -40,7 +40,7 @@ from ..errors import HashMismatch
 from ..faults import fault_point
 from ..index import Index
 from ..packing import frame_records
-from ..params import BG4_ZSTD_LEVEL, COMPACT_FRAME_BYTES, MAX_PAYLOAD
+from ..params import BG4_ZSTD_LEVEL, CALL_FILTER_FROM, COMPACT_FRAME_BYTES, MAX_PAYLOAD
 from ..shard import Shard, ShardXorb, encode_shard, shard_key
 from ..smudge import PARTIAL_FROM, Reconstructor
 from ..xorb import BaseReader, XorbFooter
@@ -76,6 +76,7 @@ class _How(NamedTuple):
     level: int  # zstd level
     frame_bytes: int  # consecutive zstd frames are cut anew into frames of about this many plain bytes
     cuts: dict[bytes, set[int]]  # xorb hash -> chunks where a live file's term starts
+    large: dict[bytes, list[tuple[int, int]]]  # xorb hash -> chunks [first, end) of terms of files the filter may serve
 
 
 def compact_repository(
@@ -89,8 +90,8 @@ def compact_repository(
         sync_index(backend, index)
         bases = Reconstructor(backend, index).base_run  # a delta chunk is verified against its base
         batch: list[ShardXorb] = []
-        candidates, cuts = _candidates(index)
-        how = _How(level, frame_bytes, cuts)
+        candidates, cuts, large = _candidates(index)
+        how = _How(level, frame_bytes, cuts, large)
         for footer, stored in candidates:
             table = _compact_xorb(backend, footer, how, pool, bases, spool)
             if progress:
@@ -111,18 +112,24 @@ def compact_repository(
     return report
 
 
-def _candidates(index: Index) -> tuple[list[tuple[XorbFooter, int]], dict[bytes, set[int]]]:
-    """Live xorbs (a live manifest uses them) in their first layout, by hash; and the
+def _candidates(
+    index: Index,
+) -> tuple[list[tuple[XorbFooter, int]], dict[bytes, set[int]], dict[bytes, list[tuple[int, int]]]]:
+    """Live xorbs (a live manifest uses them) in their first layout, by hash; the
     chunks of each where a term of a live file read by partial decoding starts (a
-    smaller file decodes its frames whole, once, for its neighbours too)."""
+    smaller file decodes its frames whole, once, for its neighbours too); and the
+    chunk ranges of each that files of CALL_FILTER_FROM bytes or more use."""
     cuts: dict[bytes, set[int]] = {}
+    large: dict[bytes, list[tuple[int, int]]] = {}
     for m in index.manifests():
         for t in m.terms:
             cut = cuts.setdefault(t.xorb_hash, set())
             if m.size >= PARTIAL_FROM:
                 cut.add(t.first)
+            if m.size >= CALL_FILTER_FROM:
+                large.setdefault(t.xorb_hash, []).append((t.first, t.end))
     found = [(f, size) for f, size in index.xorbs() if f.layout == 0 and f.xorb_hash in cuts]
-    return sorted(found, key=lambda item: item[0].xorb_hash), cuts
+    return sorted(found, key=lambda item: item[0].xorb_hash), cuts, large
 
 
 def _publish(backend: Backend, index: Index, lease: Lease, tables: list[ShardXorb]) -> str:
@@ -174,7 +181,8 @@ def _write_frames(
     for frame in reframed(read_frames_of(backend, footer, bases), footer, how.cuts.get(footer.xorb_hash, set()), how.frame_bytes):
         if frame.scheme == Scheme.DELTA:
             deltas.add(frame.first)
-        job = pool.submit(_recompress, frame, footer, how.level) if frame.plain else None
+        calls = any(first <= frame.first < end for first, end in how.large.get(footer.xorb_hash, ()))
+        job = pool.submit(_recompress, frame, footer, how.level, calls) if frame.plain else None
         pending.append((frame, job))
         while len(pending) > _IN_FLIGHT:
             recompressed |= _emit(*pending.popleft(), out, ends)
@@ -202,13 +210,14 @@ def _emit(frame: Frame, job: Future[_Records | None] | None, out: BinaryIO, ends
 _Records = tuple[bytes, list[int]]  # a frame's records, and the size of each
 
 
-def _recompress(frame: Frame, footer: XorbFooter, level: int) -> _Records | None:
-    """The frame's chunks stored again at `level`, checked by a round trip; None when
-    a byte-grouped frame's sample says it would not shrink."""
+def _recompress(frame: Frame, footer: XorbFooter, level: int, calls: bool) -> _Records | None:
+    """The frame's chunks stored again at `level` (call-filtered if `calls` and that is
+    smaller), checked by a round trip; None when a byte-grouped frame's sample says
+    it would not shrink."""
     scheme = _scheme_for(frame, level)
     if scheme is None:
         return None
-    scheme, payload = _compressed(frame.plain, scheme, level)
+    scheme, payload = _compressed(frame.plain, scheme, level, calls)
     if len(payload) >= len(frame.plain) or len(payload) > MAX_PAYLOAD:
         scheme, payload = Scheme.NONE, b""  # incompressible, or too big for a record: its chunks raw
     what = f"compacted frame of chunks [{frame.first}, {frame.end})"
@@ -219,14 +228,15 @@ def _recompress(frame: Frame, footer: XorbFooter, level: int) -> _Records | None
     return b"".join(parts), record_sizes
 
 
-def _compressed(plain: bytes, scheme: Scheme, level: int) -> tuple[Scheme, bytes]:
-    """The frame's payload in `scheme` at `level`; a zstd frame that looks like
-    machine code is also compressed call-filtered (docs/format.md §6.9), and the
-    smaller kept: the filter's test is cheap, its misses cost one more compression."""
+def _compressed(plain: bytes, scheme: Scheme, level: int, calls: bool) -> tuple[Scheme, bytes]:
+    """The frame's payload in `scheme` at `level`; with `calls`, a zstd frame that
+    looks like machine code is also compressed call-filtered (docs/format.md §6.9),
+    and the smaller kept: the filter's test is cheap, its misses cost one more
+    compression."""
     if scheme == Scheme.NONE:
         return scheme, b""
     payload = compress_as(plain, scheme, level)
-    code = filtered_code(plain) if scheme == Scheme.ZSTD else None
+    code = filtered_code(plain) if calls and scheme == Scheme.ZSTD else None
     if code is not None:
         filtered = compress_as(code, Scheme.ZSTD, level)  # zstd over filtered bytes: a CALLS_ZSTD payload
         if len(filtered) < len(payload):
