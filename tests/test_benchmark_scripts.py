@@ -84,13 +84,15 @@ def test_ingest_ab(tmp_path: Path) -> None:
 
 
 def test_process_ab(tmp_path: Path) -> None:
-    # HEAD against this checkout, each command a process: both sides ingest and restore
-    # (byte-identical, or the script fails), and equal code stores equal bytes.
-    out = run_script("process_ab", "--base", "HEAD", "--workloads", "smallfiles", "--runs", "1",
+    # HEAD against this checkout, each command a process: both sides ingest, compact and
+    # restore the compacted layouts (byte-identical, or the script fails), and equal code
+    # stores equal bytes.
+    out = run_script("process_ab", "--base", "HEAD", "--workloads", "smallfiles", "--runs", "1", "--compact",
                      "--scale", "1", "--cache", str(tmp_path / "workloads"), tmp_path=tmp_path)  # fmt: skip
-    rows = re.findall(r"^\| (\w+) \| ([\d.]+) \| ([\d.]+) \| [\d.]+ \| ([\d.]+) \| ([\d.]+) \| [\d.]+ \| (.+) \|$", out, re.M)
+    number = r"([\d.]+)"
+    rows = re.findall(rf"^\| (\w+) \| {number} \| {number} \| [\d.]+ \| {number} \| {number} \| [\d.]+ \| {number} \| {number} \| (.+) \|$", out, re.M)
     assert [r[0] for r in rows] == ["smallfiles"], out
-    assert all(float(x) > 0 for x in rows[0][1:5]) and rows[0][5] == "equal", out
+    assert all(float(x) > 0 for x in rows[0][1:7]) and rows[0][7] == "equal", out
 
 
 @pytest.mark.parametrize("how", [[], ["--automatic"]], ids=["named", "automatic"])
