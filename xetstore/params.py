@@ -64,8 +64,8 @@ COMPACT_LEVEL = 9
 # range (restoring the bench's last release: 2 MiB -8 %, 4 MiB -25 %).
 COMPACT_FRAME_BYTES = 2 * 1024 * 1024
 # Files from this size on may have their frames of machine code call-filtered by `compact`
-# (docs/format.md §6.9). Reading a filtered frame imports numpy (~85 ms) and costs 1.7 ms
-# a MiB, against ~4 ms a MiB to restore: numpy's 45 MB of libraries (none over 22 MB)
+# (docs/format.md §6.9). Reading a filtered frame imports numpy (~85 ms) and costs 0.5-1.5 ms
+# a MiB more (2 MiB frames of libtorch_cpu), against ~4 ms a MiB to restore: numpy's 45 MB of libraries (none over 22 MB)
 # restored 1.8x slower filtered, for 3 % fewer bytes; torch's libraries, 1.9x faster
 # than hf_xet still. From 64 MiB on, torch's 34 and 44 MB libraries were left out
 # (+2.4 MB stored).

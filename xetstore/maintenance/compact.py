@@ -120,7 +120,7 @@ def _one_heap() -> None:
 
     Each thread's own heap keeps the multi-MiB buffers it freed: peak RSS of
     compacting torch's libraries varied 129-150 MB run to run with per-thread heaps,
-    111-128 MB with one (the zstd contexts and frames are the same either way).
+    119-122 MB with one (the zstd contexts and frames are the same either way).
     """
     try:
         libc = ctypes.CDLL(None)
