@@ -86,12 +86,13 @@ _split_budget = _PureBytes(_PURE_CALLS << 20)  # as many bytes as _PURE_CALLS 1 
 
 
 @functools.cache
-def _tables() -> tuple[np.ndarray, np.ndarray]:
-    """Popcount of each byte value, and the offset of each lane's 9-bin histogram."""
+def _popcount_bins() -> np.ndarray:
+    """A 256 x 9 matrix: row v is one-hot at the popcount of byte value v."""
     import numpy as np
 
-    popcount = np.array([bin(i).count("1") for i in range(256)], dtype=np.uint8)
-    return popcount, np.array([0, 9, 18, 27], dtype=np.uint8)
+    bins = np.zeros((256, 9), dtype=np.int64)
+    bins[np.arange(256), np.frombuffer(_POPCOUNT_TABLE, dtype=np.uint8)] = 1
+    return bins
 
 
 def _zstd() -> Any:
@@ -193,13 +194,15 @@ def _lane_histograms_pure(sample: bytes | memoryview) -> list[list[int]]:
 
 
 def _lane_histograms_numpy(sample: bytes | memoryview) -> list[list[int]]:
-    """The same histograms as _lane_histograms_pure, in one numpy pass."""
+    """The same histograms as _lane_histograms_pure, with numpy: each lane's byte values
+    counted, then summed by popcount. A 64 KiB sample takes 0.13 ms; looking up every
+    byte's popcount first took 0.30 ms, a quarter of the time to encode a 1 MiB frame
+    of torch's CUDA library (mostly stored raw)."""
     import numpy as np
 
-    popcount, lane_offsets = _tables()
-    arr = np.frombuffer(sample, dtype=np.uint8)
-    codes = (popcount[arr[: len(arr) // 4 * 4]].reshape(-1, 4) + lane_offsets).ravel()
-    counts: list[list[int]] = np.bincount(codes, minlength=36).reshape(4, 9).tolist()
+    arr = np.frombuffer(sample, dtype=np.uint8)[: len(sample) // 4 * 4]
+    values = np.stack([np.bincount(arr[k::4], minlength=256) for k in range(4)])
+    counts: list[list[int]] = (values @ _popcount_bins()).tolist()
     return counts
 
 
