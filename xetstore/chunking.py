@@ -19,7 +19,7 @@ from fastcdc.fastcdc_cy import fastcdc_cy
 from .errors import ConfigError
 from .params import AVG_CHUNK, CHUNKERS, MAX_CHUNK, MIN_CHUNK, READ_BLOCK
 
-__all__ = ["Chunker", "FastCdcChunker", "Block", "make_chunker", "iter_blocks", "iter_chunks", "chunk_ends"]
+__all__ = ["Chunker", "FastCdcChunker", "Block", "make_chunker", "iter_blocks", "iter_chunks", "chunk_ends", "fill"]
 
 
 class Chunker(Protocol):
@@ -103,7 +103,7 @@ def iter_blocks(stream: BinaryIO, chunker: Chunker, block_size: int = READ_BLOCK
         buf = buffers[which]
         held = len(carry)
         buf[:held] = carry
-        filled = held + _fill(stream, buf[held:])
+        filled = held + fill(stream, buf[held:])
         eof = filled < len(buf)
         ends = list(chunker.cut_points(buf[:filled], final=eof))
         last = ends[-1] if ends else 0
@@ -135,7 +135,7 @@ def _remaining(stream: BinaryIO) -> int:
     return 1 << 62
 
 
-def _fill(stream: BinaryIO, target: memoryview) -> int:
+def fill(stream: BinaryIO, target: memoryview) -> int:
     """Read until `target` is full or the stream ends; return the byte count."""
     readinto = getattr(stream, "readinto", None)
     total = 0

@@ -15,7 +15,8 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, BinaryIO, NamedTuple
 
 from .backends import Backend
-from .chunking import Chunker, chunk_ends, iter_blocks
+from .chunking import Chunker, chunk_ends
+from .cutting import CUTTER_START_FROM
 from .dedup_targets import DedupTargets
 from .errors import HashMismatch
 from .hashing import Sha256, chunk_hashes, file_hash, range_hash, xet_hex
@@ -118,6 +119,8 @@ class CleanSession:
 
         `earlier_of` is asked for a file's earlier versions only when the repository
         stores delta chunks (it may scan the index)."""
+        if any(s.st_size >= CUTTER_START_FROM for s in stats):
+            self._workers.cutter.start()  # it gets ready while the files before the large one are read
         cleaned = []
         for i, (path, whole) in enumerate(read_inputs(paths, open_input)):
             if whole is not None:
@@ -158,7 +161,7 @@ class CleanSession:
         chunks: list[tuple[bytes, int]] = []
         terms: list[_OpenTerm] = []
         new_bytes = 0
-        blocks = iter_blocks(stream, self._chunker, block_size)
+        blocks = self._workers.cutter.blocks(stream, self._chunker, block_size)
         for block, hashes in hashed_blocks(blocks, sha, self._workers.sha256):
             new_bytes += self._add_chunks(block.data, block.ends, hashes, chunks, terms)
             if progress:

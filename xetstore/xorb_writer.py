@@ -6,7 +6,7 @@ as the builder compresses them (in a folder backend the spool is published by
 a hard link). A few sealed xorbs (64 MiB each) upload while the next one fills,
 so memory stays bounded and a remote backend's latency overlaps the chunking.
 
-The threads and frame buffers live in `SessionWorkers`, which a session makes
+The threads, frame buffers and chunk-cutting helper process live in `SessionWorkers`, which a session makes
 for itself or borrows from a repository that runs many adds in a row.
 """
 
@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 from .backends import Backend
+from .cutting import Cutter
 from .destination import new_temp_file
 from .errors import BackendError, DiskFull
 from .faults import fault_point
@@ -49,10 +50,13 @@ class SessionWorkers:
         # One thread: the whole-stream sha256 must see the blocks in order.
         self.sha256 = ThreadPoolExecutor(max_workers=1, thread_name_prefix="xetstore-sha256")
         self.buffers = FrameBuffers(params.frame_bytes + MAX_CHUNK)
+        # Cuts large files in a process of its own, started by the first large file.
+        self.cutter = Cutter(params.chunker)
 
     def close(self) -> None:
         for pool in (self.publish, self.compress, self.sha256):
             pool.shutdown(wait=True, cancel_futures=True)
+        self.cutter.close()
 
 
 class XorbWriter:
