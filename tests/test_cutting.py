@@ -212,3 +212,23 @@ def test_an_add_through_the_helper_stores_the_file_hash_of_a_plain_hash(
     with Repository.open(str(tmp_path / "repo")) as repo:
         repo.read_file(result.file_hash, tmp_path / "back.bin")
     assert (tmp_path / "back.bin").read_bytes() == data
+
+
+def test_files_large_together_start_the_helper_before_the_first_is_read(tmp_path: Path, cutter: Cutter) -> None:
+    cutter.expect([900_000] * 5)  # only files of CUT_APART_FROM and more count
+    assert cutter._proc is None
+    cutter.expect([1 << 20, 500_000, 1 << 20])
+    assert cutter._proc is not None
+
+
+def test_an_add_of_shards_goes_through_the_helper(
+    tmp_path: Path, local_cuts: list[int], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(cutting, "CUTTER_START_FROM", 4 << 20)  # above each shard, below their sum
+    shards = [write(tmp_path / f"shard-{i}.bin", random_bytes(1_500_000, seed=20 + i)) for i in range(3)]
+    with Repository.init(str(tmp_path / "repo")) as repo:
+        results = repo.add_files(shards)
+    assert local_cuts == [1_500_000] * 3  # each cut by the helper, up to its end
+    for shard, result in zip(shards, results):
+        with open(shard, "rb") as f:
+            assert result.file_hash == hash_stream(f).file_hash

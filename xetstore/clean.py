@@ -16,7 +16,6 @@ from typing import TYPE_CHECKING, BinaryIO, NamedTuple
 
 from .backends import Backend
 from .chunking import Chunker, chunk_ends
-from .cutting import CUTTER_START_FROM
 from .dedup_targets import DedupTargets
 from .errors import HashMismatch
 from .hashing import Sha256, chunk_hashes, file_hash, range_hash, xet_hex
@@ -119,8 +118,7 @@ class CleanSession:
 
         `earlier_of` is asked for a file's earlier versions only when the repository
         stores delta chunks (it may scan the index)."""
-        if any(s.st_size >= CUTTER_START_FROM for s in stats):
-            self._workers.cutter.start()  # it gets ready while the files before the large one are read
+        self._workers.cutter.expect(s.st_size for s in stats)
         cleaned = []
         for i, (path, whole) in enumerate(read_inputs(paths, open_input)):
             if whole is not None:

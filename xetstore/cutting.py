@@ -30,7 +30,7 @@ import subprocess
 import sys
 import threading
 from array import array
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from typing import IO, BinaryIO, cast
 
 from .chunking import Block, Chunker, fill, iter_blocks
@@ -44,7 +44,8 @@ log = logging.getLogger("xetstore")
 # for its first cuts (the helper opens, reads and cuts a block), and cutting 16 MiB
 # in this process costs ~12 ms (fastcdc runs at ~1.3 GB/s).
 CUT_APART_FROM = 16 << 20
-# A stream this large starts the helper. Its first cuts arrive 50-60 ms after the start
+# A stream this large, or streams of CUT_APART_FROM and more this large together
+# (Cutter.expect), start the helper. Its first cuts arrive 50-60 ms after the start
 # (an interpreter and fastcdc's import), which this process waits: started from
 # 64 MiB, adds of an 87 MiB model were 7 % slower (process_ab, real-model); cutting
 # 256 MiB in this process costs ~200 ms.
@@ -77,6 +78,13 @@ class Cutter:
         except OSError as exc:
             log.debug("chunk cutting helper not started (%s); cutting in this process", exc)
             self._broken = True
+
+    def expect(self, sizes: Iterable[int]) -> None:
+        """Start the helper now if files of these sizes are about to be added and together
+        worth it (shards of a model or a dataset): it gets ready while the files before
+        the large ones are read."""
+        if sum(n for n in sizes if n >= CUT_APART_FROM) >= CUTTER_START_FROM:
+            self.start()
 
     def close(self) -> None:
         """Stop the helper (it exits when its input closes)."""
