@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import os
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -232,3 +233,18 @@ def test_an_add_of_shards_goes_through_the_helper(
     for shard, result in zip(shards, results):
         with open(shard, "rb") as f:
             assert result.file_hash == hash_stream(f).file_hash
+
+
+def test_a_helper_whose_requester_goes_away_mid_answer_exits_quietly(tmp_path: Path) -> None:
+    path = write(tmp_path / "big.bin", random_bytes(8 << 20, seed=30))
+    st = os.stat(path)
+    name = os.fsencode(path)
+    helper = subprocess.Popen(cutting.helper_command("fastcdc"), stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE)  # fmt: skip
+    assert helper.stdin is not None and helper.stdout is not None and helper.stderr is not None
+    helper.stdin.write(cutting._REQUEST.pack(st.st_dev, st.st_ino, 1 << 20, len(name)) + name)
+    helper.stdin.flush()
+    helper.stdout.close()  # gone before its first answer: the interpreter takes longer to start
+    helper.stdin.close()
+    assert helper.wait(timeout=30) == 0
+    assert helper.stderr.read() == b""

@@ -36,7 +36,7 @@ from typing import IO, BinaryIO, cast
 from .chunking import Block, Chunker, fill, iter_blocks
 from .params import MAX_CHUNK
 
-__all__ = ["Cutter", "CUT_APART_FROM", "CUTTER_START_FROM", "main"]
+__all__ = ["Cutter", "CUT_APART_FROM", "CUTTER_START_FROM", "helper_command", "main"]
 
 log = logging.getLogger("xetstore")
 
@@ -69,12 +69,8 @@ class Cutter:
         """Start the helper now, so that it is ready by the time a large file comes."""
         if self._proc is not None or self._broken:
             return
-        package_root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-        code = "import sys; sys.path.insert(0, sys.argv[1]); from xetstore.cutting import main; main(sys.argv[2])"
         try:
-            self._proc = subprocess.Popen(
-                [sys.executable, "-c", code, package_root, self._chunker], stdin=subprocess.PIPE, stdout=subprocess.PIPE
-            )
+            self._proc = subprocess.Popen(helper_command(self._chunker), stdin=subprocess.PIPE, stdout=subprocess.PIPE)
         except OSError as exc:
             log.debug("chunk cutting helper not started (%s); cutting in this process", exc)
             self._broken = True
@@ -209,11 +205,23 @@ class _Prefixed(io.RawIOBase):
         return self._stream.readinto(target)  # type: ignore[attr-defined,no-any-return]
 
 
+def helper_command(chunker: str) -> list[str]:
+    """The command line of a helper process for `chunker` (this package, this interpreter)."""
+    package_root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    code = "import sys; sys.path.insert(0, sys.argv[1]); from xetstore.cutting import main; main(sys.argv[2])"
+    return [sys.executable, "-c", code, package_root, chunker]
+
+
 def main(chunker_name: str) -> None:
     """The helper process: serve requests on stdin until it closes."""
     # Ctrl-C reaches the whole process group: the requester decides what stops.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    serve(chunker_name, sys.stdin.buffer, sys.stdout.buffer)
+    try:
+        serve(chunker_name, sys.stdin.buffer, sys.stdout.buffer)
+    except BrokenPipeError:
+        # The requester went away mid-answer (interrupted, or done with the file):
+        # nothing to tell, and nothing for the exit's flush to complain about.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
 
 
 def serve(chunker_name: str, requests: BinaryIO, answers: BinaryIO) -> None:

@@ -1,6 +1,7 @@
 """Reading input for clean: blocks of a stream with their sha256, or a small file whole.
 
-The chunking thread is the critical path of an add (fastcdc holds the GIL):
+The chunking thread is the critical path of an add (fastcdc holds the GIL; files
+of 16 MiB and more are cut by a helper process instead, cutting.py):
 
 - a large stream is read in blocks; each block's sha256 update runs on one
   worker thread while the chunking thread hashes the block's chunks;
