@@ -248,3 +248,15 @@ def test_a_helper_whose_requester_goes_away_mid_answer_exits_quietly(tmp_path: P
     helper.stdin.close()
     assert helper.wait(timeout=30) == 0
     assert helper.stderr.read() == b""
+
+
+def test_large_streams_met_one_by_one_start_the_helper_once_large_together(
+    tmp_path: Path, cutter: Cutter, local_cuts: list[int], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(cutting, "CUTTER_START_FROM", 2_500_000)  # as a git-lfs agent meets objects
+    files = [write(tmp_path / f"object-{i}", random_bytes(1_500_000, seed=40 + i)) for i in range(3)]
+    for path in files:
+        with open(path, "rb") as f:
+            got, ends = cut(cutter, f)
+        assert got == path.read_bytes() and ends == chunk_ends(got, make_chunker("fastcdc"))
+    assert local_cuts == [0, 1_500_000, 1_500_000]  # the first cut here, the next two by the helper

@@ -45,7 +45,7 @@ log = logging.getLogger("xetstore")
 # in this process costs ~12 ms (fastcdc runs at ~1.3 GB/s).
 CUT_APART_FROM = 16 << 20
 # A stream this large, or streams of CUT_APART_FROM and more this large together
-# (Cutter.expect), start the helper. Its first cuts arrive 50-60 ms after the start
+# (met so far, or about to be added: Cutter.expect), start the helper. Its first cuts arrive 50-60 ms after the start
 # (an interpreter and fastcdc's import), which this process waits: started from
 # 64 MiB, adds of an 87 MiB model were 7 % slower (process_ab, real-model); cutting
 # 256 MiB in this process costs ~200 ms.
@@ -64,6 +64,7 @@ class Cutter:
         self._proc: subprocess.Popen[bytes] | None = None
         self._broken = False  # a helper failed: cut in this process from then on
         self._busy = threading.Lock()  # one file at a time; a second thread cuts its own
+        self._large_seen = 0  # bytes of the streams of CUT_APART_FROM and more met so far
 
     def start(self) -> None:
         """Start the helper now, so that it is ready by the time a large file comes."""
@@ -103,7 +104,9 @@ class Cutter:
         """The blocks of `stream` as iter_blocks yields them, cut by the helper when it
         is worth it and possible (a regular file read from its start, by path)."""
         size = _file_size(stream)
-        if size >= CUTTER_START_FROM:
+        if size >= CUT_APART_FROM:
+            self._large_seen += size
+        if self._large_seen >= CUTTER_START_FROM:  # one large file, or many (a git-lfs agent's objects)
             self.start()
         if size < CUT_APART_FROM or self._proc is None or not self._busy.acquire(blocking=False):
             yield from iter_blocks(stream, chunker, block_size)
