@@ -260,3 +260,16 @@ def test_large_streams_met_one_by_one_start_the_helper_once_large_together(
             got, ends = cut(cutter, f)
         assert got == path.read_bytes() and ends == chunk_ends(got, make_chunker("fastcdc"))
     assert local_cuts == [0, 1_500_000, 1_500_000]  # the first cut here, the next two by the helper
+
+
+def test_a_file_named_relative_to_a_later_working_directory_is_found(
+    tmp_path: Path, cutter: Cutter, local_cuts: list[int], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    cutter.start()  # in this directory
+    (tmp_path / "later").mkdir()
+    data = random_bytes(3 << 20, seed=50)
+    write(tmp_path / "later" / "big.bin", data)
+    monkeypatch.chdir(tmp_path / "later")
+    with open("big.bin", "rb") as f:
+        assert cut(cutter, f) == (data, chunk_ends(data, make_chunker("fastcdc")))
+    assert local_cuts == [len(data)]  # cut by the helper, not refused

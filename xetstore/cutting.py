@@ -145,7 +145,7 @@ class Cutter:
         proc = self._proc
         assert proc is not None and proc.stdin is not None and proc.stdout is not None
         st = os.fstat(stream.fileno())
-        path = os.fsencode(stream.name)
+        path = os.fsencode(os.path.abspath(stream.name))  # the helper's working directory is the one it started in
         try:
             proc.stdin.write(_REQUEST.pack(st.st_dev, st.st_ino, block_size, len(path)) + path)
             proc.stdin.flush()
