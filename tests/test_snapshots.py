@@ -11,9 +11,11 @@ from pathlib import Path
 
 import pytest
 
+import xetstore.tags as tags_module
 from xetstore import FormatError, Refused, Repository, SnapshotNotFound
+from xetstore.hashing import from_xet_hex
 from xetstore.maintenance.gc import remove_files
-from xetstore.snapshot import FILE, Snapshot, SnapshotEntry, decode_snapshot, encode_snapshot
+from xetstore.snapshot import FILE, Snapshot, SnapshotEntry, decode_snapshot, encode_snapshot, snapshot_key
 from xetstore.trees import put_snapshot
 
 from .s3_servers import S3Server, aws_env, bucket, moto_server, rgw_server, s3_server  # noqa: F401
@@ -227,3 +229,42 @@ def test_a_link_to_a_file_is_recorded_as_that_file(tmp_path: Path) -> None:
     assert restored.returncode == 0, restored.stderr
     copy = tmp_path / "out" / "data" / "model.bin"
     assert not copy.is_symlink() and copy.read_bytes() == (tmp_path / "data" / "weights.bin").read_bytes()
+
+
+def _entry(repo: Repository, data: bytes, path: str) -> SnapshotEntry:
+    added = repo.add_bytes(data)
+    return SnapshotEntry(path, FILE, 0o644, from_xet_hex(added.file_hash), added.size)
+
+
+def test_a_tag_reads_only_the_snapshot_it_names(repo: Repository, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    for n in range(4):
+        put_snapshot(repo._backend, f"v{n}", [_entry(repo, b"file %d" % n, f"f{n}.txt")])
+    decoded: list[str] = []
+    real = tags_module.decode_snapshot
+    monkeypatch.setattr(tags_module, "decode_snapshot", lambda data, what: decoded.append(what) or real(data, what))
+    gets: list[str] = []
+    real_get = repo._backend.get
+    monkeypatch.setattr(repo._backend, "get", lambda key, *a: gets.append(key) or real_get(key, *a))
+    snap = repo.snapshot("v2")
+    assert decoded == [snap.key] and len(gets) == 5  # every head, then the chosen snapshot whole
+    repo.restore(snap, tmp_path / "out")  # a snapshot in hand is not looked up again
+    assert (tmp_path / "out" / "f2.txt").read_bytes() == b"file 2" and decoded == [snap.key]
+    gets.clear()
+    v3 = repo.snapshot("v3")
+    assert gets == [v3.key], "heads already read are kept: only the chosen snapshot is read again"
+
+
+def test_a_tag_whose_newest_snapshot_is_damaged_names_the_one_before(
+    repo: Repository, caplog: pytest.LogCaptureFixture
+) -> None:
+    older = put_snapshot(repo._backend, "v1", [_entry(repo, b"one", "ok.txt")])
+    time.sleep(0.01)
+    bad = Snapshot("v1", time.time_ns(), (SnapshotEntry("ok", FILE, 0o644, bytes(32), 0),))
+    data = encode_snapshot(bad).replace(b'"path": "ok"', b'"path": "../escape"')  # named by its bytes: only its entries are bad
+    repo._backend.put(snapshot_key(data), data)
+    with caplog.at_level("WARNING", logger="xetstore"):
+        assert repo.snapshot("v1").key == older.key
+        assert repo.tags()["v1"].key == older.key
+    assert snapshot_key(data) in caplog.text
+    with pytest.raises(Refused, match=snapshot_key(data)):  # the damaged snapshot still holds its tag
+        repo.add_snapshot([], "v1")

@@ -52,6 +52,7 @@ if TYPE_CHECKING:
     from .maintenance import CheckReport, CompactReport, GcReport, RebuildReport, SessionLease, ShardRepair, XorbRepair
     from .smudge import Reconstructor
     from .snapshot import Snapshot, SnapshotEntry
+    from .tags import TagReader
     from .trees import SnapshotDiff, SnapshotResult, WalkedPath
     from .xorb_writer import SessionWorkers
 
@@ -108,6 +109,7 @@ class Repository:
         self._held: SessionLease | None = None  # inside `adding`
         self._workers: SessionWorkers | None = None  # inside `adding`, made by its first add
         self._reader: Reconstructor | None = None  # made by the first read
+        self._tag_reader: TagReader | None = None  # made by the first question about tags
 
     @property
     def _reconstructor(self) -> Reconstructor:
@@ -117,6 +119,14 @@ class Repository:
 
             self._reader = Reconstructor(self._backend, self._index)
         return self._reader
+
+    @property
+    def _tags(self) -> TagReader:
+        if self._tag_reader is None:
+            from .tags import TagReader
+
+            self._tag_reader = TagReader(self._backend)
+        return self._tag_reader
 
     # -- lifecycle -----------------------------------------------------------
 
@@ -409,16 +419,24 @@ class Repository:
         """read_file for each (file hash, destination); files of 1 MiB and more two at
         a time (file_batches.py). Every file is attempted; the first failure, in the
         given order, is raised after the rest."""
-        from .file_batches import read_batch
-
         items = list(files)
         found = [self._manifest_or_error(file_hash) for file_hash, _ in items]
+        self._read_batch(found, [d for _, d in items], progress, overwrite)
+
+    def _read_batch(
+        self,
+        found: list[Manifest | XetStoreError],
+        dests: Sequence[str | os.PathLike[str]],
+        progress: Progress | None,
+        overwrite: bool,
+    ) -> None:
+        from .file_batches import read_batch
 
         def read_one(i: int, ahead: bool) -> None:
             manifest = found[i]
             if isinstance(manifest, XetStoreError):
                 raise manifest
-            self._write_path(manifest, items[i][1], progress, overwrite, ahead)
+            self._write_path(manifest, dests[i], progress, overwrite, ahead)
 
         read_batch([m.size if isinstance(m, Manifest) else None for m in found], read_one)
 
@@ -572,11 +590,11 @@ class Repository:
         (after their shard is durable). A tag names one snapshot for good."""
         from .trees import SnapshotResult, put_snapshot, refuse_taken, snapshot_entries, walk_inputs
 
-        refuse_taken(self.tags(), tag)
+        refuse_taken(self._tags.taken(), tag)
         walk = walk_inputs(paths)
         files = walk.files()
         added = self._add_files([w.source for w in files], progress, self._earlier_in_snapshots(files))
-        refuse_taken(self.tags(), tag)  # again: the add may have taken a while
+        refuse_taken(self._tags.taken(), tag)  # again: the add may have taken a while
         stored = [(from_xet_hex(r.file_hash), r.size) for r in added]
         snapshot = put_snapshot(self._backend, tag, snapshot_entries(walk, stored))
         return SnapshotResult(snapshot, added, [(str(p), why) for p, why in walk.skipped])
@@ -607,25 +625,30 @@ class Repository:
         return sorted(found, key=lambda s: (s.created_ns, s.key), reverse=True)
 
     def tags(self) -> dict[str, Snapshot]:
-        """Tag -> the snapshot it names (the newest carrying it), sorted by tag."""
-        from .snapshot import newest_per_tag
-
-        return dict(sorted(newest_per_tag(self.snapshots()).items()))
+        """Tag -> the snapshot it names (the newest readable one carrying it), sorted by tag."""
+        return self._tags.all_named()
 
     def snapshot(self, tag: str) -> Snapshot:
-        tags = self.tags()
-        if tag not in tags:
-            raise SnapshotNotFound(tag, list(tags))
-        return tags[tag]
+        snap = self._tags.named(tag)
+        if snap is None:
+            raise SnapshotNotFound(tag, sorted(self._tags.taken()))
+        return snap
 
-    def restore(self, tag: str, dest: str | os.PathLike[str], progress: Progress | None = None) -> list[SnapshotEntry]:
-        """Recreate a snapshot's files and directories under `dest`, which must be absent or empty."""
+    def restore(
+        self, tag: str | Snapshot, dest: str | os.PathLike[str], progress: Progress | None = None
+    ) -> list[SnapshotEntry]:
+        """Recreate a snapshot (a tag, or one `snapshot()` gave) under `dest`, which must
+        be absent or empty."""
         from .trees import restore_tree
 
-        snap = self.snapshot(tag)
-        for e in snap.files():  # every file is known before anything is written
-            self.manifest(xet_hex(e.file_hash))
-        return restore_tree(snap, Path(dest), lambda files: self.read_files(files, progress))
+        snap = self.snapshot(tag) if isinstance(tag, str) else tag
+        # Every file is known before anything is written, and read with what was found.
+        known = {h: self.manifest(h) for h in (xet_hex(e.file_hash) for e in snap.files())}
+
+        def read(files: list[tuple[str, Path]]) -> None:
+            self._read_batch([known[h] for h, _ in files], [d for _, d in files], progress, True)
+
+        return restore_tree(snap, Path(dest), read)
 
     def diff(self, old_tag: str, new_tag: str) -> SnapshotDiff:
         """Paths added, removed and changed from `old_tag` to `new_tag`, and the chunks `new_tag` adds."""

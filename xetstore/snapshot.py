@@ -24,8 +24,8 @@ __all__ = [
     "SnapshotEntry",
     "encode_snapshot",
     "decode_snapshot",
+    "snapshot_head",
     "snapshot_key",
-    "newest_per_tag",
     "check_tag",
     "check_path",
     "FILE",
@@ -113,6 +113,22 @@ def snapshot_key(data: bytes) -> str:
 
 def decode_snapshot(data: bytes, what: str) -> Snapshot:
     """Parse a snapshot; every field is checked before it is used."""
+    tag, created, entries = _decode_head(data, what)
+    decoded = tuple(_entry(e, what) for e in entries)
+    if len({e.path for e in decoded}) != len(decoded):
+        raise FormatError(what, "snapshot names one path twice")
+    return Snapshot(tag, created, decoded)
+
+
+def snapshot_head(data: bytes, what: str) -> tuple[str, int]:
+    """A snapshot's tag and time, checked; its entries are not. Choosing the snapshot
+    a tag names needs only these: checking and building every entry of every
+    snapshot was 70 ms of restoring one 1476-file tag out of four."""
+    tag, created, _ = _decode_head(data, what)
+    return tag, created
+
+
+def _decode_head(data: bytes, what: str) -> tuple[str, int, list[object]]:
     doc = load_record(data, what, _MAGIC, _VERSION, _MAX_SNAPSHOT, "snapshot")
     tag, created, entries = doc.get("tag"), doc.get("created_ns"), doc.get("entries")
     if not isinstance(tag, str) or not _TAG.fullmatch(tag):
@@ -121,10 +137,7 @@ def decode_snapshot(data: bytes, what: str) -> Snapshot:
         raise FormatError(what, "snapshot has no valid time")
     if not isinstance(entries, list) or len(entries) > _MAX_ENTRIES:
         raise FormatError(what, "snapshot has no valid entry list")
-    decoded = tuple(_entry(e, what) for e in entries)
-    if len({e.path for e in decoded}) != len(decoded):
-        raise FormatError(what, "snapshot names one path twice")
-    return Snapshot(tag, created, decoded)  # type: ignore[arg-type]
+    return tag, created, entries  # type: ignore[return-value]
 
 
 def _is_count(value: object) -> bool:
@@ -147,11 +160,3 @@ def _entry(item: object, what: str) -> SnapshotEntry:
     if not isinstance(fh, str) or not _is_count(size) or not _is_count(mtime):
         raise FormatError(what, f"snapshot entry {path!r} has no valid file hash, size or time")
     return SnapshotEntry(path, FILE, mode, from_xet_hex(fh), size, mtime)  # type: ignore[arg-type]
-
-
-def newest_per_tag(snapshots: list[Snapshot]) -> dict[str, Snapshot]:
-    """Tag -> the snapshot that tag names: the newest, ties broken by key."""
-    out: dict[str, Snapshot] = {}
-    for s in sorted(snapshots, key=lambda s: (s.created_ns, s.key)):
-        out[s.tag] = s
-    return out

@@ -53,7 +53,7 @@ def restore(out: Output, repo: str, tag: str, dest: Path) -> None:
     with Repository.open(repo) as r:
         snap = r.snapshot(tag)
         with out.progress(snap.size, "restoring") as bar:
-            done = r.restore(tag, dest, progress=bar.update)
+            done = r.restore(snap, dest, progress=bar.update)
     files = [e for e in done if e.kind == FILE]
     for e in done:
         out.emit("restored", "", path=e.path, entry=e.kind, size=e.size)
