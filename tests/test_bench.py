@@ -20,6 +20,7 @@ from xetstore.bench.report import speed_table, to_markdown
 from xetstore.bench.runner import METRICS, measure, run_isolated, verify_tree
 from xetstore.bench.systems import DEFAULT_SYSTEMS, make_system, tree_files
 from xetstore.bench.systems.base import run_tool, tool_peak_rss
+from xetstore.bench.systems.processes import XetstoreCli
 from xetstore.bench.workloads import WORKLOADS, materialize, versions
 
 SCALE_MB = 0.3
@@ -121,6 +122,32 @@ def test_silently_corrupted_restore_is_reported(small_workloads: Path, tmp_path:
     assert "differs" in result["error"]
 
 
+def test_xetstore_cli_restores_through_the_library_and_the_command(small_workloads: Path, tmp_path: Path) -> None:
+    folder = materialize("smallfiles", SCALE_MB, 3, small_workloads)
+    result = measure(make_system("xetstore-cli"), versions(folder), tmp_path / "w")
+    assert result["error"] is None
+    assert result["restore_mb_s"] > 0 and result["command_restore_mb_s"] > 0
+    last = versions(folder)[-1]
+    for dest in ("restored", "restored-by-command"):
+        assert verify_tree(last, tmp_path / "w" / dest) == []
+    tags = run_tool([sys.executable, "-m", "xetstore", "tags", "--json", "-r", str(tmp_path / "w" / "repo")],
+                    env={"XETSTORE_CACHE": str(tmp_path / "w" / "cache")})  # fmt: skip
+    assert [json.loads(line)["tag"] for line in tags.splitlines()] == [v.name for v in versions(folder)]
+
+
+class _DamagingCommand(XetstoreCli):
+    def restore_command(self, label: str, dest: Path) -> bool:
+        super().restore_command(label, dest)
+        _flip_first_byte(dest)
+        return True
+
+
+def test_a_damaged_command_restore_is_reported(small_workloads: Path, tmp_path: Path) -> None:
+    folder = materialize("dataset", SCALE_MB, 3, small_workloads)
+    result = measure(_DamagingCommand(), versions(folder), tmp_path / "w")
+    assert result["error"] and "restored-by-command is not byte-identical" in result["error"]
+
+
 def test_corrupted_xorb_is_reported(small_workloads: Path, tmp_path: Path) -> None:
     folder = materialize("random", SCALE_MB, 3, small_workloads)
     result = measure(make_system("xetstore-fastcdc-zstd"), versions(folder), tmp_path / "w",
@@ -139,18 +166,19 @@ def test_corrupted_xorb_is_reported(small_workloads: Path, tmp_path: Path) -> No
 
 
 def test_speed_table_divides_xetstore_by_hf_xet() -> None:
-    def row(system: str, ingest: float, restore: float) -> dict:
-        median = {"ingest_mb_s": ingest, "restore_mb_s": restore, "peak_rss_bytes": 100e6, "stored_bytes": 5e6}
+    def row(system: str, ingest: float, restore: float, by_command: float | None = None) -> dict:
+        median = {"ingest_mb_s": ingest, "restore_mb_s": restore, "peak_rss_bytes": 100e6, "stored_bytes": 5e6,
+                  "command_restore_mb_s": by_command}  # fmt: skip
         return {"workload": "model", "system": system, "median": median, "error": None}
 
     report = {"workloads": {"model": {}, "zeros": {}},
               "results": [row("xetstore-fastcdc-zstd", 150, 400), row("hf_xet", 200, 100)]}  # fmt: skip
     table = speed_table(report)
-    assert table[2:] == ["| model | 150 / 200 | 0.75 | 400 / 100 | 4.00 | 100.0 / 100.0 | 5.0 / 5.0 | n/a |"]
+    assert table[2:] == ["| model | 150 / 200 | 0.75 | 400 / 100 | 4.00 | n/a | n/a | 100.0 / 100.0 | 5.0 / 5.0 | n/a |"]
     assert speed_table({"workloads": {"model": {}}, "results": [row("hf_xet", 1, 1)]}) == []
-    report["results"] += [row("xetstore-cli", 30, 60), row("hf_xet-proc", 40, 30)]
+    report["results"] += [row("xetstore-cli", 30, 60, 45), row("hf_xet-proc", 40, 30)]
     per_process = speed_table(report, "hf_xet-proc", "xetstore-cli")
-    assert per_process[2:] == ["| model | 30 / 40 | 0.75 | 60 / 30 | 2.00 | 100.0 / 100.0 | 5.0 / 5.0 | n/a |"]
+    assert per_process[2:] == ["| model | 30 / 40 | 0.75 | 60 / 30 | 2.00 | 45 | 1.50 | 100.0 / 100.0 | 5.0 / 5.0 | n/a |"]
 
 
 def test_median_metrics_skips_missing_values() -> None:

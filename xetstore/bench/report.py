@@ -15,9 +15,11 @@ COMPACTED_XETSTORE = "xetstore-fastcdc-zstd-c9"  # the default, then `compact` a
 _PEERS = ("restic", "restic-max", "borg", "borg-64k", "casync", "hf_xet")
 PROCESS_XETSTORE, PROCESS_ANCHOR = "xetstore-cli", "hf_xet-proc"
 _PROCESS_NOTE = (
-    "Each version is added by a fresh `xetstore add -r REPO DIR` (hf_xet: a fresh Python process "
-    "that imports hf_xet and uploads the version in one commit); the last version is restored by one "
-    "fresh process. Start-up, imports and opening the repository are in every figure."
+    "Each version is added by a fresh `xetstore add --tag vNN -r REPO .` inside the version (hf_xet: a "
+    "fresh Python process that imports hf_xet and uploads the version in one commit); the last version "
+    "is restored by one fresh process, a script through each library, and then by the command "
+    "`xetstore restore vNN` (command restore: click and the snapshot too), its ratio against hf_xet's "
+    "script. Start-up, imports and opening the repository are in every figure."
 )
 GIT_XETSTORE, GIT_LFS = "xetstore-git", "git-lfs"
 _GIT_NOTE = (
@@ -97,9 +99,9 @@ def speed_table(report: dict[str, Any], anchor: str = "hf_xet", ours_name: str =
     """xetstore (`ours_name`) against the official Rust client, measured in the same run."""
     by = _by(report)
     lines = [
-        f"| workload | ingest MB/s ({ours_name} / {anchor}) | ratio | restore MB/s | ratio | peak RSS MB | stored MB "
-        "| compact s |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|",
+        f"| workload | ingest MB/s ({ours_name} / {anchor}) | ratio | restore MB/s | ratio | command restore MB/s | ratio "
+        "| peak RSS MB | stored MB | compact s |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for w in report["workloads"]:
         ours, theirs = by.get((w, ours_name)), by.get((w, anchor))
@@ -110,6 +112,8 @@ def speed_table(report: dict[str, Any], anchor: str = "hf_xet", ours_name: str =
         for key, fmt in (("ingest_mb_s", _rate), ("restore_mb_s", _rate)):
             ratio = a[key] / b[key] if a[key] and b[key] else None
             cells += [f"{fmt(a[key])} / {fmt(b[key])}", _x(ratio)]
+        by_command = a.get("command_restore_mb_s")  # against the anchor's only restore
+        cells += [_rate(by_command), _x(by_command / b["restore_mb_s"]) if by_command and b["restore_mb_s"] else "n/a"]
         for key in ("peak_rss_bytes", "stored_bytes"):
             cells.append(f"{_mb(a[key])} / {_mb(b[key])}")
         cells.append("n/a" if a.get("background_seconds") is None else f"{a['background_seconds']:.1f}")

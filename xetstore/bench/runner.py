@@ -32,7 +32,7 @@ __all__ = ["measure", "run_isolated", "verify_tree", "METRICS"]
 METRICS = (
     "logical_bytes", "stored_bytes", "cache_bytes", "unique_bytes", "ratio", "dedup_ratio",
     "ingest_seconds", "ingest_mb_s", "restore_bytes", "restore_seconds", "restore_mb_s", "peak_rss_bytes",
-    "background_seconds",
+    "background_seconds", "command_restore_mb_s",
 )  # fmt: skip
 
 AfterIngest = Callable[[System, Path], None]
@@ -104,17 +104,27 @@ def _ingest_and_restore(
     result["unique_bytes"] = unique = system.unique_bytes()
     result["ratio"] = result["logical_bytes"] / stored if stored else None
     result["dedup_ratio"] = result["logical_bytes"] / unique if unique else None
-    dest = workdir / "restored"
-    dest.mkdir()
     last = versions[-1]
-    start = time.perf_counter()
-    system.restore(last.name, dest)
-    result["restore_seconds"] = seconds = time.perf_counter() - start
     result["restore_bytes"] = restored = tree_bytes(last)
-    result["restore_mb_s"] = restored / 1e6 / seconds if seconds > 0 else None
+    seconds = _timed_restore(system.restore, last, workdir / "restored", result)
+    result["restore_seconds"] = seconds
+    result["restore_mb_s"] = restored / 1e6 / seconds if seconds else None
+    seconds = _timed_restore(system.restore_command, last, workdir / "restored-by-command", result)
+    result["command_restore_mb_s"] = restored / 1e6 / seconds if seconds else None
+
+
+def _timed_restore(restore: Callable[[str, Path], bool | None], last: Path, dest: Path, result: dict[str, Any]) -> float:
+    """Seconds `restore` took to write version `last` into the new folder `dest`, 0.0 if
+    it did nothing (returned False); a tree that differs is recorded as the run's error."""
+    dest.mkdir()
+    start = time.perf_counter()
+    if restore(last.name, dest) is False:
+        return 0.0
+    seconds = time.perf_counter() - start
     problems = verify_tree(last, dest)
-    if problems:
-        result["error"] = f"restore of {last.name} is not byte-identical: {'; '.join(problems)}"
+    if problems and not result["error"]:
+        result["error"] = f"restore of {last.name} into {dest.name} is not byte-identical: {'; '.join(problems)}"
+    return seconds
 
 
 def run_isolated(system_name: str, versions: list[Path], workdir: Path) -> dict[str, Any]:

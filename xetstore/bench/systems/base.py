@@ -63,6 +63,13 @@ class System(ABC):
     def restore(self, label: str, dest: Path) -> None:
         """Write version `label` into the empty folder `dest` (same relative paths)."""
 
+    def restore_command(self, label: str, dest: Path) -> bool:
+        """Restore version `label` into the empty folder `dest` as a user of the
+        system's command line would, when that is not what `restore` times
+        (xetstore-cli: `restore` reads through the library, this runs `xetstore
+        restore TAG`). False, having done nothing, for systems without one."""
+        return False
+
     @abstractmethod
     def stored_bytes(self) -> int: ...
 

@@ -3,11 +3,12 @@
 The in-process systems time a warm interpreter; a user's `xetstore add` (and each git-lfs
 agent) pays the interpreter's start, the imports and the repository's open on every
 command, and so does a script that starts hf_xet. Here each version is added by the
-installed `xetstore add -r REPO DIR` command (hf_xet: a new `python -c` that imports
-hf_xet and uploads the version in one commit), and the last version is restored by one
-fresh process (xetstore: `Repository.open` then `read_files`, as `xetstore restore`
-writes a snapshot's files; hf_xet: one download group). Peak RSS is the largest
-of those processes'.
+installed `xetstore add --tag vNN -r REPO .` command, run inside the version (hf_xet: a
+new `python -c` that imports hf_xet and uploads the version in one commit), and the last
+version is restored by one fresh process: a script as hf_xet's (`Repository.open` then
+`read_files`; hf_xet: one download group), and then by `xetstore restore vNN`, which
+also pays for click and the snapshot (the command restore column). Peak RSS is the
+largest of those processes'.
 """
 
 from __future__ import annotations
@@ -84,8 +85,9 @@ def xetstore_command() -> list[str]:
 class XetstoreCli(System):
     name = "xetstore-cli"
     description = (
-        "xetstore's default (fastcdc, zstd), one `xetstore add` process per version; then `xetstore compact` "
-        "and `xetstore gc` (background, timed apart); one restore process"
+        "xetstore's default (fastcdc, zstd), one `xetstore add --tag` process per version; then `xetstore compact` "
+        "and `xetstore gc` (background, timed apart); one restore process through the library, and one "
+        "`xetstore restore TAG` (command restore)"
     )
     in_process = False
 
@@ -104,12 +106,14 @@ class XetstoreCli(System):
         run_tool([*xetstore_command(), "init", "-q", str(self.root)], env=self.env)
 
     def add_version(self, source: Path, label: str) -> None:
-        out = run_tool([*xetstore_command(), "add", "--json", "-q", "-r", str(self.root), str(source)], env=self.env)
+        # From inside the version with `.`: the snapshot's paths are the version's own.
+        command = [*xetstore_command(), "add", "--json", "-q", "--tag", label, "-r", str(self.root), "."]
+        out = run_tool(command, cwd=source, env=self.env)
         listing = []
         for line in out.splitlines():
             item = json.loads(line)
             if item["type"] == "added":
-                listing.append([Path(item["path"]).relative_to(source).as_posix(), item["file_hash"]])
+                listing.append([Path(item["path"]).as_posix(), item["file_hash"]])
         (self.versions / f"{label}.json").write_text(json.dumps(listing))
 
     def background(self) -> bool:
@@ -121,6 +125,10 @@ class XetstoreCli(System):
     def restore(self, label: str, dest: Path) -> None:
         listing = self.versions / f"{label}.json"
         run_tool([sys.executable, "-c", _RESTORE, str(self.root), str(listing), str(dest)], env=self.env)
+
+    def restore_command(self, label: str, dest: Path) -> bool:
+        run_tool([*xetstore_command(), "restore", "-q", "-r", str(self.root), label, str(dest)], env=self.env)
+        return True
 
     def stored_bytes(self) -> int:
         return tree_bytes(self.root) + tree_bytes(self.versions)
