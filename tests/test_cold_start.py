@@ -95,6 +95,22 @@ def test_a_plain_add_loads_no_delta_or_snapshot_code(tmp_path: Path) -> None:
     assert not {*reading, "tempfile", "dataclasses"} & set(found)
 
 
+def test_add_tag_and_restore_load_no_delta_code_or_dataclasses(tmp_path: Path) -> None:
+    """`add --tag` and `restore TAG` without delta chunks: no delta code, no reading
+    code in the add, and no dataclasses (with the import, ~3 ms of each)."""
+    url = make_repository(tmp_path)
+    tree = tmp_path / "tree"
+    (tree / "sub").mkdir(parents=True)
+    (tree / "sub" / "a.txt").write_bytes(random_bytes(50_000, seed=8))
+    watched = (*HEAVY, "xetstore.smudge", "dataclasses")
+    found = loaded([["add", "-r", url, "--tag", "v1", str(tree)]], tmp_path / "cache", watched)
+    assert "xetstore.snapshot" in found  # it did make a snapshot
+    assert not {"xetstore.delta_bases", "xetstore.smudge", "dataclasses"} & set(found)
+    found = loaded([["restore", "-r", url, "v1", str(tmp_path / "out")]], tmp_path / "cache", watched)
+    assert (tmp_path / "out" / "tree" / "sub" / "a.txt").read_bytes() == random_bytes(50_000, seed=8)
+    assert "xetstore.smudge" in found and not {"xetstore.delta_bases", "dataclasses"} & set(found)
+
+
 _LIBRARY_READ = """
 import json, sys
 from pathlib import Path

@@ -17,7 +17,9 @@ __all__ = ["dump_record", "load_record"]
 
 
 def dump_record(doc: dict[str, Any]) -> bytes:
-    return (json.dumps(doc, indent=1) + "\n").encode()
+    # Compact: with `indent`, json encodes in Python rather than C, which made writing
+    # the snapshot of a 1476-file tree 46 ms (cProfile) of its `add --tag`.
+    return (json.dumps(doc, separators=(",", ":")) + "\n").encode()
 
 
 def load_record(data: bytes, what: str, magic: str, version: int, limit: int, noun: str) -> dict[str, Any]:

@@ -602,13 +602,14 @@ class Repository:
     def _earlier_in_snapshots(self, files: list[WalkedPath]) -> EarlierOf:
         """Each file's earlier versions: the files at its snapshot path in the
         newest snapshots having that path (any tag); for a path new to every
-        snapshot, the stored files of its size."""
-        from .delta_bases import by_path
-
+        snapshot, the stored files of its size (asked only with delta chunks on: an
+        add --tag without them loads no delta or reading code)."""
         snapshots = self.snapshots() if self.config.params.delta else []
         same_size = self._same_size()
 
         def earlier(i: int, size: int) -> Sequence[Manifest]:
+            from .delta_bases import by_path
+
             found = [self._index.manifest(h) for h in by_path(snapshots, files[i].path)]
             known = [m for m in found if m is not None]  # removed files are no base
             return known or same_size(size)

@@ -17,9 +17,8 @@ import stat
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 from .backends import Backend
 from .errors import ConfigError, InputError, IntegrityError, MissingData, NotFound, OutputError, Refused
@@ -53,15 +52,13 @@ ChunkCosts = dict[tuple[bytes, int], tuple[int, float]]
 log = logging.getLogger("xetstore")
 
 
-@dataclass(frozen=True, slots=True)
-class SnapshotResult:
+class SnapshotResult(NamedTuple):
     snapshot: Snapshot
     added: list[AddResult]  # one per file, in the snapshot's order of files
     skipped: list[tuple[str, str]]  # (path, why): what a snapshot cannot record
 
 
-@dataclass(frozen=True, slots=True)
-class WalkedPath:
+class WalkedPath(NamedTuple):
     path: str  # the snapshot path
     source: Path  # where it is on this machine
     kind: str
@@ -69,10 +66,12 @@ class WalkedPath:
     mtime_ns: int = 0
 
 
-@dataclass
 class Walk:
-    entries: list[WalkedPath] = field(default_factory=list)
-    skipped: list[tuple[Path, str]] = field(default_factory=list)  # (path, why)
+    """What walking an add's arguments found, in order, and what it skipped."""
+
+    def __init__(self) -> None:
+        self.entries: list[WalkedPath] = []
+        self.skipped: list[tuple[Path, str]] = []  # (path, why)
 
     def files(self) -> list[WalkedPath]:
         return [e for e in self.entries if e.kind == FILE]
@@ -238,8 +237,7 @@ def _check_destination(dest: Path) -> None:
 # -- diff -----------------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
-class SnapshotDiff:
+class SnapshotDiff(NamedTuple):
     """What changed from snapshot `old` to `new`, and what `new` costs on top of `old`."""
 
     old: Snapshot
