@@ -84,15 +84,15 @@ def test_ingest_ab(tmp_path: Path) -> None:
 
 
 def test_process_ab(tmp_path: Path) -> None:
-    # HEAD against this checkout, each command a process: both sides ingest, compact and
-    # restore the compacted layouts (byte-identical, or the script fails), and equal code
-    # stores equal bytes.
-    out = run_script("process_ab", "--base", "HEAD", "--workloads", "smallfiles", "--runs", "1", "--compact",
+    # HEAD against this checkout, each command a process: both sides ingest (add --tag),
+    # compact and restore the compacted layouts through the library and `xetstore restore`
+    # (byte-identical, or the script fails), and equal code stores equal bytes.
+    out = run_script("process_ab", "--base", "HEAD", "--workloads", "smallfiles", "--runs", "1", "--compact", "--tags",
                      "--scale", "1", "--cache", str(tmp_path / "workloads"), tmp_path=tmp_path)  # fmt: skip
-    number = r"([\d.]+)"
-    rows = re.findall(rf"^\| (\w+) \| {number} \| {number} \| [\d.]+ \| {number} \| {number} \| [\d.]+ \| {number} \| {number} \| (.+) \|$", out, re.M)
+    pair = r"([\d.]+) \| ([\d.]+) \| [\d.]+"
+    rows = re.findall(rf"^\| (\w+) \| {pair} \| {pair} \| {pair} \| ([\d.]+) \| ([\d.]+) \| (.+) \|$", out, re.M)
     assert [r[0] for r in rows] == ["smallfiles"], out
-    assert all(float(x) > 0 for x in rows[0][1:7]) and rows[0][7] == "equal", out
+    assert all(float(x) > 0 for x in rows[0][1:9]) and rows[0][9] == "equal", out
 
 
 @pytest.mark.parametrize("how", [[], ["--automatic"]], ids=["named", "automatic"])
