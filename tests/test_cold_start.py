@@ -134,6 +134,37 @@ def test_a_library_restore_imports_no_dataclasses_or_tempfile(tmp_path: Path) ->
     assert len(list((tmp_path / "out").iterdir())) == 4  # it did write the files
 
 
+_AGENT_DOWNLOAD = """
+import hashlib, json, sys
+from pathlib import Path
+from xetstore import Repository
+from xetstore.lfs.gitconfig import Workspace
+from xetstore.lfs.protocol import DownloadRequest
+from xetstore.lfs.transfer import Progress, download
+data = Path(sys.argv[2]).read_bytes()
+oid = hashlib.sha256(data).hexdigest()
+with Repository.open(sys.argv[1]) as r:
+    lfs = Path(sys.argv[3])
+    path = download(r, Workspace(lfs, lfs, None), DownloadRequest(oid, len(data)), Progress(lambda _: None, oid, len(data)), "test")
+assert Path(path).read_bytes() == data
+print(json.dumps(sorted(m for m in ("tempfile", "shutil", "dataclasses") if m in sys.modules)))
+"""
+
+
+def test_an_agent_download_imports_no_tempfile(tmp_path: Path) -> None:
+    """Each git-lfs agent is a fresh process: a download writes its temp file as a
+    restore does, without tempfile (shutil, bz2, lzma, random)."""
+    url = make_repository(tmp_path)
+    obj = tmp_path / "object.bin"
+    obj.write_bytes(random_bytes(3_000_000, seed=9))
+    env = {**os.environ, "XETSTORE_CACHE": str(tmp_path / "cache")}
+    with Repository.open(url, cache_dir=tmp_path / "cache") as r:
+        r.add_file(obj)
+    out = subprocess.run([sys.executable, "-c", _AGENT_DOWNLOAD, url, str(obj), str(tmp_path / "lfs")],
+                         capture_output=True, text=True, check=True, env=env)  # fmt: skip
+    assert json.loads(out.stdout.splitlines()[-1]) == []
+
+
 def test_version_imports_no_engine() -> None:
     engine = ["xetstore.repository", "xetstore.index", "xetstore.lfs.gitconfig", "lmdb", "blake3"]
     engine += ["xetstore.inputs", "pathlib", "traceback"]  # with json, ~8 ms of a start: imported where used

@@ -10,7 +10,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, BinaryIO, NamedTuple
+from typing import TYPE_CHECKING, BinaryIO, NamedTuple, Protocol
 
 from .backends import Backend, open_backend, with_local_cache
 from .config import RepositoryConfig, decode_config, encode_config
@@ -94,6 +94,12 @@ class RepositoryStats(NamedTuple):
     @property
     def compression_ratio(self) -> float:
         return self.unique_bytes / self.stored_bytes if self.stored_bytes else 1.0
+
+
+class Writable(Protocol):
+    """What `Repository.write_to` writes into."""
+
+    def write(self, data: bytes | memoryview, /) -> object: ...
 
 
 class Repository:
@@ -470,8 +476,9 @@ class Repository:
             out.truncate()
             self._reconstructor.write_file(self._fresh_manifest(xet_hex(manifest.file_hash)), out, progress, ahead)
 
-    def write_to(self, file_hash: str, out: BinaryIO, progress: Progress | None = None) -> None:
-        """Stream a file's bytes into an open binary stream."""
+    def write_to(self, file_hash: str, out: Writable, progress: Progress | None = None) -> None:
+        """Stream a file's bytes, in order, into anything with a binary `write` (a file,
+        a pipe, a writer that hashes on the way): views of the verified chunks, no copies."""
         for data in self._iter_resuming(self.manifest(file_hash)):
             out.write(data)
             if progress:

@@ -33,6 +33,7 @@ from .gitconfig import Workspace
 from .protocol import DownloadRequest, UploadRequest, encode_progress
 
 if TYPE_CHECKING:
+    from ..hashing import Sha256
     from ..repository import Repository
 
 __all__ = ["Progress", "upload", "download", "error_code", "SERIAL_UPLOAD"]
@@ -159,18 +160,15 @@ def _add(repo: Repository, f: BinaryIO, request: UploadRequest, progress: Progre
 def _rebuild(repo: Repository, file_hash: str, oid: str, tmp_dir: Path, progress: Progress) -> str:
     """Write the object into git-lfs's tmp dir (same filesystem as its objects: it
     renames the file there) and check its sha256; no file is left on failure."""
-    import hashlib
-    import tempfile
+    from ..destination import new_temp_file  # tempfile would load shutil, bz2, lzma, random
+    from ..hashing import Sha256
 
     tmp_dir.mkdir(parents=True, exist_ok=True)
-    fd, name = tempfile.mkstemp(prefix=f"{oid}.xetstore-", suffix=".tmp", dir=tmp_dir)
+    name, fd = new_temp_file(str(tmp_dir), f"{oid}.xetstore-", ".tmp")
     try:
-        sha = hashlib.sha256()
+        sha = Sha256()
         with os.fdopen(fd, "wb") as out:
-            for data in repo.iter_file(file_hash):
-                sha.update(data)
-                out.write(data)
-                progress.advance(len(data))
+            repo.write_to(file_hash, _Hashing(out, sha), progress.advance)  # chunk views, not copies
         if sha.hexdigest() != oid:
             raise HashMismatch(f"object {oid} rebuilt from {repo.url}", oid, sha.hexdigest())
         os.chmod(name, 0o666 & ~_umask())
@@ -178,6 +176,18 @@ def _rebuild(repo: Repository, file_hash: str, oid: str, tmp_dir: Path, progress
         os.unlink(name)
         raise
     return name
+
+
+class _Hashing:
+    """Writes into `out`, hashing what it writes."""
+
+    def __init__(self, out: BinaryIO, sha: Sha256) -> None:
+        self._out = out
+        self._sha = sha
+
+    def write(self, data: bytes | memoryview) -> int:
+        self._sha.update(data)
+        return self._out.write(data)
 
 
 def _umask() -> int:
