@@ -104,3 +104,13 @@ def test_delta_bench(tmp_path: Path, how: list[str]) -> None:
     found = re.findall(r"xetstore (plain|delta): stored +([\d.]+) MB .* ingest +([\d.]+) MB/s, restore +([\d.]+) MB/s", out)
     assert [f[0] for f in found] == ["plain", "delta"], out
     assert all(float(x) > 0 for f in found for x in f[1:]), out
+
+
+@pytest.mark.skipif(shutil.which("git-lfs") is None, reason="needs git-lfs")
+def test_clone_ab(tmp_path: Path) -> None:
+    # HEAD against this checkout: one push of every version through real git and git-lfs,
+    # then clones by each side's agent, each checked byte-identical by the script.
+    out = run_script("clone_ab", "--base", "HEAD", "--workloads", "release", "--runs", "1", "--scale", "1",
+                     "--cache", str(tmp_path / "workloads"), tmp_path=tmp_path)  # fmt: skip
+    rows = re.findall(r"^\| (\w+) \| (\d+) \| (\d+) \| ([\d.]+) \|$", out, re.M)
+    assert [r[0] for r in rows] == ["release"] and int(rows[0][1]) > 0 and int(rows[0][2]) > 0, out
