@@ -272,3 +272,36 @@ def test_a_tag_whose_newest_snapshot_is_damaged_names_the_one_before(
     assert snapshot_key(data) in caplog.text
     with pytest.raises(Refused, match=snapshot_key(data)):  # the damaged snapshot still holds its tag
         repo.add_snapshot([], "v1")
+
+
+def test_the_next_process_reads_only_the_snapshot_a_tag_names(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    cache = tmp_path / "cache"
+    with Repository.init(str(tmp_path / "repo"), cache_dir=cache) as repo:
+        for n in range(3):
+            put_snapshot(repo._backend, f"v{n}", [_entry(repo, b"file %d" % n, f"f{n}.txt")])
+        assert repo.snapshot("v1").tag == "v1"  # reads every head once, and saves them
+    with Repository.open(str(tmp_path / "repo"), cache_dir=cache) as again:
+        gets: list[str] = []
+        real_get = again._backend.get
+        monkeypatch.setattr(again._backend, "get", lambda key, *a: gets.append(key) or real_get(key, *a))
+        snap = again.snapshot("v2")
+        assert snap.tag == "v2" and gets == [snap.key], "the saved heads spare reading the other snapshots"
+        again.restore(snap, tmp_path / "out")
+    assert (tmp_path / "out" / "f2.txt").read_bytes() == b"file 2"
+
+
+def test_saved_heads_that_lie_are_dropped(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    cache = tmp_path / "cache"
+    with Repository.init(str(tmp_path / "repo"), cache_dir=cache) as repo:
+        keys = {n: put_snapshot(repo._backend, f"v{n}", [_entry(repo, b"file %d" % n, f"f{n}.txt")]).key for n in range(2)}
+        assert set(repo.tags()) == {"v0", "v1"}
+    saved = cache / "snapshot-heads.json"
+    doc = json.loads(saved.read_bytes())
+    doc["heads"][keys[0]][0], doc["heads"][keys[1]][0] = "v1", "v0"  # the tags swapped, as a damaged cache might
+    saved.write_text(json.dumps(doc))
+    with Repository.open(str(tmp_path / "repo"), cache_dir=cache) as again, caplog.at_level("WARNING", logger="xetstore"):
+        assert again.snapshot("v0").key == keys[0]
+        assert "disagrees" in caplog.text
+    saved.write_bytes(b"\x00not json")
+    with Repository.open(str(tmp_path / "repo"), cache_dir=cache) as third:
+        assert third.snapshot("v1").key == keys[1] and set(third.tags()) == {"v0", "v1"}

@@ -131,7 +131,7 @@ class Repository:
         if self._tag_reader is None:
             from .tags import TagReader
 
-            self._tag_reader = TagReader(self._backend)
+            self._tag_reader = TagReader(self._backend, self.cache_dir / "snapshot-heads.json")
         return self._tag_reader
 
     # -- lifecycle -----------------------------------------------------------

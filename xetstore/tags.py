@@ -5,16 +5,23 @@ every snapshot object's tag and time must be known, but only the chosen one's
 entries: checking and building every entry of every snapshot made restoring a
 1476-file tag out of four spend 70 ms on snapshots, twice (the command and the
 restore each asked). Snapshot objects never change, so the tag and time of each
-key read are kept for the life of the repository handle: a later question lists
-the keys again and reads only new ones, and then the snapshot it chooses.
+key read are kept, for the handle and in the local cache (`snapshot-heads.json`,
+beside the index): a later question, in this process or the next, lists the keys
+and reads only new ones, and then the snapshot it chooses. A saved head that the
+chosen object contradicts (a damaged cache) is dropped with the whole file, and
+the question is asked again of the objects.
 """
 
 from __future__ import annotations
 
+import json
 import logging
+import os
+from pathlib import Path
 from typing import NamedTuple
 
 from .backends import Backend
+from .destination import new_temp_file
 from .errors import IntegrityError, NotFound
 from .keys import SNAPSHOTS, names_its_content
 from .snapshot import Snapshot, decode_snapshot, snapshot_head
@@ -32,12 +39,17 @@ class Head(NamedTuple):
     key: str
 
 
+class _SavedHeadWrong(Exception):
+    """A saved head disagrees with its object: the saved heads were dropped."""
+
+
 class TagReader:
     """The snapshots of one backend, as tags name them."""
 
-    def __init__(self, backend: Backend) -> None:
+    def __init__(self, backend: Backend, saved: Path | None = None) -> None:
         self._backend = backend
-        self._heads: dict[str, Head] = {}  # key -> its head; objects never change
+        self._saved = saved  # where the heads are kept between processes
+        self._heads: dict[str, Head] = _read_saved(saved) if saved else {}  # key -> head
 
     def heads(self) -> list[Head]:
         """Every readable snapshot's head, the one each tag names first: newest
@@ -47,11 +59,19 @@ class TagReader:
             head = self._heads.get(info.key) or self._read_head(info.key)
             if head is not None:
                 found[info.key] = head
+        if found.keys() != self._heads.keys() and self._saved is not None:
+            _save(self._saved, found)
         self._heads = found  # a key gone from the listing was deleted: forget it
         return sorted(found.values(), key=lambda h: (h.created_ns, h.key), reverse=True)
 
     def named(self, tag: str) -> Snapshot | None:
         """The snapshot `tag` names: its newest snapshot whose entries are readable."""
+        try:
+            return self._named(tag)
+        except _SavedHeadWrong:
+            return self._named(tag)  # asked again of the objects themselves
+
+    def _named(self, tag: str) -> Snapshot | None:
         for head in self.heads():
             if head.tag == tag and (snap := self._load(head)) is not None:
                 return snap
@@ -59,6 +79,12 @@ class TagReader:
 
     def all_named(self) -> dict[str, Snapshot]:
         """Tag -> the snapshot it names, sorted by tag."""
+        try:
+            return self._all_named()
+        except _SavedHeadWrong:
+            return self._all_named()
+
+    def _all_named(self) -> dict[str, Snapshot]:
         out: dict[str, Snapshot] = {}
         for head in self.heads():
             if head.tag not in out and (snap := self._load(head)) is not None:
@@ -95,7 +121,16 @@ class TagReader:
         except IntegrityError as exc:
             log.warning("skipping damaged %s: %s", head.key, exc)
             return None
+        if (s.tag, s.created_ns) != (head.tag, head.created_ns):
+            self._drop_saved(head.key)
         return Snapshot(s.tag, s.created_ns, s.entries, head.key)
+
+    def _drop_saved(self, key: str) -> None:
+        log.warning("the saved tag of %s disagrees with it; reading every snapshot's tag again", key)
+        self._heads = {}
+        if self._saved is not None:
+            self._saved.unlink(missing_ok=True)
+        raise _SavedHeadWrong(key)
 
     def _get(self, key: str) -> bytes | None:
         """A snapshot object's bytes if it is still there and is what its name says."""
@@ -107,3 +142,35 @@ class TagReader:
             log.warning("skipping damaged %s: content does not match its name", key)
             return None
         return data
+
+
+_SAVED_FORMAT = "xetstore-snapshot-heads"
+
+
+def _read_saved(path: Path) -> dict[str, Head]:
+    """The heads saved at `path`; none if it is missing or not what this module writes."""
+    try:
+        doc = json.loads(path.read_bytes())
+        if doc.get("format") != _SAVED_FORMAT:
+            return {}
+        heads = {key: Head(tag, created, key) for key, (tag, created) in doc["heads"].items()}
+    except (OSError, ValueError, TypeError, KeyError, AttributeError):
+        return {}  # a missing or damaged cache: the objects are read instead
+    ok = all(isinstance(h.tag, str) and isinstance(h.created_ns, int) for h in heads.values())
+    return heads if ok else {}
+
+
+def _save(path: Path, heads: dict[str, Head]) -> None:
+    """Write the heads whole (a temp file renamed over the old one); a cache that
+    cannot be written is only a slower next question."""
+    doc = {"format": _SAVED_FORMAT, "heads": {k: [h.tag, h.created_ns] for k, h in heads.items()}}
+    name = ""
+    try:
+        name, fd = new_temp_file(str(path.parent), f".{path.name}.", ".tmp")
+        with os.fdopen(fd, "w") as out:
+            json.dump(doc, out, separators=(",", ":"))
+        os.replace(name, path)
+    except OSError as exc:
+        if name:
+            Path(name).unlink(missing_ok=True)
+        log.info("could not save snapshot heads to %s: %s", path, exc)
