@@ -17,8 +17,9 @@ from __future__ import annotations
 import json
 import logging
 import os
+from collections.abc import Callable
 from pathlib import Path
-from typing import NamedTuple
+from typing import NamedTuple, TypeVar
 
 from .backends import Backend
 from .destination import new_temp_file
@@ -26,7 +27,9 @@ from .errors import IntegrityError, NotFound
 from .keys import SNAPSHOTS, names_its_content
 from .snapshot import Snapshot, decode_snapshot, snapshot_head
 
-__all__ = ["TagReader", "Head"]
+__all__ = ["TagReader", "Head", "snapshot_bytes"]
+
+_T = TypeVar("_T")
 
 log = logging.getLogger("xetstore")
 
@@ -66,23 +69,23 @@ class TagReader:
 
     def named(self, tag: str) -> Snapshot | None:
         """The snapshot `tag` names: its newest snapshot whose entries are readable."""
+        return self._asking(lambda: self._named(tag))
+
+    def all_named(self) -> dict[str, Snapshot]:
+        """Tag -> the snapshot it names, sorted by tag."""
+        return self._asking(self._all_named)
+
+    def _asking(self, question: Callable[[], _T]) -> _T:
         try:
-            return self._named(tag)
+            return question()
         except _SavedHeadWrong:
-            return self._named(tag)  # asked again of the objects themselves
+            return question()  # asked again of the objects themselves
 
     def _named(self, tag: str) -> Snapshot | None:
         for head in self.heads():
             if head.tag == tag and (snap := self._load(head)) is not None:
                 return snap
         return None
-
-    def all_named(self) -> dict[str, Snapshot]:
-        """Tag -> the snapshot it names, sorted by tag."""
-        try:
-            return self._all_named()
-        except _SavedHeadWrong:
-            return self._all_named()
 
     def _all_named(self) -> dict[str, Snapshot]:
         out: dict[str, Snapshot] = {}
@@ -100,30 +103,25 @@ class TagReader:
         return out
 
     def _read_head(self, key: str) -> Head | None:
-        data = self._get(key)
-        if data is None:
-            return None
         try:
-            tag, created_ns = snapshot_head(data, key)
+            data = snapshot_bytes(self._backend, key)
+            return None if data is None else Head(*snapshot_head(data, key), key)
         except IntegrityError as exc:
             log.warning("skipping damaged %s: %s", key, exc)
             return None
-        return Head(tag, created_ns, key)
 
     def _load(self, head: Head) -> Snapshot | None:
         """The whole snapshot a head belongs to, entries checked (read again: whole
         snapshots are not kept, a handle may live long and snapshots be large)."""
-        data = self._get(head.key)
-        if data is None:
-            return None
         try:
-            s = decode_snapshot(data, head.key)
+            data = snapshot_bytes(self._backend, head.key)
+            s = None if data is None else decode_snapshot(data, head.key)
         except IntegrityError as exc:
             log.warning("skipping damaged %s: %s", head.key, exc)
             return None
-        if (s.tag, s.created_ns) != (head.tag, head.created_ns):
+        if s is not None and (s.tag, s.created_ns) != (head.tag, head.created_ns):
             self._drop_saved(head.key)
-        return Snapshot(s.tag, s.created_ns, s.entries, head.key)
+        return None if s is None else Snapshot(s.tag, s.created_ns, s.entries, head.key)
 
     def _drop_saved(self, key: str) -> None:
         log.warning("the saved tag of %s disagrees with it; reading every snapshot's tag again", key)
@@ -132,16 +130,17 @@ class TagReader:
             self._saved.unlink(missing_ok=True)
         raise _SavedHeadWrong(key)
 
-    def _get(self, key: str) -> bytes | None:
-        """A snapshot object's bytes if it is still there and is what its name says."""
-        try:
-            data = self._backend.get(key)
-        except NotFound:
-            return None  # removed while we listed
-        if not names_its_content(key, SNAPSHOTS, data):
-            log.warning("skipping damaged %s: content does not match its name", key)
-            return None
-        return data
+
+def snapshot_bytes(backend: Backend, key: str) -> bytes | None:
+    """A snapshot object's bytes, None if it is gone (removed while listed);
+    IntegrityError if they are not what its name says."""
+    try:
+        data = backend.get(key)
+    except NotFound:
+        return None
+    if not names_its_content(key, SNAPSHOTS, data):
+        raise IntegrityError(f"{key}: content does not match its name")
+    return data
 
 
 _SAVED_FORMAT = "xetstore-snapshot-heads"

@@ -21,9 +21,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, NamedTuple
 
 from .backends import Backend
-from .errors import ConfigError, InputError, IntegrityError, MissingData, NotFound, OutputError, Refused
+from .errors import ConfigError, InputError, IntegrityError, MissingData, OutputError, Refused
 from .hashing import xet_hex
-from .keys import SNAPSHOTS, names_its_content, xorb_key
+from .keys import SNAPSHOTS, xorb_key
 from .shard import Manifest
 from .snapshot import (
     DIR,
@@ -36,6 +36,7 @@ from .snapshot import (
     encode_snapshot,
     snapshot_key,
 )
+from .tags import snapshot_bytes
 from .xorb import XorbFooter
 
 if TYPE_CHECKING:
@@ -146,12 +147,9 @@ def read_snapshots(backend: Backend) -> tuple[list[Snapshot], list[tuple[str, st
     found, damaged = [], []
     for info in backend.list(SNAPSHOTS):
         try:
-            data = backend.get(info.key)
-        except NotFound:
-            continue  # removed while we listed
-        try:
-            if not names_its_content(info.key, SNAPSHOTS, data):
-                raise IntegrityError(f"{info.key}: content does not match its name")
+            data = snapshot_bytes(backend, info.key)
+            if data is None:
+                continue  # removed while we listed
             s = decode_snapshot(data, info.key)
         except IntegrityError as exc:
             damaged.append((info.key, str(exc)))
