@@ -114,3 +114,14 @@ def test_clone_ab(tmp_path: Path) -> None:
                      "--cache", str(tmp_path / "workloads"), tmp_path=tmp_path)  # fmt: skip
     rows = re.findall(r"^\| (\w+) \| (\d+) \| (\d+) \| ([\d.]+) \|$", out, re.M)
     assert [r[0] for r in rows] == ["release"] and int(rows[0][1]) > 0 and int(rows[0][2]) > 0, out
+
+
+@pytest.mark.skipif(shutil.which("git-lfs") is None, reason="needs git-lfs")
+def test_clone_ab_push(tmp_path: Path) -> None:
+    # --push: each side also pushes every version into repositories of its own.
+    out = run_script("clone_ab", "--base", "HEAD", "--workloads", "release", "--runs", "1", "--scale", "1", "--push",
+                     "--cache", str(tmp_path / "workloads"), tmp_path=tmp_path)  # fmt: skip
+    rows = re.findall(r"^\| (\w+)((?: \| [\d.]+){6}) \|$", out, re.M)
+    assert [r[0] for r in rows] == ["release"], out
+    clone_base, clone_this, _, push_base, push_this, _ = (float(x) for x in rows[0][1].split(" | ")[1:])
+    assert min(clone_base, clone_this, push_base, push_this) > 0, out
