@@ -81,9 +81,12 @@ def open_env(path: Path, map_size: int) -> tuple[lmdb.Environment, dict[bytes, A
         raise _os_error(key, exc) from None
     env = None
     try:
+        # metasync=False: one sync per commit, not two. A system crash may then undo
+        # the last commit but never breaks the database (LMDB keeps ACI), and the index
+        # holds nothing the repository's shards do not: the next sync merges them again.
         env = lmdb.open(
             key, map_size=map_size, max_dbs=16, writemap=False, sync=True,
-            metasync=True, lock=True, max_spare_txns=0, readahead=False,
+            metasync=False, lock=True, max_spare_txns=0, readahead=False,
         )  # fmt: skip
         cleared = env.reader_check()  # slots of readers that died without closing
         dbs = _open_tables(env)
