@@ -85,6 +85,23 @@ class BackendContract:
         assert backend.put("shards/s", b"second, longer") is False
         assert backend.get("shards/s") == b"first"
 
+    def test_staged_put_appears_only_at_publish(self, backend: Backend) -> None:
+        data = _data(70_000, seed=4)
+        staged = backend.stage("shards/st", data)
+        assert not backend.exists("shards/st") and list(backend.list()) == []
+        assert staged.publish() is True
+        assert backend.get("shards/st") == data
+        assert [i.key for i in backend.list()] == ["shards/st"]
+        assert backend.stage("shards/st", b"other").publish() is False  # never overwrites
+        assert backend.get("shards/st") == data
+        assert list(backend.sweep_temp(older_than=0)) == []  # a publish leaves nothing behind
+
+    def test_staged_put_discarded_leaves_nothing(self, backend: Backend) -> None:
+        backend.stage("shards/gone", _data(70_000, seed=5)).discard()
+        assert not backend.exists("shards/gone") and list(backend.list()) == []
+        assert list(backend.sweep_temp(older_than=0)) == []
+        assert backend.put("shards/gone", b"later") is True  # nothing stands in the way
+
     def test_ranges_like_slicing(self, backend: Backend) -> None:
         data = _data(1000)
         backend.put("xorbs/r", data)

@@ -57,3 +57,17 @@ def test_empty_file_hash_is_zero() -> None:
 def test_merkle_of_one_entry_is_that_hash() -> None:
     h = chunk_hash(b"a")
     assert merkle_root([(h, 1)]) == h
+
+
+@pytest.mark.parametrize("size", [0, 1, 100_000, 300_000, 3_000_000])
+@pytest.mark.parametrize("block", [64 * 1024, 1 << 20, 8 << 20])
+def test_stream_sha256_whatever_the_blocks(size: int, block: int) -> None:
+    # Small blocks are hashed on the chunking thread, larger ones on a worker: in any
+    # mix, the sha256 sees every byte once and in order.
+    import io
+    import random
+
+    from xetstore.intake import hash_stream
+
+    data = random.Random(size).randbytes(size)
+    assert hash_stream(io.BytesIO(data), block_size=block).sha256 == hashlib.sha256(data).hexdigest()

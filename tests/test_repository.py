@@ -270,3 +270,18 @@ def test_adding_an_unknown_stream_lists_the_shards_once(tmp_path: Path) -> None:
         backend.shard_listings = 0
         r.add_stream(io.BytesIO(data))
         assert backend.shard_listings == 2
+
+
+def test_failed_xorb_publish_leaves_no_shard_and_no_temp(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # A folder writes the shard under a temp name while the xorb publishes: when the
+    # publish fails, neither the shard nor its temp may remain, and a retry stores the file.
+    repo_dir = tmp_path / "repo"
+    data = random_bytes(200_000, 3)
+    with Repository.init(str(repo_dir)) as r:
+        monkeypatch.setenv("XETSTORE_FAULTPOINT", "clean.before_xorb:raise")
+        with pytest.raises(OSError, match="clean.before_xorb"):
+            r.add_bytes(data)
+        assert list((repo_dir / "shards").iterdir()) == []
+        assert list(repo_dir.rglob(".tmp-*")) == []
+        monkeypatch.delenv("XETSTORE_FAULTPOINT")
+        assert r.read_bytes(r.add_bytes(data).file_hash) == data

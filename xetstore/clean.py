@@ -284,10 +284,10 @@ class CleanSession:
         return any(self._index.manifest(fh) is not None for fh, *_ in self._pending)
 
     def finish(self, created: int) -> Shard | None:
-        """Seal and publish the last xorb, wait until every xorb is durable, and
-        return the session's shard, or None if every stream was already stored."""
+        """Seal the last xorb and start publishing it; return the session's shard,
+        or None if every stream was already stored. The shard may only be
+        published after `wait_durable`: its xorbs may still be publishing."""
         self._xorbs.seal()
-        self._xorbs.wait()
         sealed = self._xorbs.sealed
         hashes = [x.footer.xorb_hash for x in sealed]
         for fh, digest, terms, chunks in self._pending:
@@ -297,6 +297,10 @@ class CleanSession:
         if not manifests and not sealed:
             return None
         return Shard(tuple(manifests), tuple(sealed), created)
+
+    def wait_durable(self) -> None:
+        """Until every xorb of the session is durable; re-raises a publish's error."""
+        self._xorbs.wait()
 
     def manifest(self, fh: bytes) -> Manifest:
         """A stream's final manifest (after `finish`)."""

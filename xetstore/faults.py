@@ -22,7 +22,7 @@ FAULT_POINTS = (
     "clean.before_xorb",  # a xorb is sealed and spooled, not yet published
     "folder.mid_write",  # half of an object is in a folder backend's temp file
     "clean.after_xorb",  # a xorb is durable, no shard refers to it yet
-    "repository.after_xorbs",  # all of an add's xorbs are durable, its shard is not written
+    "repository.after_xorbs",  # all of an add's xorbs are durable, its shard not published (a folder holds it as a temp)
     "repository.after_shard",  # the shard is durable, the local index has not merged it
     "repository.after_index",  # the add is committed, not yet acknowledged
     "rm.after_record",  # a deletion record is durable, the local index has not merged it

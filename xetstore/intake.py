@@ -69,6 +69,11 @@ def hashed_blocks(blocks: Iterator[Block], sha: Sha256, sha_pool: Executor) -> I
     """
     previous: Future[None] | None = None
     for block in blocks:
+        if len(block.data) <= WHOLE_FILE and previous is None:
+            # A small stream's only block: its sha256 costs less here than a hand-off.
+            sha.update(block.data)
+            yield block, chunk_hashes(block.data, block.ends)
+            continue
         summing = sha_pool.submit(sha.update, block.data)
         yield block, chunk_hashes(block.data, block.ends)
         if previous is not None:

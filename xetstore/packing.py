@@ -163,13 +163,14 @@ class XorbBuilder:
         self._queue(job, None, size)
         return len(self._hashes) - 1
 
-    def _close_frame(self) -> None:
+    def _close_frame(self, here: bool = False) -> None:
+        """Queue the open frame's encoding: on the executor, or with `here` (or none) on this thread."""
         sizes = self._sizes[self._frame_first :]
         if not sizes:
             return
         args = (memoryview(self._frame)[: self._frame_used], sizes, self._level, self._compress, not self._checked)
         self._checked = True
-        job = encode_frame(*args) if self._executor is None else self._executor.submit(encode_frame, *args)
+        job = encode_frame(*args) if here or self._executor is None else self._executor.submit(encode_frame, *args)
         self._queue(job, self._frame, self._frame_used)
         self._frame = self._buffers.take()
         self._frame_used = 0
@@ -205,7 +206,9 @@ class XorbBuilder:
 
     def seal(self) -> SealedXorb:
         """Finish the xorb (write the rest and the footer); the builder is done after."""
-        self._close_frame()
+        # The last frame is encoded here: this thread would only wait for a worker to do it
+        # (for a git-lfs object of a few KiB, the hand-off cost more than the compression).
+        self._close_frame(here=True)
         while self._frames:
             self._write_ready(wait=True)
         self._buffers.give([self._frame])

@@ -351,7 +351,8 @@ class Repository:
             yield lease
 
     def _commit(self, session: CleanSession, cleaned: list[tuple[Cleaned, str | None]], lease: Lease) -> list[AddResult]:
-        """Write ordering: xorbs (already durable) -> shard -> index -> return.
+        """Write ordering: xorbs durable -> shard published (its bytes synced under a
+        temp name meanwhile) -> index -> return.
 
         If the index knows a file of the session, it is synced again first: a
         file another client removed while this session ran is not stored any
@@ -364,24 +365,39 @@ class Repository:
         if session.knows_a_file():
             self._merge()
         shard = session.finish(int(time.time()))
-        fault_point("repository.after_xorbs")
-        lease.check()  # the xorbs were checked while no gc could sweep
-        if shard is not None:
-            check_before_publish(self._backend, lease, shard, self._index.xorb_key)
+        staged = None
+        try:
+            if shard is not None:
+                key, shard, data = self._new_shard(shard)
+                # Written and synced while the last xorb publishes (a small git-lfs
+                # object's upload waited for one sync after the other); visible only below.
+                staged = self._backend.stage(key, data)
+            session.wait_durable()
+            fault_point("repository.after_xorbs")
+            lease.check()  # the xorbs were checked while no gc could sweep
+            if shard is not None and staged is not None:
+                check_before_publish(self._backend, lease, shard, self._index.xorb_key)
+                staged.publish()
+                fault_point("repository.after_shard")
+                self._record(key, shard)
+                fault_point("repository.after_index")
+        except BaseException:
+            if staged is not None:
+                staged.discard()
+            raise
+        return _results(cleaned, session.uploaded_bytes)
+
+    def _new_shard(self, shard: Shard) -> tuple[str, Shard, bytes]:
+        """The shard's key, itself and its bytes, made new if the index holds the same bytes:
+        a file removed and added again within the second. The deletion record names that
+        shard, so a later time must make this one new, or the file would stay deleted."""
+        data = encode_shard(shard)
+        key = shard_key(data)
+        while self._index.has_shard(key):
+            shard = shard._replace(created=shard.created + 1)
             data = encode_shard(shard)
             key = shard_key(data)
-            # The same bytes as a merged shard: a file removed and added again within
-            # the second. The deletion record names that shard, so a later time
-            # must make this one new, or the file would stay deleted.
-            while self._index.has_shard(key):
-                shard = shard._replace(created=shard.created + 1)
-                data = encode_shard(shard)
-                key = shard_key(data)
-            self._backend.put(key, data)
-            fault_point("repository.after_shard")
-            self._record(key, shard)
-            fault_point("repository.after_index")
-        return _results(cleaned, session.uploaded_bytes)
+        return key, shard, data
 
     def _record(self, key: str, shard: Shard) -> None:
         """Merge our own durable shard; the files are stored even if the index's disk is full."""

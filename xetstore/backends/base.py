@@ -11,12 +11,12 @@ from __future__ import annotations
 import os
 import re
 from abc import ABC, abstractmethod
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import NamedTuple
 
 from ..errors import ConfigError, ObjectNotFound
 
-__all__ = ["Backend", "ObjectInfo", "Payload", "validate_key", "payload_bytes", "payload_size"]
+__all__ = ["Backend", "ObjectInfo", "Payload", "StagedPut", "validate_key", "payload_bytes", "payload_size"]
 
 # What put() accepts: bytes; the object's bytes as parts in order (joining them
 # would copy); or a local file (a xorb spooled to disk while it was built), which
@@ -66,6 +66,14 @@ class ObjectInfo(NamedTuple):
     mtime: float  # seconds since the epoch, as the backend reports it
 
 
+class StagedPut(NamedTuple):
+    """A put whose object becomes visible only at `publish` (which returns what put()
+    would); `discard` drops it unpublished."""
+
+    publish: Callable[[], bool]
+    discard: Callable[[], None]
+
+
 class Backend(ABC):
     """Key -> bytes. Objects are written once, atomically, and never modified."""
 
@@ -106,6 +114,15 @@ class Backend(ABC):
         """The keys `list` gives, where a backend can name them for less (a folder
         need not stat each file: every add lists every shard)."""
         return (info.key for info in self.list(prefix))
+
+    def stage(self, key: str, data: Payload) -> StagedPut:
+        """Prepare a put of `key` that becomes visible at `publish`, and never before.
+
+        A folder writes and syncs the bytes under a temp name here, so that the
+        sync overlaps whatever must become durable before the object may appear
+        (a shard's xorbs); elsewhere (and through wrappers) `publish` is the put.
+        """
+        return StagedPut(lambda: self.put(key, data), lambda: None)
 
     def spool_dir(self) -> str | None:
         """Where a file that will be put() is best written, if anywhere in particular

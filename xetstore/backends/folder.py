@@ -16,7 +16,7 @@ from pathlib import Path
 
 from ..errors import AccessDenied, BackendError, DiskFull, ObjectNotFound
 from ..faults import fault_point
-from .base import Backend, ObjectInfo, Payload, validate_key
+from .base import Backend, ObjectInfo, Payload, StagedPut, validate_key
 
 __all__ = ["FolderBackend"]
 
@@ -69,6 +69,29 @@ class FolderBackend(Backend):
             raise _translate(key, exc) from None
         finally:
             tmp.unlink(missing_ok=True)
+
+    def stage(self, key: str, data: Payload) -> StagedPut:
+        """The bytes written and synced under a temp name now; `publish` links them."""
+        path = self._path(key)
+        if path.exists():
+            return StagedPut(lambda: False, lambda: None)
+        tmp = path.parent / f"{_TEMP_PREFIX}{os.urandom(8).hex()}"
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            _write_durably(tmp, data, self._mode)
+        except OSError as exc:
+            tmp.unlink(missing_ok=True)
+            raise _translate(key, exc) from None
+
+        def publish() -> bool:
+            try:
+                return _publish(tmp, path)
+            except OSError as exc:
+                raise _translate(key, exc) from None
+            finally:
+                tmp.unlink(missing_ok=True)
+
+        return StagedPut(publish, lambda: tmp.unlink(missing_ok=True))
 
     def spool_dir(self) -> str | None:
         return str(self.root)
