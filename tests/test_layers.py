@@ -17,7 +17,7 @@ LAYERS = {
     "chunking": 1, "gear": 1, "hashing": 1, "compression": 1, "call_filter": 1,
     "xorb": 2, "near_copies": 2, "packing": 2, "shard": 2, "config": 2, "snapshot": 2, "records": 2, "keys": 2, "lfs/protocol": 2, "lfs/locator": 2,
     "index": 3, "backends": 3,
-    "repository": 4, "grouped_bases": 4, "clean": 4, "xorb_writer": 4, "intake": 4, "cutting": 4, "smudge": 4, "frame_cache": 4, "file_reader": 4, "maintenance": 4, "trees": 4, "tags": 4, "names": 4,
+    "repository": 4, "repository_state": 4, "reading": 4, "adding": 4, "tagging": 4, "grouped_bases": 4, "clean": 4, "xorb_writer": 4, "intake": 4, "cutting": 4, "smudge": 4, "frame_cache": 4, "file_reader": 4, "maintenance": 4, "trees": 4, "tags": 4, "names": 4,
     "destination": 4, "file_batches": 4, "inputs": 4, "dedup_targets": 4, "delta_bases": 4, "interrupts": 5, "display": 5,
     "cli": 5, "output": 5, "progress": 5, "lfs": 5, "__init__": 5, "__main__": 5, "bench": 5,
 }  # fmt: skip

@@ -1,36 +1,26 @@
-"""The repository: the one object that ties backend, index, clean and smudge together."""
+"""The repository: the one object that ties backend, index, clean and smudge together.
+
+A Repository is built in layers, each a module of its own: repository_state.py
+(what a handle keeps, and sync), reading.py, adding.py and tagging.py (snapshots);
+this module opens and closes repositories, lists and finds files, and hands
+maintenance to xetstore/maintenance/.
+"""
 
 from __future__ import annotations
 
-import functools
-import io
 import logging
 import os
-import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, BinaryIO, NamedTuple, Protocol
+from typing import TYPE_CHECKING, NamedTuple
 
+from .adding import AddResult
 from .backends import Backend, open_backend, with_local_cache
 from .config import RepositoryConfig, decode_config, encode_config
-from .errors import (
-    ConfigError,
-    DiskFull,
-    FileNotInRepository,
-    FormatError,
-    IndexUnusable,
-    MissingData,
-    ObjectNotFound,
-    RepositoryNotFound,
-    SnapshotNotFound,
-    XetStoreError,
-)
-from .faults import fault_point
+from .errors import ConfigError, ObjectNotFound, RepositoryNotFound
 from .hashing import from_xet_hex, xet_hex
-from .index import Index
-from .keys import CONFIG, SHARDS, shard_key
-from .maintenance import Lease, check_before_publish, open_index, sync_index
+from .keys import CONFIG, SHARDS
+from .maintenance import open_index
 from .names import resolve_name
 from .params import (
     COMPACT_FRAME_BYTES,
@@ -40,36 +30,19 @@ from .params import (
     RepositoryParams,
     default_cache_root,
 )
-from .shard import Manifest, Shard, encode_shard
+from .repository_state import Progress
+from .tagging import Tagging
 
 # Adding (chunking, clean), reading (smudge, file_reader), snapshots (trees, snapshot)
 # and maintenance (check, gc, repair) are imported by the methods that use them: a
 # process that opens a repository to list, add or read files (the CLI, each git-lfs
 # agent) pays only for what it does.
 if TYPE_CHECKING:
-    from .chunking import Chunker
-    from .clean import Cleaned, CleanSession, EarlierOf
-    from .maintenance import CheckReport, CompactReport, GcReport, RebuildReport, SessionLease, ShardRepair, XorbRepair
-    from .smudge import Reconstructor
-    from .snapshot import Snapshot, SnapshotEntry
-    from .tags import TagReader
-    from .trees import SnapshotDiff, SnapshotResult, WalkedPath
-    from .xorb_writer import SessionWorkers
+    from .maintenance import CheckReport, CompactReport, GcReport, RebuildReport, ShardRepair, XorbRepair
 
 __all__ = ["Repository", "AddResult", "FileInfo", "RepositoryStats"]
 
 log = logging.getLogger("xetstore")
-
-Progress = Callable[[int], None]
-
-
-class AddResult(NamedTuple):
-    file_hash: str
-    size: int
-    sha256: str
-    new_bytes: int  # plain bytes of the chunks this add stored
-    stored_bytes: int  # xorb bytes this add wrote, shared in proportion to new_bytes
-    path: str | None = None
 
 
 class FileInfo(NamedTuple):
@@ -96,43 +69,8 @@ class RepositoryStats(NamedTuple):
         return self.unique_bytes / self.stored_bytes if self.stored_bytes else 1.0
 
 
-class Writable(Protocol):
-    """What `Repository.write_to` writes into."""
-
-    def write(self, data: bytes | memoryview, /) -> object: ...
-
-
-class Repository:
+class Repository(Tagging):
     """A xetstore repository on a backend, with its local index."""
-
-    def __init__(self, backend: Backend, config: RepositoryConfig, index: Index, cache_dir: Path, owns_cache: bool) -> None:
-        self._backend = backend
-        self.config = config
-        self._index = index
-        self.cache_dir = cache_dir
-        self._owns_cache = owns_cache
-        self._chunker: Chunker | None = None  # made by the first add session
-        self._held: SessionLease | None = None  # inside `adding`
-        self._workers: SessionWorkers | None = None  # inside `adding`, made by its first add
-        self._reader: Reconstructor | None = None  # made by the first read
-        self._tag_reader: TagReader | None = None  # made by the first question about tags
-
-    @property
-    def _reconstructor(self) -> Reconstructor:
-        """The reading machinery, made on first use: an `xetstore add` never loads it."""
-        if self._reader is None:
-            from .smudge import Reconstructor
-
-            self._reader = Reconstructor(self._backend, self._index)
-        return self._reader
-
-    @property
-    def _tags(self) -> TagReader:
-        if self._tag_reader is None:
-            from .tags import TagReader
-
-            self._tag_reader = TagReader(self._backend, self.cache_dir / "snapshot-heads.json")
-        return self._tag_reader
 
     # -- lifecycle -----------------------------------------------------------
 
@@ -213,32 +151,8 @@ class Repository:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    @property
-    def url(self) -> str:
-        return self._backend.url
 
-    def sync(self) -> int:
-        """Merge shards and deletion records the index has not seen (other processes
-        or machines wrote them); rebuild the index if gc removed shards.
-
-        With the index's disk full, reading goes on with what the index knows
-        (a warning says what was not merged); adds sync strictly (`_merge`)."""
-        try:
-            return self._merge()
-        except DiskFull as exc:
-            log.warning("the index could not merge what other clients added (%s); "
-                        "files they added stay unknown until there is space", exc)  # fmt: skip
-            return 0
-
-    def _merge(self) -> int:
-        merged, damaged = sync_index(self._backend, self._index)
-        for d in damaged:
-            log.warning("skipping damaged %s: %s", d.key, d.reason)
-        if merged and self._reader is not None:
-            self._reader.forget_tables()  # a merged compact may name a xorb's newer layout
-        return merged
-
-    # -- adding --------------------------------------------------------------
+    # -- adding (the sessions and the commit: adding.py) ---------------------
 
     def add_files(
         self, paths: Iterable[str | os.PathLike[str]], progress: Progress | None = None, earlier: str | None = None
@@ -253,292 +167,13 @@ class Repository:
         same_size = self._same_size()
         return self._add_files(list(paths), progress, lambda _, size: named if named is not None else same_size(size))
 
-    def _add_files(
-        self, paths: list[str | os.PathLike[str]], progress: Progress | None, earlier: EarlierOf
-    ) -> list[AddResult]:
-        from .inputs import check_input  # here, as DedupTargets below: reading never needs them
-
-        before = [check_input(p) for p in paths]  # refuse bad input before writing anything
-        with self._writing() as lease, self._session() as session:
-            cleaned = session.add_paths(paths, before, progress, earlier)
-            return self._commit(session, [(c, os.fspath(p)) for c, p in zip(cleaned, paths)], lease)
-
-    def _earlier(self, earlier: EarlierOf, i: int, size: int) -> Sequence[Manifest]:
-        """The earlier versions file `i` is cleaned against; none (and no index
-        scan) unless the repository stores delta chunks."""
-        return earlier(i, size) if self.config.params.delta else ()
-
-    def _same_size(self) -> Callable[[int], list[Manifest]]:
-        """Size -> stored files of that size (one index scan per add, on first use,
-        when delta_bases loads too: a repository without delta chunks never asks)."""
-        made: list[Callable[[int], list[Manifest]]] = []
-
-        def lookup(size: int) -> list[Manifest]:
-            if not made:
-                from .delta_bases import SameSize
-
-                made.append(SameSize(self._index))
-            return made[0](size)
-
-        return lookup
 
     def add_file(
         self, path: str | os.PathLike[str], progress: Progress | None = None, earlier: str | None = None
     ) -> AddResult:
         return self.add_files([path], progress, earlier)[0]
 
-    def add_stream(
-        self, stream: BinaryIO, expected_sha256: str | None = None, progress: Progress | None = None, size: int | None = None
-    ) -> AddResult:
-        """Add one binary stream; with `expected_sha256`, refuse other content.
-        With its `size` known and delta chunks on, the most recently added stored
-        files of that size are its earlier versions (git-lfs names no path)."""
-        expected = bytes.fromhex(expected_sha256) if expected_sha256 else None
-        with self._writing() as lease, self._session() as session:
-            same_size = self._same_size()
-            earlier = self._earlier(lambda _, n: same_size(n), 0, size) if size is not None else ()
-            cleaned = session.add_stream(stream, expected, progress, earlier=earlier)
-            return self._commit(session, [(cleaned, None)], lease)[0]
 
-    def add_bytes(self, data: bytes) -> AddResult:
-        return self.add_stream(io.BytesIO(data))
-
-    def _session(self) -> CleanSession:
-        from .chunking import make_chunker
-        from .clean import CleanSession
-
-        if self._chunker is None:
-            self._chunker = make_chunker(self.config.params.chunker)
-        spool = self.cache_dir / "spool"
-        spool.mkdir(parents=True, exist_ok=True)
-        if self._held is not None and self._workers is None:
-            from .xorb_writer import SessionWorkers
-
-            self._workers = SessionWorkers(self._backend, self.config.params)
-        return CleanSession(self._backend, self._index, self.config.params, self._chunker, str(spool), self._workers)
-
-    @contextmanager
-    def adding(self) -> Iterator[None]:
-        """Adds inside share what each would set up and tear down: one writer lease,
-        taken by the first that needs it (gc cannot sweep until the end), and the
-        threads and buffers that clean. Each still makes its shard durable and
-        commits it before it returns. For a git-lfs agent's many small objects."""
-        from .maintenance import SessionLease
-
-        held = self._held = SessionLease(self._backend, self._merge)
-        try:
-            yield
-        finally:
-            workers, self._held, self._workers = self._workers, None, None
-            try:
-                if workers is not None:
-                    workers.close()  # its last publishes end under the lease
-            finally:
-                held.release()
-
-    @contextmanager
-    def _writing(self, sync: bool = False) -> Iterator[Lease]:
-        """A writer lease (gc deletes nothing meanwhile) and an index synced under it:
-        this call's own, or the held one, synced when taken and again if `sync`."""
-        if self._held is not None:
-            lease, taken = self._held.current()
-            if sync and not taken:
-                self._merge()
-            yield lease
-            return
-        with Lease.writer(self._backend) as lease:
-            self._merge()
-            yield lease
-
-    def _commit(self, session: CleanSession, cleaned: list[tuple[Cleaned, str | None]], lease: Lease) -> list[AddResult]:
-        """Write ordering: xorbs durable -> shard published (its bytes synced under a
-        temp name meanwhile) -> index -> return.
-
-        If the index knows a file of the session, it is synced again first: a
-        file another client removed while this session ran is not stored any
-        more and must be recorded again, or a gc would take its chunks. A file
-        counts as stored only if every xorb its manifest names exists (checked
-        in `finish`, under the lease). A session of files the index does not
-        know records them all, so it skips that sync: listing every shard per
-        git-lfs object made a push of many small files slower with every push.
-        """
-        if session.knows_a_file():
-            self._merge()
-        shard = session.finish(int(time.time()))
-        staged = None
-        try:
-            if shard is not None:
-                key, shard, data = self._new_shard(shard)
-                # Written and synced while the last xorb publishes (a small git-lfs
-                # object's upload waited for one sync after the other); visible only below.
-                staged = self._backend.stage(key, data)
-            session.wait_durable()
-            fault_point("repository.after_xorbs")
-            lease.check()  # the xorbs were checked while no gc could sweep
-            if shard is not None and staged is not None:
-                check_before_publish(self._backend, lease, shard, self._index.xorb_key)
-                staged.publish()
-                fault_point("repository.after_shard")
-                self._record(key, shard)
-                fault_point("repository.after_index")
-        except BaseException:
-            if staged is not None:
-                staged.discard()
-            raise
-        return _results(cleaned, session.uploaded_bytes)
-
-    def _new_shard(self, shard: Shard) -> tuple[str, Shard, bytes]:
-        """The shard's key, itself and its bytes, made new if the index holds the same bytes:
-        a file removed and added again within the second. The deletion record names that
-        shard, so a later time must make this one new, or the file would stay deleted."""
-        data = encode_shard(shard)
-        key = shard_key(data)
-        while self._index.has_shard(key):
-            shard = shard._replace(created=shard.created + 1)
-            data = encode_shard(shard)
-            key = shard_key(data)
-        return key, shard, data
-
-    def _record(self, key: str, shard: Shard) -> None:
-        """Merge our own durable shard; the files are stored even if the index's disk is full."""
-        try:
-            self._index.add_shard(key, shard)
-        except DiskFull as exc:
-            log.warning("stored (%s is durable), but the index could not record it (%s); "
-                        "the next command merges it once the index has space", key, exc)  # fmt: skip
-
-    # -- reading -------------------------------------------------------------
-
-    def manifest(self, file_hash: str) -> Manifest:
-        raw = _parse_file_hash(file_hash)
-        m = self._index.manifest(raw)
-        if m is None:
-            self.sync()
-            m = self._index.manifest(raw)
-        if m is None:
-            raise FileNotInRepository(file_hash)
-        if m.file_hash != raw:  # a damaged index must not serve another file's bytes
-            raise IndexUnusable(str(self._index.path), f"its entry for file {file_hash} names another file")
-        return m
-
-    def read_file(
-        self,
-        file_hash: str,
-        dest_path: str | os.PathLike[str],
-        progress: Progress | None = None,
-        overwrite: bool = True,
-    ) -> None:
-        """Write a file to `dest_path` (output.py: no partial file, umask mode, a device
-        or FIFO written in place, a link refused); with overwrite False, never replace."""
-        self._write_path(self.manifest(file_hash), dest_path, progress, overwrite, ahead=True)
-
-    def read_files(
-        self,
-        files: Iterable[tuple[str, str | os.PathLike[str]]],
-        progress: Progress | None = None,
-        overwrite: bool = True,
-    ) -> None:
-        """read_file for each (file hash, destination); files of 1 MiB and more two at
-        a time (file_batches.py). Every file is attempted; the first failure, in the
-        given order, is raised after the rest."""
-        items = list(files)
-        found = [self._manifest_or_error(file_hash) for file_hash, _ in items]
-        self._read_batch(found, [d for _, d in items], progress, overwrite)
-
-    def _read_batch(
-        self,
-        found: list[Manifest | XetStoreError],
-        dests: Sequence[str | os.PathLike[str]],
-        progress: Progress | None,
-        overwrite: bool,
-    ) -> None:
-        from .file_batches import read_batch
-
-        def read_one(i: int, ahead: bool) -> None:
-            manifest = found[i]
-            if isinstance(manifest, XetStoreError):
-                raise manifest
-            self._write_path(manifest, dests[i], progress, overwrite, ahead)
-
-        read_batch([m.size if isinstance(m, Manifest) else None for m in found], read_one)
-
-    def _manifest_or_error(self, file_hash: str) -> Manifest | XetStoreError:
-        try:
-            return self.manifest(file_hash)
-        except XetStoreError as exc:
-            return exc  # read_files raises it in its turn
-
-    def _write_path(
-        self, manifest: Manifest, dest_path: str | os.PathLike[str], progress: Progress | None, overwrite: bool, ahead: bool
-    ) -> None:
-        from .destination import write_output  # only commands that write files load it
-
-        write_output(Path(dest_path), lambda out: self._write_resuming(manifest, out, progress, ahead), overwrite)
-
-    def _write_resuming(self, manifest: Manifest, out: BinaryIO, progress: Progress | None, ahead: bool) -> None:
-        """A file's verified bytes into `out`: a regular file is written by the reader
-        threads at their offsets (the main thread's in-order writes were a quarter of
-        a dataset restore), rewritten once after a re-sync if a xorb vanished mid-read
-        (gc repacked it while this index was older); a stream resumes where it was."""
-        if not out.seekable():
-            for data in _counted(self._iter_resuming(manifest), progress):
-                out.write(data)
-            return
-        start = out.tell()
-        try:
-            self._reconstructor.write_file(manifest, out, progress, ahead)
-        except MissingData:
-            out.seek(start)
-            out.truncate()
-            self._reconstructor.write_file(self._fresh_manifest(xet_hex(manifest.file_hash)), out, progress, ahead)
-
-    def write_to(self, file_hash: str, out: Writable, progress: Progress | None = None) -> None:
-        """Stream a file's bytes, in order, into anything with a binary `write` (a file,
-        a pipe, a writer that hashes on the way): views of the verified chunks, no copies."""
-        for data in self._iter_resuming(self.manifest(file_hash)):
-            out.write(data)
-            if progress:
-                progress(len(data))
-
-    def iter_file(self, file_hash: str) -> Iterator[bytes]:
-        return (bytes(data) for data in self._iter_resuming(self.manifest(file_hash)))
-
-    def _iter_resuming(self, manifest: Manifest) -> Iterator[bytes | memoryview]:
-        """A file's verified bytes; if a xorb vanished mid-read (gc repacked it while
-        this index was older), re-sync once and resume at the same offset."""
-        done = 0
-        try:
-            for data in self._reconstructor.iter_file(manifest):
-                done += len(data)
-                yield data
-            return
-        except MissingData:
-            pass
-        with self.open_file(xet_hex(manifest.file_hash)) as f:  # re-syncs on the same error
-            f.seek(done)
-            while block := f.read(8 << 20):
-                yield block
-
-    def open_file(self, file_hash: str) -> io.BufferedReader:
-        """A seekable binary file object that fetches only the chunks reads need."""
-        from .file_reader import FileReader
-
-        raw = FileReader(self._reconstructor, self.manifest(file_hash), lambda: self._fresh_manifest(file_hash))
-        return io.BufferedReader(raw, buffer_size=256 * 1024)
-
-    def _fresh_manifest(self, file_hash: str) -> Manifest:
-        self.sync()  # rebuilds the index when gc replaced shards
-        return self.manifest(file_hash)
-
-    def read_bytes(self, file_hash: str, start: int = 0, end: int | None = None) -> bytes:
-        """Bytes [start, end) of a file (end None = to the end)."""
-        with self.open_file(file_hash) as f:
-            size = f.raw.size  # type: ignore[attr-defined]
-            stop = size if end is None else min(end, size)
-            if start >= stop:
-                return b""
-            f.seek(start)
-            return f.read(stop - start)
 
     # -- listing -------------------------------------------------------------
 
@@ -604,83 +239,6 @@ class Repository:
             return text
         return self.find(text)
 
-    # -- snapshots: trees.py ---------------------------------------------------
-
-    def add_snapshot(
-        self, paths: Iterable[str | os.PathLike[str]], tag: str, progress: Progress | None = None
-    ) -> SnapshotResult:
-        """Add files and directories, then record them as a snapshot tagged `tag`
-        (after their shard is durable). A tag names one snapshot for good."""
-        from .trees import SnapshotResult, put_snapshot, refuse_taken, snapshot_entries, walk_inputs
-
-        refuse_taken(self._tags.taken(), tag)
-        walk = walk_inputs(paths)
-        files = walk.files()
-        added = self._add_files([w.source for w in files], progress, self._earlier_in_snapshots(files))
-        refuse_taken(self._tags.taken(), tag)  # again: the add may have taken a while
-        stored = [(from_xet_hex(r.file_hash), r.size) for r in added]
-        snapshot = put_snapshot(self._backend, tag, snapshot_entries(walk, stored))
-        return SnapshotResult(snapshot, added, [(str(p), why) for p, why in walk.skipped])
-
-    def _earlier_in_snapshots(self, files: list[WalkedPath]) -> EarlierOf:
-        """Each file's earlier versions: the files at its snapshot path in the
-        newest snapshots having that path (any tag); for a path new to every
-        snapshot, the stored files of its size (asked only with delta chunks on: an
-        add --tag without them loads no delta or reading code)."""
-        snapshots = self.snapshots() if self.config.params.delta else []
-        same_size = self._same_size()
-
-        def earlier(i: int, size: int) -> Sequence[Manifest]:
-            from .delta_bases import by_path
-
-            found = [self._index.manifest(h) for h in by_path(snapshots, files[i].path)]
-            known = [m for m in found if m is not None]  # removed files are no base
-            return known or same_size(size)
-
-        return earlier
-
-    def snapshots(self) -> list[Snapshot]:
-        """Every snapshot on the backend, newest first (damaged ones are logged and skipped)."""
-        from .trees import read_snapshots
-
-        found, damaged = read_snapshots(self._backend)
-        for key, reason in damaged:
-            log.warning("skipping damaged %s: %s", key, reason)
-        return sorted(found, key=lambda s: (s.created_ns, s.key), reverse=True)
-
-    def tags(self) -> dict[str, Snapshot]:
-        """Tag -> the snapshot it names (the newest readable one carrying it), sorted by tag."""
-        return self._tags.all_named()
-
-    def snapshot(self, tag: str) -> Snapshot:
-        snap = self._tags.named(tag)
-        if snap is None:
-            raise SnapshotNotFound(tag, sorted(self._tags.taken()))
-        return snap
-
-    def restore(
-        self, tag: str | Snapshot, dest: str | os.PathLike[str], progress: Progress | None = None
-    ) -> list[SnapshotEntry]:
-        """Recreate a snapshot (a tag, or one `snapshot()` gave) under `dest`, which must
-        be absent or empty."""
-        from .trees import restore_tree
-
-        snap = self.snapshot(tag) if isinstance(tag, str) else tag
-        # Every file is known before anything is written, and read with what was found.
-        known = {h: self.manifest(h) for h in (xet_hex(e.file_hash) for e in snap.files())}
-
-        def read(files: list[tuple[str, Path]]) -> None:
-            self._read_batch([known[h] for h, _ in files], [d for _, d in files], progress, True)
-
-        return restore_tree(snap, Path(dest), read)
-
-    def diff(self, old_tag: str, new_tag: str) -> SnapshotDiff:
-        """Paths added, removed and changed from `old_tag` to `new_tag`, and the chunks `new_tag` adds."""
-        from .trees import chunk_costs, diff_snapshots
-
-        costs = functools.partial(chunk_costs, lambda fh: self.manifest(xet_hex(fh)), self._index.xorb)
-        return diff_snapshots(self.snapshot(old_tag), self.snapshot(new_tag), costs)
-
     # -- maintenance: xetstore/maintenance/ ----------------------------------
 
     def check(
@@ -745,29 +303,3 @@ class Repository:
         return collect_garbage(self._backend, self._index, self.config.params, options)
 
 
-def _parse_file_hash(text: str) -> bytes:
-    try:
-        return from_xet_hex(text)
-    except FormatError:
-        raise FileNotInRepository(text, "a file hash is 64 hex digits, as `xetstore ls` prints") from None
-
-
-def _counted(blocks: Iterator[bytes | memoryview], progress: Progress | None) -> Iterator[bytes | memoryview]:
-    for data in blocks:
-        yield data
-        if progress:
-            progress(len(data))
-
-
-def _results(cleaned: list[tuple[Cleaned, str | None]], uploaded: int) -> list[AddResult]:
-    """One result per stream; the session's xorb bytes are shared by new bytes."""
-    total_new = sum(c.new_bytes for c, _ in cleaned)
-    results, given = [], 0
-    for n, (c, path) in enumerate(cleaned):
-        if n == len(cleaned) - 1:
-            share = uploaded - given
-        else:
-            share = uploaded * c.new_bytes // total_new if total_new else 0
-        given += share
-        results.append(AddResult(xet_hex(c.file_hash), c.size, c.sha256.hex(), c.new_bytes, share, path))
-    return results
