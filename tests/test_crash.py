@@ -25,8 +25,9 @@ from .samples import random_bytes, write_file
 
 KILLED = -signal.SIGKILL
 
-# (fault spec, what the kill interrupts). folder.mid_write counts every put of the
-# child: the 1st is its writer lease, the 2nd its xorb, the 3rd its shard.
+# (fault spec, what the kill interrupts). folder.mid_write counts the objects the
+# child writes whole: the 1st is its writer lease, the 2nd its shard, staged while
+# its xorb (spooled inside the folder, so linked, not rewritten) is published.
 ADD_FAULTS = [
     "clean.before_xorb:kill",
     "packing.mid_xorb:kill@1",
