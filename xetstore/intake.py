@@ -70,7 +70,8 @@ def hashed_blocks(blocks: Iterator[Block], sha: Sha256, sha_pool: Executor) -> I
     previous: Future[None] | None = None
     for block in blocks:
         if len(block.data) <= WHOLE_FILE and previous is None:
-            # A small stream's only block: its sha256 costs less here than a hand-off.
+            # A small block (a small stream's only one) is hashed here: that costs less than
+            # a hand-off. Once a block went to the worker, the rest follow it, in order.
             sha.update(block.data)
             yield block, chunk_hashes(block.data, block.ends)
             continue

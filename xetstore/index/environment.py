@@ -83,7 +83,7 @@ def open_env(path: Path, map_size: int) -> tuple[lmdb.Environment, dict[bytes, A
     try:
         # metasync=False: one sync per commit, not two. A system crash may then undo
         # the last commit but never breaks the database (LMDB keeps ACI), and the index
-        # holds nothing the repository's shards do not: the next sync merges them again.
+        # holds nothing the shards and deletion records do not: the next sync merges it again.
         env = lmdb.open(
             key, map_size=map_size, max_dbs=16, writemap=False, sync=True,
             metasync=False, lock=True, max_spare_txns=0, readahead=False,
