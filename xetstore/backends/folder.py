@@ -53,22 +53,18 @@ class FolderBackend(Backend):
             raise _translate(key, exc) from None
 
     def put(self, key: str, data: Payload) -> bool:
-        path = self._path(key)
+        if not (isinstance(data, os.PathLike) and Path(data).parent == self.root):
+            return self.stage(key, data).publish()
+        path = self._path(key)  # a file spooled here (spool_dir): link it, no copy
         if path.exists():
             return False
-        tmp = path.parent / f"{_TEMP_PREFIX}{os.urandom(8).hex()}"
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
-            if isinstance(data, os.PathLike) and Path(data).parent == self.root:
-                os.chmod(data, self._mode)  # spooled by mkstemp, which makes it 0600 whatever the umask
-                _fsync(Path(data))  # a file spooled here (spool_dir): link it, no copy
-                return _publish(Path(data), path)
-            _write_durably(tmp, data, self._mode)
-            return _publish(tmp, path)
+            os.chmod(data, self._mode)  # spooled by mkstemp, which makes it 0600 whatever the umask
+            _fsync(Path(data))
+            return _publish(Path(data), path)
         except OSError as exc:
             raise _translate(key, exc) from None
-        finally:
-            tmp.unlink(missing_ok=True)
 
     def stage(self, key: str, data: Payload) -> StagedPut:
         """The bytes written and synced under a temp name now; `publish` links them."""
