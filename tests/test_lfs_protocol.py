@@ -261,6 +261,33 @@ def test_download_creates_the_lfs_tmp_dir(world: World) -> None:
     assert Path(done["path"]).read_bytes() == data
 
 
+def test_downloaded_object_has_the_mode_the_umask_gives_a_new_file(world: World) -> None:
+    data = random_bytes(20_000, seed=5)
+    oid, path = world.object(data)
+    world.run(init("upload"), upload(oid, len(data), path))
+    old = os.umask(0o027)
+    try:
+        (done,) = completes(world.run(init("download"), download(oid, len(data))))
+    finally:
+        os.umask(old)
+    assert os.stat(done["path"]).st_mode & 0o777 == 0o640
+
+
+def test_rebuilt_object_whose_sha256_is_not_its_oid_is_refused_and_leaves_no_file(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    wanted, other = random_bytes(30_000, seed=6), random_bytes(30_000, seed=7)
+    (oid, path), (other_oid, other_path) = world.object(wanted), world.object(other)
+    world.run(init("upload"), upload(oid, len(wanted), path), upload(other_oid, len(other), other_path))
+    real_find = Repository.find
+    # An index or shard that maps the oid to another file of the same size (corrupt metadata).
+    monkeypatch.setattr(Repository, "find", lambda repo, sha: real_find(repo, other_oid if sha == oid else sha))
+    (done,) = completes(world.run(init("download"), download(oid, len(wanted))))
+    code, message = error_of(done)
+    assert code == 422 and oid in message and hashlib.sha256(other).hexdigest() in message
+    assert list(world.workspace.tmp_dir.iterdir()) == []
+
+
 def test_empty_object(world: World) -> None:
     oid, path = world.object(b"")
     replies = world.run(init("upload"), upload(oid, 0, path))

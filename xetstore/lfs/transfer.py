@@ -160,7 +160,7 @@ def _add(repo: Repository, f: BinaryIO, request: UploadRequest, progress: Progre
 def _rebuild(repo: Repository, file_hash: str, oid: str, tmp_dir: Path, progress: Progress) -> str:
     """Write the object into git-lfs's tmp dir (same filesystem as its objects: it
     renames the file there) and check its sha256; no file is left on failure."""
-    from ..destination import new_temp_file  # tempfile would load shutil, bz2, lzma, random
+    from ..destination import new_file_mode, new_temp_file  # tempfile would load shutil, bz2, lzma, random
     from ..hashing import Sha256
 
     tmp_dir.mkdir(parents=True, exist_ok=True)
@@ -171,7 +171,7 @@ def _rebuild(repo: Repository, file_hash: str, oid: str, tmp_dir: Path, progress
             repo.write_to(file_hash, _Hashing(out, sha), progress.advance)  # chunk views, not copies
         if sha.hexdigest() != oid:
             raise HashMismatch(f"object {oid} rebuilt from {repo.url}", oid, sha.hexdigest())
-        os.chmod(name, 0o666 & ~_umask())
+        os.chmod(name, new_file_mode())  # it was made 0600; git-lfs renames it into place as it is
     except BaseException:
         os.unlink(name)
         raise
@@ -188,9 +188,3 @@ class _Hashing:
     def write(self, data: bytes | memoryview) -> int:
         self._sha.update(data)
         return self._out.write(data)
-
-
-def _umask() -> int:
-    mask = os.umask(0o022)
-    os.umask(mask)
-    return mask
